@@ -1,0 +1,13 @@
+# Every dependency is a Debian package (scripts/setup.sh installs them). Nothing is
+# downloaded at build time.
+find_package(Threads REQUIRED)
+find_package(Boost 1.81...<1.82 REQUIRED CONFIG)   # header-only: Asio and Beast
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
+find_package(ZLIB REQUIRED)
+if(MSGTRANS_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(MSGTRANS_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+endif()

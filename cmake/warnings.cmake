@@ -1,0 +1,13 @@
+# Compiler flags shared by every target of the project.
+add_library(msgtrans_build_flags INTERFACE)
+target_compile_options(msgtrans_build_flags INTERFACE -Wall -Wextra -Wpedantic)
+if(MSGTRANS_WERROR)
+  target_compile_options(msgtrans_build_flags INTERFACE -Werror)
+endif()
+# Asio: no deprecated names, and std::coroutine support.
+target_compile_definitions(msgtrans_build_flags INTERFACE BOOST_ASIO_NO_DEPRECATED)
+
+if(MSGTRANS_SANITIZE)
+  add_compile_options(-fsanitize=${MSGTRANS_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  add_link_options(-fsanitize=${MSGTRANS_SANITIZE})
+endif()

@@ -1,0 +1,140 @@
+/// @file transport.hpp
+/// The interface every transport implements: a listener (server side), a connector
+/// (client side) and a connection that turns bytes into packets and packets into bytes.
+///
+/// TCP, WebSocket and QUIC are built on it, and so can an application's own transport
+/// (examples/unix_socket_transport shows one). Rules:
+/// - A connection lives on one loop (`boost::asio::io_context`) for its whole life. The
+///   runtime calls its methods only on that loop, and the connection calls its
+///   `connection_owner` only on that loop.
+/// - The transport frames and unframes; it does not interpret packets. It hands each
+///   received packet's bytes to `on_packet`, and writes the encoded packets it is given.
+/// - `on_closed` is called exactly once, after which the owner is never called again.
+#pragma once
+
+#include <msgtrans/packet.hpp>
+
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <system_error>
+
+namespace msgtrans {
+
+/// Why a connection ended.
+enum class close_reason {
+  normal,             ///< closed by this side's application (close / disconnect)
+  peer_closed,        ///< the peer closed it, or the network dropped it
+  idle_timeout,       ///< no traffic within the idle timeout
+  handshake_timeout,  ///< no handshake (or first packet) within the handshake timeout
+  protocol_error,     ///< the peer sent something the protocol forbids
+  limit_reached,      ///< a configured limit refused it (max_connections, ...)
+  shutdown,           ///< the server or client is stopping
+  error,              ///< an I/O or TLS error
+};
+
+/// Human-readable name of a close reason ("peer_closed", ...).
+const char* to_string(close_reason r) noexcept;
+
+/// How and why a connection ended.
+struct close_info {
+  close_reason reason = close_reason::normal;
+  std::error_code error;  ///< the underlying error, if any
+  std::string detail;     ///< what a person needs to know, e.g. "version 2 is not supported"
+  int transport_code = 0; ///< transport-specific: WebSocket close code, QUIC error code
+};
+
+/// Where a connection runs.
+struct endpoint_info {
+  std::string protocol;       ///< "tcp", "ws", "wss", "quic", ...
+  std::string local_address;  ///< "127.0.0.1:8001"
+  std::string peer_address;
+};
+
+/// Implemented by the runtime. A transport calls it on the connection's loop.
+class connection_owner {
+ public:
+  /// One whole received packet, framing removed. Valid only during the call.
+  virtual void on_packet(bytes_view packet) = 0;
+  /// Everything passed to `connection::write` has been handed to the OS (or the
+  /// transport's own bounded buffer); the next write may follow.
+  virtual void on_write_done() = 0;
+  /// The connection ended. Called exactly once.
+  virtual void on_closed(close_info info) = 0;
+
+ protected:
+  ~connection_owner() = default;
+};
+
+/// One established connection of some transport.
+class connection {
+ public:
+  virtual ~connection() = default;
+
+  /// Starts reading. Called once, on the connection's loop, before any other call.
+  virtual void start(connection_owner& owner) = 0;
+
+  /// Writes these encoded packets, in order, each one whole packet. The caller keeps the
+  /// bytes alive until `on_write_done`, and never calls `write` again before it.
+  virtual void write(std::span<const bytes_view> packets) = 0;
+
+  /// Stops or resumes reading from the peer (back-pressure).
+  virtual void set_reading(bool enabled) = 0;
+
+  /// Ends the connection: finishes the write in progress (bounded in time), tells the
+  /// peer why where the protocol can (WebSocket close frame, QUIC CONNECTION_CLOSE),
+  /// then calls `on_closed` with this info. Calling it twice is harmless.
+  virtual void close(close_info info) = 0;
+
+  /// Protocol and addresses.
+  virtual endpoint_info info() const = 0;
+};
+
+/// What the runtime gives a listener or connector.
+struct transport_context {
+  /// Limits the transport enforces while framing (from the header, before buffering).
+  decode_limits limits;
+};
+
+/// Accepts connections for a server.
+class listener {
+ public:
+  using loop_picker = std::function<boost::asio::io_context&()>;
+  /// Receives each new connection, on the loop the connection lives on.
+  using accept_handler = std::function<void(std::unique_ptr<connection>)>;
+
+  virtual ~listener() = default;
+
+  /// Binds and starts accepting. Each accepted connection is created on
+  /// `pick_loop()` and delivered to `on_accept` on that loop once it is ready to carry
+  /// packets (after any TLS / WebSocket / QUIC handshake). Returns bind_failed (with
+  /// the address in `detail`) if the address cannot be bound.
+  virtual std::error_code start(boost::asio::io_context& accept_loop, loop_picker pick_loop,
+                                accept_handler on_accept, const transport_context& ctx,
+                                std::string& detail) = 0;
+  /// Stops accepting. Established connections are not touched. Idempotent.
+  virtual void stop() = 0;
+  /// The bound address, with the real port when port 0 was asked for.
+  virtual std::string local_address() const = 0;
+  /// "tcp", "ws", ...
+  virtual std::string protocol() const = 0;
+};
+
+/// Makes client connections.
+class connector {
+ public:
+  using connect_handler = std::function<void(std::error_code, std::unique_ptr<connection>)>;
+
+  virtual ~connector() = default;
+
+  /// Connects on `loop`; calls `done` exactly once on that loop, within `timeout`.
+  virtual void connect(boost::asio::io_context& loop, std::chrono::milliseconds timeout,
+                       const transport_context& ctx, connect_handler done) = 0;
+  /// e.g. "tcp://127.0.0.1:8001"
+  virtual std::string target() const = 0;
+};
+
+}  // namespace msgtrans

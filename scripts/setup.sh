@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every Debian package msgtrans needs to build, test and benchmark.
+# Idempotent: a second run installs nothing new. Needs root (or sudo).
+set -euo pipefail
+
+packages=(
+  # toolchain
+  g++ cmake ninja-build ccache pkg-config git
+  clang libclang-rt-14-dev
+  # libraries
+  libboost1.81-dev libssl-dev
+  libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev
+  libzstd-dev zlib1g-dev
+  libcli11-dev libtomlplusplus-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # independent peers used by the tests
+  python3 python3-websockets ngtcp2-client
+  openssl
+)
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+# Node.js: the machine image may carry its own build (which bundles npm and conflicts
+# with Debian's npm package); install Debian's only when there is no node at all.
+if ! command -v node >/dev/null 2>&1; then missing+=(nodejs npm); fi
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "setup: all Debian packages present"
+fi

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Quick start 2: install what is needed, build, and run every test:
+#   1. the optimised build and its full test suite;
+#   2. the same unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (clang);
+#   3. each libFuzzer target for a bounded time;
+#   4. install, and build a consumer project against the installed copy.
+# Set MSGTRANS_FUZZ_SECONDS to change the fuzzing time per target (default 60).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+step() { echo; echo "== [$(( $(date +%s) - start ))s] $*"; }
+
+step "setup"
+scripts/setup.sh
+
+step "release build"
+cmake --preset release >/dev/null
+cmake --build --preset release
+step "release tests"
+ctest --preset release
+
+step "sanitizer build (ASan + UBSan)"
+cmake --preset sanitize >/dev/null
+cmake --build --preset sanitize
+step "sanitizer tests"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --preset sanitize
+
+step "fuzzing"
+scripts/fuzz.sh "${MSGTRANS_FUZZ_SECONDS:-60}"
+
+step "install + consumer project"
+scripts/check-install.sh
+
+step "all tests passed in $(( $(date +%s) - start ))s"

@@ -1,0 +1,162 @@
+// Packet header and body codec (wire format v1). No allocation except in the owning
+// `encode` / `decode` conveniences.
+#include <msgtrans/error.hpp>
+#include <msgtrans/packet.hpp>
+
+#include <cstring>
+
+namespace msgtrans {
+namespace {
+
+std::uint16_t load16(const std::byte* p) noexcept {
+  return static_cast<std::uint16_t>((std::to_integer<unsigned>(p[0]) << 8) | std::to_integer<unsigned>(p[1]));
+}
+std::uint32_t load32(const std::byte* p) noexcept {
+  return (std::uint32_t{std::to_integer<std::uint8_t>(p[0])} << 24) |
+         (std::uint32_t{std::to_integer<std::uint8_t>(p[1])} << 16) |
+         (std::uint32_t{std::to_integer<std::uint8_t>(p[2])} << 8) |
+         std::uint32_t{std::to_integer<std::uint8_t>(p[3])};
+}
+void store16(std::byte* p, std::uint16_t v) noexcept {
+  p[0] = std::byte(v >> 8);
+  p[1] = std::byte(v);
+}
+void store32(std::byte* p, std::uint32_t v) noexcept {
+  p[0] = std::byte(v >> 24);
+  p[1] = std::byte(v >> 16);
+  p[2] = std::byte(v >> 8);
+  p[3] = std::byte(v);
+}
+
+packet make(packet_type t, std::uint32_t id, bytes_view payload, std::uint8_t biz) {
+  packet p;
+  p.type = t;
+  p.message_id = id;
+  p.biz_type = biz;
+  p.payload.assign(payload.begin(), payload.end());
+  return p;
+}
+
+}  // namespace
+
+std::error_code validate_header(const packet_header& h, const decode_limits& limits) noexcept {
+  if (h.version != protocol_version) return errc::bad_version;
+  if (static_cast<std::uint8_t>(h.compression) > 2) return errc::bad_compression;
+  if (static_cast<std::uint8_t>(h.type) > 2) return errc::bad_packet_type;
+  if (h.ext_header_len > limits.max_ext_header) return errc::ext_header_too_large;
+  if (h.total_size() > limits.max_message_size) return errc::message_too_large;
+  return {};
+}
+
+result<packet_header> decode_header(bytes_view in, const decode_limits& limits) noexcept {
+  if (in.size() < header_size) return errc::short_header;
+  const std::byte* p = in.data();
+  packet_header h;
+  h.version = std::to_integer<std::uint8_t>(p[0]);
+  h.compression = static_cast<compression>(std::to_integer<std::uint8_t>(p[1]));
+  h.type = static_cast<packet_type>(std::to_integer<std::uint8_t>(p[2]));
+  h.biz_type = std::to_integer<std::uint8_t>(p[3]);
+  h.message_id = load32(p + 4);
+  h.ext_header_len = load16(p + 8);
+  h.payload_len = load32(p + 10);
+  h.flags = load16(p + 14);
+  if (auto ec = validate_header(h, limits)) return ec;
+  return h;
+}
+
+void encode_header(const packet_header& h, std::byte* out) noexcept {
+  out[0] = std::byte(h.version);
+  out[1] = std::byte(static_cast<std::uint8_t>(h.compression));
+  out[2] = std::byte(static_cast<std::uint8_t>(h.type));
+  out[3] = std::byte(h.biz_type);
+  store32(out + 4, h.message_id);
+  store16(out + 8, h.ext_header_len);
+  store32(out + 10, h.payload_len);
+  store16(out + 14, h.flags);
+}
+
+result<packet_view> decode_view(bytes_view in, const decode_limits& limits) noexcept {
+  auto h = decode_header(in, limits);
+  if (!h) return h.error();
+  if (in.size() < h->total_size()) return errc::truncated;
+  if (in.size() > h->total_size()) return errc::trailing_bytes;
+  packet_view v;
+  v.header = *h;
+  v.ext_header = in.subspan(header_size, h->ext_header_len);
+  v.payload = in.subspan(header_size + h->ext_header_len, h->payload_len);
+  return v;
+}
+
+std::size_t encoded_size(const packet_view& p) noexcept {
+  return header_size + p.ext_header.size() + p.payload.size();
+}
+
+result<std::size_t> encode_to(const packet_view& p, std::span<std::byte> out) noexcept {
+  if (p.ext_header.size() > 0xFFFF || p.payload.size() > 0xFFFFFFFFu) return errc::invalid_argument;
+  const std::size_t n = encoded_size(p);
+  if (out.size() < n) return errc::invalid_argument;
+  packet_header h = p.header;
+  h.ext_header_len = static_cast<std::uint16_t>(p.ext_header.size());
+  h.payload_len = static_cast<std::uint32_t>(p.payload.size());
+  encode_header(h, out.data());
+  std::byte* w = out.data() + header_size;
+  if (!p.ext_header.empty()) std::memcpy(w, p.ext_header.data(), p.ext_header.size());
+  w += p.ext_header.size();
+  if (!p.payload.empty()) std::memcpy(w, p.payload.data(), p.payload.size());
+  return n;
+}
+
+packet packet::one_way(std::uint32_t id, bytes_view payload, std::uint8_t biz) {
+  return make(packet_type::one_way, id, payload, biz);
+}
+packet packet::request(std::uint32_t id, bytes_view payload, std::uint8_t biz) {
+  return make(packet_type::request, id, payload, biz);
+}
+packet packet::response(std::uint32_t id, bytes_view payload, std::uint8_t biz) {
+  return make(packet_type::response, id, payload, biz);
+}
+
+result<byte_buffer> encode(const packet& p) {
+  packet_view v;
+  v.header.compression = p.compression;
+  v.header.type = p.type;
+  v.header.biz_type = p.biz_type;
+  v.header.message_id = p.message_id;
+  v.header.flags = p.flags;
+  v.ext_header = p.ext_header;
+  byte_buffer compressed;
+  if (p.compression != compression::none) {
+    if (auto ec = compress(p.compression, p.payload, compressed)) return ec;
+    v.payload = compressed;
+  } else {
+    v.payload = p.payload;
+  }
+  byte_buffer out(encoded_size(v));
+  auto n = encode_to(v, out);
+  if (!n) return n.error();
+  return out;
+}
+
+result<packet> to_packet(const packet_view& v, const decode_limits& limits) {
+  packet p;
+  p.type = v.header.type;
+  p.biz_type = v.header.biz_type;
+  p.message_id = v.header.message_id;
+  p.flags = v.header.flags;
+  p.compression = v.header.compression;
+  p.ext_header.assign(v.ext_header.begin(), v.ext_header.end());
+  if (v.header.compression == compression::none) {
+    p.payload.assign(v.payload.begin(), v.payload.end());
+  } else if (auto ec = decompress(v.header.compression, v.payload, limits.max_message_size, p.payload)) {
+    return ec;
+  }
+  return p;
+}
+
+result<packet> decode(bytes_view in, const decode_limits& limits) {
+  auto v = decode_view(in, limits);
+  if (!v) return v.error();
+  return to_packet(*v, limits);
+}
+
+}  // namespace msgtrans
