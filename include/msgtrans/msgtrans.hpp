@@ -14,3 +14,4 @@
 #include <msgtrans/stats.hpp>
 #include <msgtrans/tcp.hpp>
 #include <msgtrans/transport.hpp>
+#include <msgtrans/url.hpp>
