@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   int status = msgtrans::cli::ok;
   msgtrans::cli::add_serve(app, status);
   msgtrans::cli::add_client_commands(app, status);
+  msgtrans::cli::add_bench(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

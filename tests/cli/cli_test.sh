@@ -29,6 +29,16 @@ set +e
 "$bin" serve --tcp "$a" 2>/dev/null; [ $? = 2 ] || fail "bind conflict should exit 2"
 set -e
 
+# The load generator against the same server: messages flow and no errors occur.
+"$bin" bench "tcp://$a" -c 4 -k 8 -d 1 -w 0.2 -q --json >"$work/bench.json" || fail "bench exited non-zero"
+grep -q '"errors":0' "$work/bench.json" || fail "bench reported errors: $(cat "$work/bench.json")"
+grep -q '"messages":0,' "$work/bench.json" && fail "bench moved no messages"
+"$bin" bench "tcp://$a" -m flood -c 2 -d 0.5 -w 0.1 -q --json >"$work/flood.json" || fail "flood bench"
+"$bin" bench "tcp://$a" -m rate -r 2000 -c 2 -d 0.5 -w 0.1 -q --json >"$work/rate.json" || fail "rate bench"
+set +e
+"$bin" bench "tcp://127.0.0.1:1" -c 3 -d 0.2 -w 0 -q --connect-timeout 1 >/dev/null 2>&1; [ $? = 2 ] || fail "bench against nothing should end (exit 2), not hang"
+set -e
+
 kill -TERM $pid
 wait $pid || fail "serve did not exit 0 on SIGTERM"
 grep -q "stopping gracefully" "$work/err" || fail "no graceful stop message"
