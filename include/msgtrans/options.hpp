@@ -26,7 +26,10 @@ struct send_options {
 /// What `send` does when the connection's outgoing queue is past its high-water mark.
 enum class backpressure_mode {
   fail,  ///< return errc::queue_full at once (default)
-  wait,  ///< the async_send variants wait until the queue drains below the mark
+  /// send() called off the loop threads blocks until the queue has room (at most
+  /// request_timeout, then queue_full). On a loop thread (in a handler) it cannot block
+  /// and returns queue_full.
+  wait,
 };
 
 /// Per-connection settings, the same for every transport.

@@ -110,6 +110,16 @@ std::error_code session_core::send(packet_type type, std::uint32_t response_id, 
 
   // From another thread: copy, then hand over to the loop.
   const std::size_t n = header_size + o.ext_header.size() + payload.size();
+  if (check_room(n) && opts_.backpressure == backpressure_mode::wait) {
+    // Wait for the queue to drain below the mark (bounded by request_timeout).
+    room_waiters_.fetch_add(1);
+    std::unique_lock lock(room_mu_);
+    room_cv_.wait_for(lock, opts_.request_timeout, [&] {
+      return !check_room(n) || state_.load(std::memory_order_acquire) != state::open;
+    });
+    room_waiters_.fetch_sub(1);
+    if (state_.load(std::memory_order_acquire) != state::open) return errc::connection_closed;
+  }
   if (auto ec = check_room(n)) {
     host_.counters().queue_full.fetch_add(1, std::memory_order_relaxed);
     return ec;
@@ -277,6 +287,10 @@ void session_core::on_write_done() {
   c.bytes_out.fetch_add(bytes, std::memory_order_relaxed);
   c.packets_out.fetch_add(packets, std::memory_order_relaxed);
   update_reading();
+  if (room_waiters_.load(std::memory_order_relaxed) > 0) {
+    std::lock_guard lock(room_mu_);
+    room_cv_.notify_all();
+  }
   if (queue_.has_pending()) {
     flush();
   } else if (state_.load(std::memory_order_relaxed) == state::closing) {
@@ -393,6 +407,10 @@ void session_core::on_closed(close_info info) {
   if (state_.exchange(state::closed) == state::closed) return;
   auto self = shared_from_this();  // the host drops its reference in session_closed
   timer_.cancel();
+  {
+    std::lock_guard lock(room_mu_);
+    room_cv_.notify_all();
+  }
   if (info.reason == close_reason::protocol_error)
     host_.counters().protocol_errors.fetch_add(1, std::memory_order_relaxed);
   fail_all_requests(errc::connection_closed);

@@ -19,6 +19,8 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <chrono>
 #include <memory>
 
@@ -148,6 +150,11 @@ class session_core final : public connection_owner, public std::enable_shared_fr
 
   std::atomic<std::uint64_t> packets_in_{0}, packets_out_{0}, bytes_in_{0}, bytes_out_{0};
   std::atomic<std::uint64_t> inbound_open_{0};
+
+  // backpressure_mode::wait: senders on other threads wait here for room.
+  std::mutex room_mu_;
+  std::condition_variable room_cv_;
+  std::atomic<int> room_waiters_{0};
 };
 
 }  // namespace msgtrans::detail

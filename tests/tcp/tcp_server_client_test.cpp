@@ -669,3 +669,103 @@ TEST(Tcp, PresetsChangeRealSettings) {
   p.write(encode_packet(packet_type::one_way, 1, std::string(2 * 1024 * 1024, 'x')));
   EXPECT_TRUE(p.wait_closed());
 }
+
+TEST(Tcp, BackpressureWaitModeBlocksInsteadOfFailing) {
+  // A bare acceptor that reads nothing until told to.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor acc(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  const auto port = acc.local_endpoint().port();
+  session_options o;
+  o.write_high_water = 128 * 1024;
+  o.backpressure = backpressure_mode::wait;
+  o.request_timeout = 10s;
+  client c = client_builder{}.connect_to(tcp_client_config{"127.0.0.1:" + std::to_string(port)}).options(o).build();
+  ASSERT_FALSE(c.connect());
+  boost::asio::ip::tcp::socket peer(io);
+  acc.accept(peer);
+  const std::string chunk(64 * 1024, 'w');
+  constexpr int count = 200;  // 12.8 MiB: far past the mark and the kernel buffers
+  std::atomic<int> sent{0}, failed{0};
+  std::thread sender([&] {
+    for (int i = 0; i < count; ++i) (c.send(as_bytes(chunk)) ? failed : sent)++;
+  });
+  // Read everything; the sender can only finish because it waited for room.
+  std::size_t want = count * (chunk.size() + header_size), got = 0;
+  std::vector<char> buf(1 << 16);
+  while (got < want) {
+    boost::system::error_code ec;
+    got += peer.read_some(boost::asio::buffer(buf), ec);
+    ASSERT_FALSE(ec) << ec.message();
+  }
+  sender.join();
+  EXPECT_EQ(sent.load(), count);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(c.stats().queue_full_rejections, 0u);
+}
+
+TEST(Tcp, ExtHeaderLimitAndRequestTimeoutDefault) {
+  session_options o;
+  o.max_ext_header = 100;
+  o.request_timeout = 150ms;
+  waiter w;
+  std::optional<close_info> closed;
+  auto s = server_builder{}
+               .listen(any_port())
+               .options(o)
+               .on_closed([&](session_id, const close_info& i) { w.update([&] { closed = i; }); })
+               .build();
+  ASSERT_FALSE(s.start());
+  auto c = make_client(s, [&](client_builder& b) { b.options(o); });
+  ASSERT_FALSE(c.connect());
+  // No handler answers: the default timeout (150 ms here) applies.
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = c.call(as_bytes("x"));
+  EXPECT_EQ(r.error(), errc::timeout);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 150ms + 15ms + 10ms);
+  // An extension header over the server's limit closes the connection.
+  std::string big(101, 'e');
+  send_options so;
+  so.ext_header = as_bytes(big);
+  ASSERT_FALSE(c.send(as_bytes("x"), so));
+  ASSERT_TRUE(w.wait([&] { return closed.has_value(); }));
+  EXPECT_EQ(closed->error, errc::ext_header_too_large);
+}
+
+TEST(Tcp, ListenBacklogAndClientSocketOptions) {
+  tcp_server_config cfg = any_port();
+  cfg.backlog = 77;
+  auto s = server_builder{}.listen(cfg).on_request([](request& r) { r.respond(r.payload); }).build();
+  ASSERT_FALSE(s.start());
+  const auto addr = address_of(s);
+  const auto port = addr.substr(addr.rfind(':') + 1);
+  // For a listening socket, ss shows the backlog as Send-Q.
+  std::string cmd = "ss -Hltn 'sport = :" + port + "'";
+  FILE* f = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  char line[512] = {};
+  ASSERT_NE(std::fgets(line, sizeof line, f), nullptr);
+  ::pclose(f);
+  EXPECT_NE(std::string(line).find(" 77 "), std::string::npos) << line;
+
+  tcp_client_config cc{addr};
+  cc.nodelay = false;
+  cc.keepalive = std::chrono::seconds(23);
+  client c = client_builder{}.connect_to(cc).build();
+  ASSERT_FALSE(c.connect());
+  ASSERT_TRUE(c.call(as_bytes("x")));
+  int fd = -1;
+  DIR* d = opendir("/proc/self/fd");
+  while (auto* e = readdir(d)) {
+    int cand = std::atoi(e->d_name);
+    sockaddr_in peer{};
+    socklen_t len = sizeof peer;
+    if (::getpeername(cand, reinterpret_cast<sockaddr*>(&peer), &len) == 0 && peer.sin_family == AF_INET &&
+        ntohs(peer.sin_port) == std::stoi(port))
+      fd = cand;
+  }
+  closedir(d);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(get_int_opt(fd, IPPROTO_TCP, TCP_NODELAY), 0);
+  EXPECT_EQ(get_int_opt(fd, SOL_SOCKET, SO_KEEPALIVE), 1);
+  EXPECT_EQ(get_int_opt(fd, IPPROTO_TCP, TCP_KEEPIDLE), 23);
+}
