@@ -769,3 +769,72 @@ TEST(Tcp, ListenBacklogAndClientSocketOptions) {
   EXPECT_EQ(get_int_opt(fd, SOL_SOCKET, SO_KEEPALIVE), 1);
   EXPECT_EQ(get_int_opt(fd, IPPROTO_TCP, TCP_KEEPIDLE), 23);
 }
+
+TEST(Tcp, BroadcastToAllAndToASet) {
+  waiter w;
+  std::vector<session_id> ids;
+  auto s = server_builder{}
+               .listen(any_port())
+               .on_connected([&](const connection_info& i) { w.update([&] { ids.push_back(i.session); }); })
+               .build();
+  ASSERT_FALSE(s.start());
+  std::array<std::atomic<int>, 3> got{};
+  std::vector<client> cs;
+  for (int i = 0; i < 3; ++i) {
+    cs.push_back(make_client(s, [&, i](client_builder& b) {
+      b.on_message([&, i](const message& m) {
+        if (m.text() == "to all" || m.text() == "to two") w.update([&] { ++got[i]; });
+      });
+    }));
+    ASSERT_FALSE(cs.back().connect());
+  }
+  ASSERT_TRUE(w.wait([&] { return ids.size() == 3; }));
+  EXPECT_EQ(s.broadcast(as_bytes("to all")), 3u);
+  ASSERT_TRUE(w.wait([&] { return got[0] == 1 && got[1] == 1 && got[2] == 1; }));
+  std::vector<session_id> two;
+  {
+    std::lock_guard lock(w.mutex());
+    two = {ids[0], ids[1]};
+  }
+  EXPECT_EQ(s.broadcast(two, as_bytes("to two")), 2u);
+  ASSERT_TRUE(w.wait([&] { return got[0] + got[1] + got[2] == 5; }));
+}
+
+TEST(Tcp, DisconnectFlushesWhatSendAccepted) {
+  waiter w;
+  int got = 0;
+  auto s = server_builder{}
+               .listen(any_port())
+               .on_message([&](const message&) { w.update([&] { ++got; }); })
+               .build();
+  ASSERT_FALSE(s.start());
+  auto c = make_client(s);
+  ASSERT_FALSE(c.connect());
+  int accepted = 0;
+  std::string payload(4096, 'd');
+  for (int i = 0; i < 500; ++i)
+    if (!c.send(as_bytes(payload))) ++accepted;
+  c.disconnect();
+  EXPECT_FALSE(c.is_connected());
+  ASSERT_TRUE(w.wait([&] { return got == accepted; }));
+  EXPECT_EQ(accepted, 500);
+}
+
+TEST(Tcp, SlowEventConsumerLosesNothing) {
+  auto s = server_builder{}.listen(any_port()).events(4).build();  // tiny on purpose
+  ASSERT_FALSE(s.start());
+  auto c = make_client(s);
+  ASSERT_FALSE(c.connect());
+  constexpr int n = 300;
+  for (int i = 0; i < n; ++i) ASSERT_FALSE(c.send(as_bytes(std::to_string(i))));
+  int next = 0;
+  while (next < n) {
+    auto e = s.events().wait_for(5s);
+    ASSERT_TRUE(e) << "stalled at " << next;
+    if (auto* m = std::get_if<message_event>(&*e)) {
+      EXPECT_EQ(as_string(m->packet.payload), std::to_string(next));  // in order, none missing
+      ++next;
+    }
+    EXPECT_LE(s.events().size(), 4u + 64u);  // bounded: capacity plus one read batch
+  }
+}
