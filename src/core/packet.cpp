@@ -92,6 +92,10 @@ std::size_t encoded_size(const packet_view& p) noexcept {
 }
 
 result<std::size_t> encode_to(const packet_view& p, std::span<std::byte> out) noexcept {
+  // Refuse to write what a receiver must reject.
+  if (p.header.version != protocol_version || static_cast<std::uint8_t>(p.header.compression) > 2 ||
+      static_cast<std::uint8_t>(p.header.type) > 2)
+    return errc::invalid_argument;
   if (p.ext_header.size() > 0xFFFF || p.payload.size() > 0xFFFFFFFFu) return errc::invalid_argument;
   const std::size_t n = encoded_size(p);
   if (out.size() < n) return errc::invalid_argument;
@@ -124,16 +128,26 @@ result<byte_buffer> encode(const packet& p) {
   v.header.message_id = p.message_id;
   v.header.flags = p.flags;
   v.ext_header = p.ext_header;
-  byte_buffer compressed;
-  if (p.compression != compression::none) {
-    if (auto ec = compress(p.compression, p.payload, compressed)) return ec;
-    v.payload = compressed;
-  } else {
+  if (p.compression == compression::none) {
     v.payload = p.payload;
+    byte_buffer out(encoded_size(v));
+    auto n = encode_to(v, out);
+    if (!n) return n.error();
+    return out;
   }
-  byte_buffer out(encoded_size(v));
-  auto n = encode_to(v, out);
-  if (!n) return n.error();
+  // Compress straight into the output after the header and extension header, then write
+  // the header with the compressed length: one allocation, no intermediate buffer.
+  if (static_cast<std::uint8_t>(p.compression) > 2 || static_cast<std::uint8_t>(p.type) > 2 ||
+      p.ext_header.size() > 0xFFFF)
+    return errc::invalid_argument;
+  byte_buffer out(header_size + p.ext_header.size());
+  if (!p.ext_header.empty()) std::memcpy(out.data() + header_size, p.ext_header.data(), p.ext_header.size());
+  if (auto ec = compress(p.compression, p.payload, out)) return ec;
+  const std::size_t payload_len = out.size() - header_size - p.ext_header.size();
+  if (payload_len > 0xFFFFFFFFu) return errc::invalid_argument;
+  v.header.ext_header_len = static_cast<std::uint16_t>(p.ext_header.size());
+  v.header.payload_len = static_cast<std::uint32_t>(payload_len);
+  encode_header(v.header, out.data());
   return out;
 }
 
