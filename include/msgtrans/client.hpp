@@ -103,13 +103,15 @@ class client {
   std::error_code send(bytes_view payload, const send_options& o = {});
   std::error_code send(std::string_view text, const send_options& o = {}) { return send(as_bytes(text), o); }
 
-  /// Sends a request; completion: void(std::error_code, packet). Errors: timeout,
+  /// Sends a request; completion: void(std::error_code, packet). With a deferred token
+  /// (use_awaitable, deferred) `payload` must stay valid until the operation starts.
+  /// Errors: timeout,
   /// connection_closed, not_connected, queue_full.
   template <class CompletionToken>
   auto request(bytes_view payload, std::chrono::milliseconds timeout, CompletionToken&& token,
                const send_options& o = {}) {
     return boost::asio::async_initiate<CompletionToken, void(std::error_code, packet)>(
-        [&](auto handler) { request_impl(payload, timeout, o, std::move(handler)); }, token);
+        [this, payload, timeout, o](auto handler) { request_impl(payload, timeout, o, std::move(handler)); }, token);
   }
   /// Request with the default timeout (session_options::request_timeout, 10 s).
   template <class CompletionToken>

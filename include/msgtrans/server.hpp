@@ -112,7 +112,7 @@ class server {
   auto request(session_id s, bytes_view payload, std::chrono::milliseconds timeout, CompletionToken&& token,
                const send_options& o = {}) {
     return boost::asio::async_initiate<CompletionToken, void(std::error_code, packet)>(
-        [&](auto handler) { request_impl(s, payload, timeout, o, std::move(handler)); }, token);
+        [this, s, payload, timeout, o](auto handler) { request_impl(s, payload, timeout, o, std::move(handler)); }, token);
   }
   /// Sends to every session (or to `targets`): encoded once, the same bytes fan out.
   /// Returns how many sessions accepted it.

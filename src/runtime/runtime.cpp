@@ -11,7 +11,22 @@ runtime::runtime(std::size_t threads) {
   for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([ctx = loops_[i].get()] { ctx->run(); });
 }
 
-runtime::~runtime() { stop(); }
+runtime::~runtime() {
+  if (!in_loop_thread()) {
+    stop();
+    return;
+  }
+  // The last owner let go inside a handler on one of our own loops (a client that
+  // dropped its last reference there, say). Stop the loops now, and let another thread
+  // join them and destroy the io_contexts once this handler has returned.
+  guards_.clear();
+  for (auto& l : loops_) l->stop();
+  std::thread([loops = std::move(loops_), threads = std::move(threads_)]() mutable {
+    for (auto& t : threads)
+      if (t.joinable()) t.join();
+    loops.clear();
+  }).detach();
+}
 
 boost::asio::io_context& runtime::next_loop() noexcept {
   return *loops_[next_.fetch_add(1, std::memory_order_relaxed) % loops_.size()];

@@ -129,12 +129,15 @@ std::error_code session_core::send(packet_type type, std::uint32_t response_id, 
                      ext = to_buffer(o.ext_header), biz = o.biz_type, flags = o.flags, comp = o.compression] {
     self->posted_bytes_.fetch_sub(n, std::memory_order_relaxed);
     send_options opts{biz, ext, flags, comp};
-    (void)self->enqueue(type, response_id, data, opts);
+    // Admitted by send() already: queue it even if the mark moved meanwhile, so a send
+    // that returned success is never dropped.
+    (void)self->enqueue(type, response_id, data, opts, /*admitted=*/true);
   });
   return {};
 }
 
-std::error_code session_core::enqueue(packet_type type, std::uint32_t id, bytes_view payload, const send_options& o) {
+std::error_code session_core::enqueue(packet_type type, std::uint32_t id, bytes_view payload, const send_options& o,
+                                      bool admitted) {
   if (state_.load(std::memory_order_relaxed) != state::open) return errc::connection_closed;
   compression c = o.compression.value_or(
       opts_.auto_compress != compression::none && payload.size() >= opts_.auto_compress_min ? opts_.auto_compress
@@ -147,7 +150,7 @@ std::error_code session_core::enqueue(packet_type type, std::uint32_t id, bytes_
   }
   const std::size_t n = header_size + o.ext_header.size() + body.size();
   if (n > opts_.max_message_size) return errc::message_too_large;
-  if (queue_.queued_bytes() > 0 && queue_.queued_bytes() + n > opts_.write_high_water) {
+  if (!admitted && queue_.queued_bytes() > 0 && queue_.queued_bytes() + n > opts_.write_high_water) {
     host_.counters().queue_full.fetch_add(1, std::memory_order_relaxed);
     // Stop taking input from a peer whose answers cannot be written.
     paused_by_queue_ = true;

@@ -103,7 +103,8 @@ class session_core final : public connection_owner, public std::enable_shared_fr
  private:
   enum class state { open, closing, closed };
 
-  std::error_code enqueue(packet_type type, std::uint32_t id, bytes_view payload, const send_options& o);
+  std::error_code enqueue(packet_type type, std::uint32_t id, bytes_view payload, const send_options& o,
+                          bool admitted = false);
   std::error_code check_room(std::size_t n) const noexcept;
   void schedule_flush();
   void flush();
