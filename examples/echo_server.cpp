@@ -1,0 +1,35 @@
+// Echo server: one-way messages come back, requests get the payload as response.
+// Usage: echo_server [TCP_ADDRESS]   (default 127.0.0.1:8001)
+#include <msgtrans/msgtrans.hpp>
+
+#include <csignal>
+#include <cstdio>
+
+int main(int argc, char** argv) {
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  msgtrans::server* self = nullptr;
+  auto server = msgtrans::server_builder{}
+                    .listen(msgtrans::tcp_server_config{argc > 1 ? argv[1] : "127.0.0.1:8001"})
+                    .on_connected([](const msgtrans::connection_info& i) {
+                      std::printf("connected: session-%llu from %s over %s\n",
+                                  static_cast<unsigned long long>(i.session.value), i.endpoint.peer_address.c_str(),
+                                  i.endpoint.protocol.c_str());
+                      std::fflush(stdout);
+                    })
+                    .on_message([&self](const msgtrans::message& m) { self->send(m.session, m.payload); })
+                    .on_request([](msgtrans::request& r) { r.respond(r.payload); })
+                    .build();
+  self = &server;
+  std::string why;
+  if (server.start(&why)) return std::fprintf(stderr, "%s\n", why.c_str()), 1;
+  for (auto& [proto, addr] : server.local_addresses()) std::printf("listening %s %s\n", proto.c_str(), addr.c_str());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  server.stop();
+  return 0;
+}

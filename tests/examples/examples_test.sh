@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Smoke test: every example runs and does what it says. Usage: examples_test.sh BIN_DIR
+set -euo pipefail
+bin="$1"
+work=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; done; rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+wait_line() { for _ in $(seq 100); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
+
+"$bin/packet_example" | grep -q '^decoded ' || fail packet_example
+"$bin/request_response" >"$work/rr"
+grep -q "server answers: what time is it?" "$work/rr" || fail "request_response: client->server"
+grep -q "client answers: who are you?" "$work/rr" || fail "request_response: server->client"
+"$bin/unix_socket_transport" | grep -q "hello over a unix socket" || fail unix_socket_transport
+
+"$bin/echo_server" 127.0.0.1:0 >"$work/echo" &
+pids+=($!)
+wait_line "$work/echo" || fail "echo_server did not start"
+addr=$(grep '^listening tcp' "$work/echo" | cut -d' ' -f3)
+"$bin/echo_client_tcp" "tcp://$addr" >"$work/client" || fail "echo_client_tcp exited non-zero"
+grep -q "response: What time is it?" "$work/client" || fail "echo_client_tcp: response"
+[ "$(grep -c '^echo: ' "$work/client")" = 2 ] || fail "echo_client_tcp: echoes"
+
+"$bin/chat_server" 127.0.0.1:0 >"$work/chat" &
+pids+=($!)
+wait_line "$work/chat" || fail "chat_server did not start"
+chat=$(cut -d' ' -f3 "$work/chat")
+/usr/bin/python3 - "$chat" <<'PY' || fail "chat_server: room message not delivered"
+import socket, struct, sys
+host, port = sys.argv[1].rsplit(":", 1)
+def pkt(i, text):
+    b = text.encode()
+    return struct.pack(">BBBBIHIH", 1, 0, 0, 0, i, 0, len(b), 0) + b
+def read(s):
+    h = b""
+    while len(h) < 16: h += s.recv(16 - len(h))
+    ext, n = struct.unpack(">H", h[8:10])[0], struct.unpack(">I", h[10:14])[0]
+    body = b""
+    while len(body) < ext + n: body += s.recv(ext + n - len(body))
+    return body[ext:].decode()
+a = socket.create_connection((host, int(port)), timeout=5)
+b = socket.create_connection((host, int(port)), timeout=5)
+a.sendall(pkt(1, "/join lobby")); assert read(a) == "joined lobby"
+b.sendall(pkt(1, "/join lobby")); assert read(b) == "joined lobby"
+a.sendall(pkt(2, "hi all"))
+got = read(b)
+assert got.endswith(": hi all") and got.startswith("[lobby]"), got
+PY
+echo "examples: 1 passed, 0 failed"
