@@ -47,7 +47,7 @@ inline byte_buffer make_packet(std::uint32_t id, std::size_t n) {
 }
 
 /// Records what the connection delivers; optionally echoes every packet back.
-class test_owner : public connection_owner {
+class test_owner final : public connection_owner {
  public:
   explicit test_owner(bool echo = false) : echo_(echo) {}
 
