@@ -1,6 +1,6 @@
 // QUIC transport benchmark over 127.0.0.1: server and client each on their own thread
 // (one io_context each), as the runtime would run them.
-//   bench_quic [seconds]
+//   bench_quic [seconds] [bulk|rate|latency|all]
 // 1. bulk: 1 MiB one-way messages client -> server, one connection (Gbit/s of payload)
 // 2. rate: 64-byte requests echoed by the server, 32 in flight (messages/s)
 // 3. lock-step: 64-byte request/response, 1 in flight (p50 / p99 latency)
@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <deque>
 #include <future>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -101,6 +102,7 @@ struct loop_thread {
 
 int main(int argc, char** argv) {
   const double seconds = argc > 1 ? std::atof(argv[1]) : 3.0;
+  const std::string only = argc > 2 ? argv[2] : "all";  // bulk | rate | latency | all
   loop_thread server_loop, client_loop;
   quic_server_config scfg;
   scfg.bind_address = "127.0.0.1:0";
@@ -150,7 +152,7 @@ int main(int argc, char** argv) {
   };
 
   // 1. bulk
-  {
+  if (only == "all" || only == "bulk") {
     auto client = std::make_unique<bench_owner>();
     client->conn = connect();
     if (!client->conn) return 1;
@@ -183,7 +185,7 @@ int main(int argc, char** argv) {
   }
 
   // 2. 64-byte requests, 32 in flight
-  {
+  if (only == "all" || only == "rate") {
     auto client = std::make_unique<bench_owner>();
     client->conn = connect();
     if (!client->conn) return 1;
@@ -209,7 +211,7 @@ int main(int argc, char** argv) {
   }
 
   // 3. lock-step latency
-  {
+  if (only == "all" || only == "latency") {
     auto client = std::make_unique<bench_owner>();
     client->conn = connect();
     if (!client->conn) return 1;

@@ -26,6 +26,7 @@ constexpr std::size_t max_pkts_per_batch = 64;
 constexpr std::size_t max_udp_payload = 1452;  // what ngtcp2 0.12 sends at most by default
 constexpr std::size_t close_resends = 16;       // CONNECTION_CLOSE replays in the closing period
 constexpr auto close_flush_limit = std::chrono::seconds(3);
+constexpr ngtcp2_tstamp immediate_expiry_ns = 50 * 1000;
 }  // namespace
 
 ngtcp2_tstamp now_ts() noexcept {
@@ -487,23 +488,37 @@ void quic_conn::flush() {
 // ---------------------------------------------------------------------------------------
 // Timer
 
+// Asio's reactor reprograms a timerfd whenever the earliest timer moves, which costs a
+// system call; ngtcp2's expiry moves on nearly every packet (ACK delay, loss detection,
+// pacing). So the Asio timer is moved only when the expiry comes earlier; when it fires
+// early, ngtcp2 has nothing to do and it is re-armed. Expiries due within a few
+// microseconds (pacing) run from a posted handler instead of the timer.
 void quic_conn::arm_timer() {
   if (phase_ > phase::flushing) return;
   const ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(conn_);
-  if (expiry == armed_expiry_) return;
-  armed_expiry_ = expiry;
-  if (expiry == UINT64_MAX) {
-    timer_.cancel();
+  if (expiry == UINT64_MAX) return;  // a pending early wake-up is harmless
+  if (expiry <= now_ts() + immediate_expiry_ns) {
+    if (!expiry_posted_) {
+      expiry_posted_ = true;
+      asio::post(loop_, [self = shared_from_this()] {
+        self->expiry_posted_ = false;
+        if (self->phase_ <= phase::flushing) self->on_timer();
+      });
+    }
     return;
   }
+  if (timer_armed_ && armed_expiry_ <= expiry) return;
+  armed_expiry_ = expiry;
+  timer_armed_ = true;
   timer_.expires_at(std::chrono::steady_clock::time_point(std::chrono::nanoseconds(expiry)));
   timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (!ec) self->on_timer();
+    if (ec) return;
+    self->timer_armed_ = false;
+    self->on_timer();
   });
 }
 
 void quic_conn::on_timer() {
-  armed_expiry_ = 0;
   if (phase_ == phase::closing || phase_ == phase::draining) {
     terminate();
     return;
@@ -696,6 +711,7 @@ void quic_conn::send_connection_close(const ngtcp2_connection_close_error& ccerr
   host_->send_packets(ps.path.remote, close_pkt_.data(), &len, 1);
   phase_ = phase::closing;
   close_resend_budget_ = close_resends;
+  timer_armed_ = false;
   // The closing period: three PTOs (RFC 9000 10.2).
   timer_.expires_after(std::chrono::nanoseconds(3 * ngtcp2_conn_get_pto(conn_)));
   timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
@@ -708,6 +724,7 @@ void quic_conn::enter_draining(close_info info) {
   notify_closed(std::move(info));
   phase_ = phase::draining;
   close_timer_.cancel();
+  timer_armed_ = false;
   timer_.expires_after(std::chrono::nanoseconds(3 * ngtcp2_conn_get_pto(conn_)));
   timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (!ec) self->terminate();

@@ -147,6 +147,8 @@ class quic_conn : public std::enable_shared_from_this<quic_conn> {
   boost::asio::steady_timer timer_;
   boost::asio::steady_timer close_timer_;  // bounds the flush of close()
   ngtcp2_tstamp armed_expiry_ = 0;
+  bool timer_armed_ = false;
+  bool expiry_posted_ = false;
   endpoint_info info_;
   std::string server_name_;
   std::vector<ngtcp2_cid> cids_;

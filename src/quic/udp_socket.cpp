@@ -5,6 +5,7 @@
 #include <boost/asio/socket_base.hpp>
 
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -16,8 +17,9 @@ namespace asio = boost::asio;
 using udp = asio::ip::udp;
 
 namespace {
-constexpr std::size_t rx_batch = 64;       // datagrams per recvmmsg
-constexpr std::size_t rx_size = 2048;      // larger than any QUIC packet we accept (1500 MTU)
+constexpr std::size_t rx_batch = 32;         // messages per recvmmsg
+constexpr std::size_t rx_size = 64 * 1024;   // one message may hold many GRO-coalesced datagrams
+constexpr std::size_t max_gso_bytes = 63 * 1024;  // a GSO send stays under the 64 KiB UDP limit
 constexpr std::size_t rx_batches_per_wakeup = 8;  // then yield to other sockets of the loop
 constexpr std::size_t tx_batch = 64;
 
@@ -26,7 +28,20 @@ struct rx_buffers {
   std::array<sockaddr_storage, rx_batch> from;
   std::array<iovec, rx_batch> iov;
   std::array<mmsghdr, rx_batch> msgs;
+  std::array<std::array<char, CMSG_SPACE(sizeof(int))>, rx_batch> ctrl;
 };
+
+// Segment size of a GRO-coalesced message, or 0.
+std::size_t gro_segment_size(msghdr& h) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(&h, c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+      int v = 0;
+      std::memcpy(&v, CMSG_DATA(c), sizeof v);
+      return v > 0 ? static_cast<std::size_t>(v) : 0;
+    }
+  }
+  return 0;
+}
 }  // namespace
 
 std::error_code udp_socket::open(const udp::endpoint& bind, int buffer_size) {
@@ -40,6 +55,12 @@ std::error_code udp_socket::open(const udp::endpoint& bind, int buffer_size) {
     sock_.set_option(asio::socket_base::send_buffer_size(buffer_size), ignored);
   }
   if (!ec) sock_.bind(bind, ec);
+  if (!ec) {
+    // UDP GSO/GRO: many datagrams per system call each way, where the kernel can.
+    int one = 1;
+    gro_ = ::setsockopt(sock_.native_handle(), SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
+    gso_ = true;  // probed on first use: a failing send turns it off
+  }
   if (ec) {
     boost::system::error_code ignored;
     sock_.close(ignored);
@@ -61,34 +82,73 @@ void udp_socket::close() {
 void udp_socket::send(const sockaddr* to, socklen_t tolen, const std::uint8_t* buf, const std::size_t* lens,
                       std::size_t n) {
   if (!sock_.is_open()) return;
+  // Each message is a run of datagrams laid back to back: with GSO, a run of equal-size
+  // datagrams (the last may be shorter) goes as one message the kernel splits; without,
+  // one datagram per message. All messages leave in one sendmmsg.
   std::array<iovec, tx_batch> iov;
   std::array<mmsghdr, tx_batch> msgs;
-  std::size_t done = 0;
-  while (done < n) {
-    const std::size_t k = std::min(n - done, tx_batch);
-    for (std::size_t i = 0; i < k; ++i) {
-      iov[i] = {const_cast<std::uint8_t*>(buf), lens[done + i]};
-      buf += lens[done + i];
-      msgs[i] = {};
-      msgs[i].msg_hdr.msg_name = const_cast<sockaddr*>(to);
-      msgs[i].msg_hdr.msg_namelen = tolen;
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
+  std::array<std::array<char, CMSG_SPACE(sizeof(std::uint16_t))>, tx_batch> ctrl;
+  std::array<std::size_t, tx_batch> segs;  // datagrams per message
+  std::size_t i = 0;
+  while (i < n) {
+    std::size_t m = 0;
+    for (; m < tx_batch && i < n; ++m) {
+      const std::size_t seg = lens[i];
+      std::size_t k = 1, bytes = seg;
+      if (gso_) {
+        while (i + k < n && lens[i + k] <= seg && bytes + lens[i + k] <= max_gso_bytes) {
+          bytes += lens[i + k];
+          if (lens[i + k++] < seg) break;  // a shorter one ends the run
+        }
+      }
+      iov[m] = {const_cast<std::uint8_t*>(buf), bytes};
+      msgs[m] = {};
+      msgs[m].msg_hdr.msg_name = const_cast<sockaddr*>(to);
+      msgs[m].msg_hdr.msg_namelen = tolen;
+      msgs[m].msg_hdr.msg_iov = &iov[m];
+      msgs[m].msg_hdr.msg_iovlen = 1;
+      if (k > 1) {
+        msgs[m].msg_hdr.msg_control = ctrl[m].data();
+        msgs[m].msg_hdr.msg_controllen = ctrl[m].size();
+        cmsghdr* c = CMSG_FIRSTHDR(&msgs[m].msg_hdr);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
+        const auto seg16 = static_cast<std::uint16_t>(seg);
+        std::memcpy(CMSG_DATA(c), &seg16, sizeof seg16);
+      }
+      segs[m] = k;
+      buf += bytes;
+      i += k;
     }
     std::size_t sent = 0;
-    while (sent < k) {
+    while (sent < m) {
       ++send_calls_;
-      int rv = ::sendmmsg(sock_.native_handle(), msgs.data() + sent, static_cast<unsigned>(k - sent), 0);
+      int rv = ::sendmmsg(sock_.native_handle(), msgs.data() + sent, static_cast<unsigned>(m - sent), 0);
       if (rv < 0) {
         if (errno == EINTR) continue;
-        // EAGAIN (buffer full) or a per-destination error: drop this datagram and go on.
-        ++send_drops_;
+        if (segs[sent] > 1 && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
+          gso_ = false;  // no GSO here: resend this run one datagram at a time
+          const auto* p = static_cast<const std::uint8_t*>(msgs[sent].msg_hdr.msg_iov->iov_base);
+          std::size_t left = msgs[sent].msg_hdr.msg_iov->iov_len;
+          std::uint16_t seg = 0;
+          std::memcpy(&seg, CMSG_DATA(CMSG_FIRSTHDR(&msgs[sent].msg_hdr)), sizeof seg);
+          while (left > 0) {
+            const std::size_t len = std::min<std::size_t>(seg, left);
+            send(to, tolen, p, &len, 1);
+            p += len;
+            left -= len;
+          }
+          ++sent;
+          continue;
+        }
+        // EAGAIN (buffer full) or a per-destination error: drop it; QUIC resends.
+        send_drops_ += segs[sent];
         ++sent;
         continue;
       }
       sent += static_cast<std::size_t>(rv);
     }
-    done += k;
   }
 }
 
@@ -118,14 +178,23 @@ void udp_socket::receive_batches() {
       b.msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
       b.msgs[i].msg_hdr.msg_iov = &b.iov[i];
       b.msgs[i].msg_hdr.msg_iovlen = 1;
+      b.msgs[i].msg_hdr.msg_control = b.ctrl[i].data();
+      b.msgs[i].msg_hdr.msg_controllen = b.ctrl[i].size();
     }
     int rv = ::recvmmsg(sock_.native_handle(), b.msgs.data(), rx_batch, MSG_DONTWAIT, nullptr);
     if (rv <= 0) return;  // EAGAIN: wait for the next readiness
     for (int i = 0; i < rv && sock_.is_open(); ++i) {
       auto& h = b.msgs[static_cast<std::size_t>(i)];
       if (h.msg_hdr.msg_flags & MSG_TRUNC) continue;  // larger than any packet we accept
-      on_datagram_(reinterpret_cast<const sockaddr*>(h.msg_hdr.msg_name), h.msg_hdr.msg_namelen,
-                   b.data[static_cast<std::size_t>(i)].data(), h.msg_len);
+      std::uint8_t* p = b.data[static_cast<std::size_t>(i)].data();
+      std::size_t left = h.msg_len;
+      const std::size_t seg = gro_ ? gro_segment_size(h.msg_hdr) : 0;
+      while (left > 0 && sock_.is_open()) {  // GRO: split back into the datagrams
+        const std::size_t len = seg ? std::min(seg, left) : left;
+        on_datagram_(reinterpret_cast<const sockaddr*>(h.msg_hdr.msg_name), h.msg_hdr.msg_namelen, p, len);
+        p += len;
+        left -= len;
+      }
     }
     if (on_batch_end_) on_batch_end_();
     if (static_cast<std::size_t>(rv) < rx_batch) return;

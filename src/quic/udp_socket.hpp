@@ -1,5 +1,6 @@
 // A non-blocking UDP socket on an Asio loop that sends and receives in batches
-// (sendmmsg / recvmmsg): one system call moves many QUIC packets.
+// (sendmmsg / recvmmsg, plus UDP GSO / GRO where the kernel has them): one system call
+// moves many QUIC packets.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -51,6 +52,8 @@ class udp_socket {
   boost::asio::ip::udp::socket sock_;
   datagram_handler on_datagram_;
   std::function<void()> on_batch_end_;
+  bool gso_ = false;  // UDP_SEGMENT sends
+  bool gro_ = false;  // UDP_GRO receives
   std::uint64_t send_drops_ = 0;
   std::uint64_t send_calls_ = 0;
 };
