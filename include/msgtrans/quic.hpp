@@ -51,6 +51,10 @@ struct quic_connection_options {
   /// SO_SNDBUF / SO_RCVBUF of the UDP socket. Default 8 MiB (the kernel caps it at
   /// net.core.{w,r}mem_max).
   int udp_buffer_size = 8 * 1024 * 1024;
+  /// Send runs of equal-size datagrams as one UDP GSO message, and receive coalesced
+  /// ones with UDP GRO, where the kernel supports them (Linux 5.0+); otherwise one
+  /// datagram per message, still many per sendmmsg/recvmmsg. Default on.
+  bool udp_gso = true;
 };
 
 /// Configuration of a QUIC listener.

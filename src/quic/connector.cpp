@@ -37,7 +37,7 @@ class client_host final : public conn_host, public std::enable_shared_from_this<
                std::chrono::milliseconds timeout) {
     const udp::endpoint any(remote.protocol() == udp::v4() ? udp::endpoint(asio::ip::address_v4::any(), 0)
                                                            : udp::endpoint(asio::ip::address_v6::any(), 0));
-    if (auto ec = sock_.open(any, cfg.connection.udp_buffer_size)) return finish(ec);
+    if (auto ec = sock_.open(any, cfg.connection.udp_buffer_size, cfg.connection.udp_gso)) return finish(ec);
     auto le = sock_.local_endpoint();
     std::memcpy(&local_, le.data(), le.size());
     locallen_ = static_cast<socklen_t>(le.size());

@@ -42,7 +42,7 @@ std::error_code endpoint::start(listener::accept_handler on_accept, std::string&
   if (auto e = cred_.init_server(cfg_.cert_file, cfg_.key_file, cfg_.certificate_names, cfg_.write_self_signed_cert_to,
                                  detail))
     return e;
-  if (auto e = sock_.open(results.begin()->endpoint(), cfg_.connection.udp_buffer_size)) {
+  if (auto e = sock_.open(results.begin()->endpoint(), cfg_.connection.udp_buffer_size, cfg_.connection.udp_gso)) {
     detail = "cannot bind udp " + cfg_.bind_address + ": " + e.message();
     return errc::bind_failed;
   }

@@ -44,7 +44,7 @@ std::size_t gro_segment_size(msghdr& h) {
 }
 }  // namespace
 
-std::error_code udp_socket::open(const udp::endpoint& bind, int buffer_size) {
+std::error_code udp_socket::open(const udp::endpoint& bind, int buffer_size, bool gso) {
   boost::system::error_code ec;
   sock_.open(bind.protocol(), ec);
   if (!ec) sock_.non_blocking(true, ec);
@@ -55,7 +55,7 @@ std::error_code udp_socket::open(const udp::endpoint& bind, int buffer_size) {
     sock_.set_option(asio::socket_base::send_buffer_size(buffer_size), ignored);
   }
   if (!ec) sock_.bind(bind, ec);
-  if (!ec) {
+  if (!ec && gso) {
     // UDP GSO/GRO: many datagrams per system call each way, where the kernel can.
     int one = 1;
     gro_ = ::setsockopt(sock_.native_handle(), SOL_UDP, UDP_GRO, &one, sizeof one) == 0;

@@ -24,8 +24,8 @@ class udp_socket {
 
   explicit udp_socket(boost::asio::io_context& loop) : sock_(loop) {}
 
-  /// Opens and binds, with SO_SNDBUF/SO_RCVBUF of `buffer_size`.
-  std::error_code open(const boost::asio::ip::udp::endpoint& bind, int buffer_size);
+  /// Opens and binds, with SO_SNDBUF/SO_RCVBUF of `buffer_size`, and GSO/GRO if `gso`.
+  std::error_code open(const boost::asio::ip::udp::endpoint& bind, int buffer_size, bool gso);
   boost::asio::ip::udp::endpoint local_endpoint() const;
   bool is_open() const { return sock_.is_open(); }
   void close();

@@ -4,6 +4,8 @@
 
 #include <msgtrans/frame_decoder.hpp>
 
+#include <cstdlib>
+
 namespace msgtrans::test {
 namespace {
 
@@ -246,6 +248,58 @@ TEST_F(quic_test, connect_to_nothing_times_out) {
   auto c = connect(ioc, cfg, ec, 300ms);
   EXPECT_EQ(ec, errc::timeout) << ec.message();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+}
+
+TEST_F(quic_test, certificate_and_key_files) {
+  if (std::system("command -v openssl >/dev/null 2>&1") != 0) GTEST_SKIP() << "openssl CLI not installed";
+  temp_path key{"msgtrans-quic-key.pem"}, crt{"msgtrans-quic-crt.pem"};
+  const std::string cmd =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=files.test "
+      "-addext subjectAltName=DNS:files.test -addext basicConstraints=critical,CA:TRUE -keyout " +
+      key.path + " -out " + crt.path + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  auto scfg = server_config();
+  scfg.cert_file = crt.path;
+  scfg.key_file = key.path;
+  test_server srv(ioc, scfg);
+  auto ccfg = client_config(srv.address(), crt.path);
+  ccfg.server_name = "files.test";
+  std::error_code ec;
+  test_owner c;
+  c.attach(connect(ioc, ccfg, ec));
+  ASSERT_FALSE(ec) << ec.message();
+  c.send(make_packet(1, 10));
+  ASSERT_TRUE(run_until(ioc, [&] { return c.received.size() == 1; }));
+  ccfg.server_name = "localhost";  // not in that certificate
+  EXPECT_EQ(connect(ioc, ccfg, ec), nullptr);
+  EXPECT_EQ(ec, errc::tls_error);
+  // Only one of the two files is a configuration error.
+  auto half = server_config();
+  half.cert_file = crt.path;
+  auto l = make_listener(half);
+  std::string detail;
+  EXPECT_EQ(l->start(ioc, [&]() -> boost::asio::io_context& { return ioc; }, [](std::unique_ptr<connection>) {}, {},
+                     detail),
+            errc::invalid_argument);
+  EXPECT_NE(detail.find("key_file"), std::string::npos) << detail;
+}
+
+TEST_F(quic_test, self_signed_certificate_holds_configured_names) {
+  auto scfg = server_config(cert.path);
+  scfg.certificate_names = {"msgtrans.test", "10.1.2.3"};
+  test_server srv(ioc, scfg);
+  for (const char* name : {"msgtrans.test", "10.1.2.3", "localhost", "127.0.0.1"}) {
+    auto ccfg = client_config(srv.address(), cert.path);
+    ccfg.server_name = name;
+    std::error_code ec;
+    auto c = connect(ioc, ccfg, ec);
+    EXPECT_FALSE(ec) << name << ": " << ec.message();
+  }
+  auto ccfg = client_config(srv.address(), cert.path);
+  ccfg.server_name = "other.test";
+  std::error_code ec;
+  EXPECT_EQ(connect(ioc, ccfg, ec), nullptr);
+  EXPECT_EQ(ec, errc::tls_error);
 }
 
 TEST_F(quic_test, bad_configuration_is_reported) {
