@@ -210,7 +210,6 @@ quic_conn::quic_conn(asio::io_context& loop, std::shared_ptr<conn_host> host, co
       timer_(loop),
       close_timer_(loop),
       decoder_(stream_framing::length_prefixed, cfg.limits) {
-  txbuf_.resize(max_pkts_per_batch * max_udp_payload);
 }
 
 bool quic_conn::init_common(const sockaddr* local, socklen_t locallen, const sockaddr* remote, socklen_t remotelen) {
@@ -429,10 +428,12 @@ void quic_conn::flush() {
   ngtcp2_pkt_info pi{};
   std::array<std::size_t, max_pkts_per_batch> lens{};
   std::size_t n = 0, off = 0;
+  // One packet buffer per thread: a flush sends everything it builds before returning.
+  thread_local std::vector<std::uint8_t> txbuf(max_pkts_per_batch * max_udp_payload);
   stream_blocked_ = false;
   const std::size_t mtu = std::min(max_udp_payload, ngtcp2_conn_get_max_tx_udp_payload_size(conn_));
   auto send_batch = [&] {
-    if (n > 0) host_->send_packets(ps.path.remote, txbuf_.data(), lens.data(), n);
+    if (n > 0) host_->send_packets(ps.path.remote, txbuf.data(), lens.data(), n);
     n = off = 0;
   };
   ++in_lib_;
@@ -451,7 +452,7 @@ void quic_conn::flush() {
       }
     }
     ngtcp2_ssize ndatalen = -1;
-    auto nwrite = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, txbuf_.data() + off, mtu, &ndatalen, flags, sid,
+    auto nwrite = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, txbuf.data() + off, mtu, &ndatalen, flags, sid,
                                             vec.data(), vcnt, ts);
     if (nwrite < 0) {
       if (nwrite == NGTCP2_ERR_WRITE_MORE) {
@@ -619,6 +620,7 @@ void quic_conn::deliver_packets() {
     return owner_ != nullptr && reading_ && phase_ <= phase::flushing;
   });
   draining_decoder_ = false;
+  if (decoder_.buffered() == 0 && decoder_.capacity() > 256 * 1024) decoder_.shrink();  // after a big message
   if (ec && !pending_close_) {
     std::string d = ec == errc::message_too_large ? "frame length over the 16 MiB limit of the QUIC mapping"
                                                   : "bad frame on the msgtrans stream: " + ec.message();

@@ -174,7 +174,6 @@ class quic_conn : public std::enable_shared_from_this<quic_conn> {
   bool closed_notified_ = false;
   std::vector<std::uint8_t> close_pkt_;     // our CONNECTION_CLOSE, resent in the closing period
   std::size_t close_resend_budget_ = 0;
-  std::vector<std::uint8_t> txbuf_;
 };
 
 /// The msgtrans::connection handed to the runtime.

@@ -18,7 +18,7 @@ namespace msgtrans::quic_detail {
 
 class send_buffer {
  public:
-  static constexpr std::size_t chunk_size = 256 * 1024;
+  static constexpr std::size_t chunk_size = 64 * 1024;
 
   /// Appends a copy of `b` at the end of the stream.
   void append(bytes_view b) {
@@ -61,10 +61,11 @@ class send_buffer {
       chunks_.pop_front();
       base_ += chunk_size;
     }
-    if (acked_ == end_ && !chunks_.empty()) {  // everything acked: reuse the tail chunk from 0
+    if (acked_ == end_ && !chunks_.empty()) {  // everything acked: keep one chunk, free the rest
       base_ = end_;
       give_back(std::move(chunks_.front().data));
       chunks_.clear();
+      spare_.resize(std::min<std::size_t>(spare_.size(), 1));
     }
   }
 
