@@ -347,6 +347,11 @@ void quic_conn::after_lib_call() {
     close_now(std::move(why));
     return;
   }
+  if (pending_app_close_ && phase_ <= phase::established) {
+    close_info why = std::move(*pending_app_close_);
+    pending_app_close_.reset();
+    close(std::move(why));
+  }
   if (want_write_done_ && sendq_.unacked() < cfg_.opts.send_buffer_limit) {
     want_write_done_ = false;
     asio::post(loop_, [self = shared_from_this()] {
@@ -661,8 +666,8 @@ std::uint64_t quic_conn::app_code(const close_info& info) {
 
 void quic_conn::close(close_info info) {
   if (phase_ >= phase::flushing) return;  // twice is harmless
-  if (in_lib_ > 0) {
-    if (!pending_close_) pending_close_ = std::move(info);
+  if (in_lib_ > 0) {  // from on_packet: done, gracefully, right after the ngtcp2 call
+    if (!pending_app_close_) pending_app_close_ = std::move(info);
     return;
   }
   if (phase_ == phase::established && !sendq_.all_acked()) {

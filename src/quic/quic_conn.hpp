@@ -169,7 +169,8 @@ class quic_conn : public std::enable_shared_from_this<quic_conn> {
   int in_lib_ = 0;  // > 0 while inside an ngtcp2 call (callbacks may not call it back)
   bool flush_scheduled_ = false;
   bool established_pending_ = false;
-  std::optional<close_info> pending_close_;  // decided inside a callback, done after it
+  std::optional<close_info> pending_close_;      // decided inside a callback, done after it
+  std::optional<close_info> pending_app_close_;  // close() called from on_packet
   std::optional<close_info> closed_info_;    // set once: what on_closed reports
   bool closed_notified_ = false;
   std::vector<std::uint8_t> close_pkt_;     // our CONNECTION_CLOSE, resent in the closing period

@@ -53,7 +53,9 @@ class test_owner final : public connection_owner {
 
   void attach(std::unique_ptr<connection> c) {
     conn = std::move(c);
-    if (conn) conn->start(*this);
+    if (!conn) return;
+    conn->start(*this);
+    pump();  // anything sent before the connection was attached
   }
   void send(byte_buffer p) {
     queue_.push_back(std::move(p));
@@ -147,8 +149,8 @@ struct test_server {
         ioc, [this]() -> boost::asio::io_context& { return ioc; },
         [this](std::unique_ptr<connection> c) {
           owners.push_back(std::make_unique<test_owner>(echo));
+          if (on_accept_hook) on_accept_hook(*owners.back());  // before start: sees every packet
           owners.back()->attach(std::move(c));
-          if (on_accept_hook) on_accept_hook(*owners.back());
         },
         ctx, detail);
     EXPECT_FALSE(ec) << ec.message() << ": " << detail;

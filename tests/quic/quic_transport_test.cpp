@@ -302,6 +302,30 @@ TEST_F(quic_test, self_signed_certificate_holds_configured_names) {
   EXPECT_EQ(ec, errc::tls_error);
 }
 
+TEST_F(quic_test, close_from_on_packet_flushes_the_reply_first) {
+  test_server srv(ioc, server_config(cert.path), false);
+  const auto reply = make_packet(99, 300000);
+  srv.on_accept_hook = [&](test_owner& o) {
+    o.on_packet_hook = [&o, &reply](bytes_view) {
+      o.send(reply);  // the reply, then close, both from inside on_packet
+      o.conn->close({close_reason::normal, {}, "done", 0});
+    };
+  };
+  std::error_code ec;
+  test_owner client;
+  client.attach(connect(ioc, client_config(srv.address(), cert.path), ec));
+  ASSERT_FALSE(ec) << ec.message();
+  // Once the server side is attached, the packet is handled inside ngtcp2's read.
+  ASSERT_TRUE(run_until(ioc, [&] { return srv.owners.size() == 1; }));
+  client.send(make_packet(1, 10));
+  ASSERT_TRUE(run_until(ioc, [&] { return client.closed.has_value(); }));
+  ASSERT_EQ(client.received.size(), 1u);
+  EXPECT_EQ(client.received[0], reply);
+  EXPECT_EQ(client.closed->reason, close_reason::peer_closed);
+  ASSERT_TRUE(run_until(ioc, [&] { return srv.owners[0]->closed.has_value(); }));
+  EXPECT_EQ(srv.owners[0]->closed_count, 1);
+}
+
 TEST_F(quic_test, bad_configuration_is_reported) {
   auto cfg = server_config();
   cfg.cert_file = "/nonexistent/cert.pem";
