@@ -60,6 +60,13 @@ std::error_code endpoint::start(listener::accept_handler on_accept, std::string&
 
 void endpoint::stop() {
   accepting_ = false;
+  // Connections the runtime has not been given yet (handshaking, or delivery posted)
+  // are closed now, so their clients hear CONNECTION_CLOSE rather than silence.
+  std::vector<std::shared_ptr<quic_conn>> undelivered;
+  for (quic_conn* c : handshaking_) undelivered.push_back(c->shared_from_this());
+  for (quic_conn* c : undelivered_) undelivered.push_back(c->shared_from_this());
+  for (auto& c : undelivered)
+    c->close({close_reason::shutdown, errc::shutting_down, "the server is not accepting connections", 0});
   maybe_close_socket();
 }
 
@@ -148,7 +155,9 @@ void endpoint::remove_cid(const ngtcp2_cid& cid) { by_cid_.erase(cid_key(cid)); 
 
 void endpoint::on_established(const std::shared_ptr<quic_conn>& c) {
   handshaking_.erase(c.get());
+  undelivered_.insert(c.get());
   asio::post(loop_, [self = shared_from_this(), c] {
+    if (!self->undelivered_.erase(c.get())) return;  // closed by stop() meanwhile
     if (!self->accepting_ || !self->on_accept_) {
       c->close({close_reason::shutdown, errc::shutting_down, "the server is not accepting connections", 0});
       return;
@@ -166,6 +175,7 @@ void endpoint::on_terminated(quic_conn& c) {
   erase_if_mine(c.original_dcid());
   conns_.erase(&c);
   handshaking_.erase(&c);
+  undelivered_.erase(&c);
   maybe_close_socket();
 }
 

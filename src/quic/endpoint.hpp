@@ -73,6 +73,7 @@ class endpoint final : public conn_host, public std::enable_shared_from_this<end
   std::unordered_map<cid_key, quic_conn*, cid_hash> by_cid_;
   std::unordered_set<quic_conn*> conns_;
   std::unordered_set<quic_conn*> handshaking_;
+  std::unordered_set<quic_conn*> undelivered_;  // established, on_accept posted
   std::uint64_t retries_sent_ = 0;
   // Stateless resets answer unknown packets; bounded per second so they cannot be used
   // to make us flood.

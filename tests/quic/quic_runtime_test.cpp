@@ -99,19 +99,47 @@ TEST(QuicRuntime, ServerPushesRightAfterConnectAndRequestsClient) {
 
 TEST(QuicRuntime, StopClosesClientsWithShutdown) {
   cert_file cert;
-  auto s = server_builder{}.listen(quic_any_port(cert)).build();
-  ASSERT_FALSE(s.start());
   waiter w;
+  bool accepted = false;
+  auto s = server_builder{}
+               .listen(quic_any_port(cert))
+               .on_connected([&](const connection_info&) { w.update([&] { accepted = true; }); })
+               .build();
+  ASSERT_FALSE(s.start());
   std::optional<close_info> closed;
   auto c = client_builder{}
                .connect_to(quic_to(s, cert))
                .on_closed([&](session_id, const close_info& i) { w.update([&] { closed = i; }); })
                .build();
   ASSERT_FALSE(c.connect());
+  // The client's handshake completes half a round trip before the server's.
+  ASSERT_TRUE(w.wait([&] { return accepted; }));
   s.stop();
   ASSERT_TRUE(w.wait([&] { return closed.has_value(); }));
   EXPECT_EQ(closed->reason, close_reason::peer_closed);
   EXPECT_EQ(closed->transport_code, static_cast<int>(quic_app_error::shutdown));
+}
+
+TEST(QuicRuntime, StopRightAfterConnectStillTellsTheClient) {
+  // The server may stop while a client's handshake is still finishing on its side: that
+  // client must hear a CONNECTION_CLOSE, not wait for its idle timeout.
+  cert_file cert;
+  for (int i = 0; i < 5; ++i) {
+    auto s = server_builder{}.listen(quic_any_port(cert)).build();
+    ASSERT_FALSE(s.start());
+    waiter w;
+    std::optional<close_info> closed;
+    auto q = quic_to(s, cert);
+    q.connection.max_idle_timeout = 30s;
+    auto c = client_builder{}
+                 .connect_to(q)
+                 .on_closed([&](session_id, const close_info& i) { w.update([&] { closed = i; }); })
+                 .build();
+    ASSERT_FALSE(c.connect());
+    s.stop();
+    ASSERT_TRUE(w.wait([&] { return closed.has_value(); }, 5s)) << "round " << i;
+    EXPECT_EQ(closed->reason, close_reason::peer_closed);
+  }
 }
 
 TEST(QuicRuntime, QuicUrl) {
