@@ -287,6 +287,9 @@ void session_core::on_write_done() {
   c.bytes_out.fetch_add(bytes, std::memory_order_relaxed);
   c.packets_out.fetch_add(packets, std::memory_order_relaxed);
   update_reading();
+  // Pairs with the waiter's increment (Dekker): either it sees the new queue size, or
+  // we see it waiting.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   if (room_waiters_.load(std::memory_order_relaxed) > 0) {
     std::lock_guard lock(room_mu_);
     room_cv_.notify_all();

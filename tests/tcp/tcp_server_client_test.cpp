@@ -692,12 +692,16 @@ TEST(Tcp, BackpressureWaitModeBlocksInsteadOfFailing) {
   // Read everything; the sender can only finish because it waited for room.
   std::size_t want = count * (chunk.size() + header_size), got = 0;
   std::vector<char> buf(1 << 16);
-  while (got < want) {
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (got < want && std::chrono::steady_clock::now() < deadline) {
+    pollfd pfd{peer.native_handle(), POLLIN, 0};
+    if (::poll(&pfd, 1, 1000) <= 0) continue;
     boost::system::error_code ec;
     got += peer.read_some(boost::asio::buffer(buf), ec);
     ASSERT_FALSE(ec) << ec.message();
   }
   sender.join();
+  EXPECT_EQ(got, want);
   EXPECT_EQ(sent.load(), count);
   EXPECT_EQ(failed.load(), 0);
   EXPECT_EQ(c.stats().queue_full_rejections, 0u);
