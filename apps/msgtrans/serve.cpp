@@ -15,6 +15,8 @@ namespace {
 
 struct serve_options {
   std::vector<std::string> tcp;
+  std::vector<std::string> quic;
+  std::string tls_cert, tls_key;  // QUIC certificate; none: self-signed for localhost
   std::string mode = "echo";
   std::size_t threads = 0;
   std::size_t max_connections = 10000;
@@ -32,8 +34,15 @@ int run_serve(const serve_options& o) {
 
   server_builder b;
   for (auto& a : o.tcp) b.listen(tcp_server_config{a});
-  if (o.tcp.empty()) {
-    std::cerr << "serve: no listener; add --tcp HOST:PORT\n";
+  for (auto& a : o.quic) {
+    quic_server_config q;
+    q.bind_address = a;
+    q.cert_file = o.tls_cert;
+    q.key_file = o.tls_key;
+    b.listen(q);
+  }
+  if (o.tcp.empty() && o.quic.empty()) {
+    std::cerr << "serve: no listener; add --tcp HOST:PORT or --quic HOST:PORT\n";
     return usage;
   }
   session_options so;
@@ -86,6 +95,9 @@ void add_serve(CLI::App& app, int& exit_status) {
   auto o = std::make_shared<serve_options>();
   auto* cmd = app.add_subcommand("serve", "Run a server (echo by default) on one or more listeners");
   cmd->add_option("--tcp", o->tcp, "TCP listener HOST:PORT (repeatable; port 0 picks a free port)");
+  cmd->add_option("--quic", o->quic, "QUIC listener HOST:PORT (repeatable; UDP)");
+  cmd->add_option("--tls-cert", o->tls_cert, "certificate chain PEM file (QUIC); default: self-signed for localhost");
+  cmd->add_option("--tls-key", o->tls_key, "private key PEM file for --tls-cert");
   cmd->add_option("--mode", o->mode, "echo: send everything back; discard: swallow messages, answer requests empty")
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "event loops (0 = one per hardware thread)")->capture_default_str();

@@ -8,6 +8,7 @@
 #include <msgtrans/frame_decoder.hpp>
 #include <msgtrans/options.hpp>
 #include <msgtrans/packet.hpp>
+#include <msgtrans/quic.hpp>
 #include <msgtrans/runtime.hpp>
 #include <msgtrans/server.hpp>
 #include <msgtrans/session.hpp>

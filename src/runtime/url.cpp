@@ -1,4 +1,5 @@
 // The URL scheme table: one line per transport.
+#include <msgtrans/quic.hpp>
 #include <msgtrans/tcp.hpp>
 #include <msgtrans/url.hpp>
 
@@ -19,9 +20,23 @@ std::unique_ptr<connector> tcp_from_url(std::string_view rest, const url_options
   return make_connector(tcp_client_config{std::string(rest)});
 }
 
+std::unique_ptr<connector> quic_from_url(std::string_view rest, const url_options& o, std::string& error) {
+  if (rest.empty() || rest.find('/') != std::string_view::npos) {
+    error = "quic URL must be quic://host:port";
+    return nullptr;
+  }
+  quic_client_config c;
+  c.address = std::string(rest);
+  c.ca_file = o.ca_file;
+  c.server_name = o.server_name;
+  c.insecure_skip_verify = o.insecure_skip_verify;
+  return make_connector(c);
+}
+
 const std::vector<std::pair<std::string, factory>>& schemes() {
   static const std::vector<std::pair<std::string, factory>> table = {
       {"tcp", tcp_from_url},
+      {"quic", quic_from_url},
   };
   return table;
 }

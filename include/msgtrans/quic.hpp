@@ -1,0 +1,125 @@
+/// @file quic.hpp
+/// The QUIC transport (RFC 9000, on ngtcp2 + GnuTLS).
+///
+/// Mapping (see the wire format spec): one bidirectional stream, opened by the client
+/// right after the handshake, carries every packet in both directions, each preceded by
+/// a u32 big-endian length. A frame over 16 MiB ends the connection with application
+/// error 1 (protocol error) and a reason. ALPN: the client offers "msgtrans"; the server
+/// accepts "msgtrans" or no ALPN at all, and refuses any other with a TLS
+/// no_application_protocol alert (a CONNECTION_CLOSE with CRYPTO_ERROR 0x178).
+///
+/// Threading: a listener owns one UDP socket and lives on the runtime's accept loop; every
+/// connection of that listener lives on the same loop (QUIC demultiplexes many
+/// connections over one socket, and handing datagrams between threads would cost more
+/// than it saves on this workload). Each client connection owns its own UDP socket on the
+/// loop it was connected on.
+///
+/// The server can send as soon as the handshake completes: the client announces the
+/// stream at once with an empty STREAM frame, and anything the server writes before that
+/// frame arrives is kept in the connection's send buffer and leaves when it does.
+#pragma once
+
+#include <msgtrans/transport.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace msgtrans {
+
+/// Options shared by both sides of a QUIC connection.
+struct quic_connection_options {
+  /// Idle timeout advertised to the peer (the smaller of both sides wins). Default 30 s.
+  std::chrono::milliseconds max_idle_timeout = std::chrono::seconds(30);
+  /// A PING is sent after this much silence, so an idle connection stays up; 0 turns
+  /// keep-alive off. Default 15 s.
+  std::chrono::milliseconds keep_alive_interval = std::chrono::seconds(15);
+  /// Connection flow-control window (bytes the peer may have in flight on all streams).
+  /// Default 24 MiB.
+  std::uint64_t connection_window = 24u * 1024 * 1024;
+  /// Stream flow-control window (bytes the peer may have in flight on the msgtrans
+  /// stream). This bounds what is buffered for a paused reader. Default 16 MiB.
+  std::uint64_t stream_window = 16u * 1024 * 1024;
+  /// Bytes written but not yet acknowledged by the peer past which `write` stops
+  /// reporting completion (back-pressure). Default 8 MiB.
+  std::size_t send_buffer_limit = 8u * 1024 * 1024;
+  /// Initial RTT estimate before a sample is taken. QUIC's default is 333 ms; lower it
+  /// on known-fast paths (tests use 10 ms). Default 100 ms.
+  std::chrono::milliseconds initial_rtt = std::chrono::milliseconds(100);
+  /// SO_SNDBUF / SO_RCVBUF of the UDP socket. Default 8 MiB (the kernel caps it at
+  /// net.core.{w,r}mem_max).
+  int udp_buffer_size = 8 * 1024 * 1024;
+  /// Send runs of equal-size datagrams as one UDP GSO message, and receive coalesced
+  /// ones with UDP GRO, where the kernel supports them (Linux 5.0+); otherwise one
+  /// datagram per message, still many per sendmmsg/recvmmsg. Default on.
+  bool udp_gso = true;
+};
+
+/// Configuration of a QUIC listener.
+struct quic_server_config {
+  /// "host:port" or "[v6]:port"; port 0 picks a free port. Default "127.0.0.1:4433".
+  std::string bind_address = "127.0.0.1:4433";
+  /// PEM certificate chain and private key files. Both empty (the default): a self-signed
+  /// ECDSA P-256 certificate is generated at start for `localhost`, 127.0.0.1, ::1 and
+  /// `certificate_names`.
+  std::string cert_file;
+  std::string key_file;
+  /// Extra DNS names (or IP addresses) of the generated self-signed certificate.
+  std::vector<std::string> certificate_names;
+  /// If set, the generated self-signed certificate is written there as PEM, so a client
+  /// can trust exactly it with `quic_client_config::ca_file`. Default: not written.
+  std::string write_self_signed_cert_to;
+  /// Connections this listener keeps at once, handshakes included; past it new clients
+  /// get CONNECTION_CLOSE with CONNECTION_REFUSED. Default 10000.
+  std::size_t max_connections = 10000;
+  /// A connection whose handshake has not completed within this time is dropped.
+  /// Default 10 s.
+  std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
+  /// Address validation: answer every new client with a Retry packet first (costs one
+  /// round trip, protects against spoofed-source floods). Default off.
+  bool retry = false;
+  /// Handshakes in progress past which new clients are sent a Retry even when `retry` is
+  /// off, so a flood of Initials cannot commit unbounded state. Default 512.
+  std::size_t max_pending_handshakes = 512;
+  quic_connection_options connection;
+};
+
+/// Configuration of a QUIC connector.
+struct quic_client_config {
+  /// "host:port" or "[v6]:port"; host names are resolved. Default "127.0.0.1:4433".
+  std::string address = "127.0.0.1:4433";
+  /// Name sent as SNI and checked against the certificate. Empty (the default): the host
+  /// part of `address`.
+  std::string server_name;
+  /// PEM file of the certificate authorities to trust. Empty (the default): the system
+  /// trust store.
+  std::string ca_file;
+  /// Accepts any server certificate. Only for tests and closed networks: anyone on the
+  /// path can impersonate the server. Default false (certificates are verified).
+  bool insecure_skip_verify = false;
+  /// Used when `connector::connect` is given no timeout (0). Default 10 s.
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(10);
+  /// ALPN protocols offered. Default {"msgtrans"}; an empty list offers none (as the Rust
+  /// original does).
+  std::vector<std::string> alpn{"msgtrans"};
+  quic_connection_options connection;
+};
+
+/// A QUIC listener; see quic_server_config.
+std::unique_ptr<listener> make_listener(const quic_server_config& c);
+/// A QUIC connector; see quic_client_config.
+std::unique_ptr<connector> make_connector(const quic_client_config& c);
+
+/// Application error codes msgtrans puts in CONNECTION_CLOSE frames.
+namespace quic_app_error {
+inline constexpr std::uint64_t no_error = 0;        ///< normal close
+inline constexpr std::uint64_t protocol_error = 1;  ///< bad frame (e.g. over 16 MiB)
+inline constexpr std::uint64_t shutdown = 2;        ///< the server or client is stopping
+inline constexpr std::uint64_t limit_reached = 3;   ///< a configured limit refused it
+inline constexpr std::uint64_t idle = 4;            ///< closed by the application for inactivity
+inline constexpr std::uint64_t internal = 5;        ///< any other local reason
+}  // namespace quic_app_error
+
+}  // namespace msgtrans

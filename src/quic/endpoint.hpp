@@ -1,0 +1,84 @@
+// The server side: one UDP socket, many connections, routed by connection ID. Also
+// answers what no connection owns: Version Negotiation, Retry (address validation),
+// Stateless Reset, and refusals when full.
+#pragma once
+
+#include "quic/quic_conn.hpp"
+#include "quic/udp_socket.hpp"
+
+#include <msgtrans/quic.hpp>
+
+#include <unordered_map>
+#include <unordered_set>
+
+namespace msgtrans::quic_detail {
+
+struct cid_key {
+  std::uint8_t len = 0;
+  std::array<std::uint8_t, NGTCP2_MAX_CIDLEN> data{};
+  cid_key(const std::uint8_t* p, std::size_t n) : len(static_cast<std::uint8_t>(n)) { std::memcpy(data.data(), p, n); }
+  explicit cid_key(const ngtcp2_cid& c) : cid_key(c.data, c.datalen) {}
+  bool operator==(const cid_key& o) const noexcept {
+    return len == o.len && std::memcmp(data.data(), o.data.data(), len) == 0;
+  }
+};
+struct cid_hash {
+  std::size_t operator()(const cid_key& k) const noexcept {
+    return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(k.data.data()), k.len));
+  }
+};
+
+class endpoint final : public conn_host, public std::enable_shared_from_this<endpoint> {
+ public:
+  endpoint(boost::asio::io_context& loop, const quic_server_config& cfg, const transport_context& ctx);
+  std::error_code start(listener::accept_handler on_accept, std::string& detail);
+  /// Stops accepting; the socket stays open while connections remain.
+  void stop();
+  std::string local_address() const { return local_address_; }
+
+  // For tests and stats.
+  std::size_t connection_count() const noexcept { return conns_.size(); }
+  std::size_t handshake_count() const noexcept { return handshaking_.size(); }
+  std::uint64_t retries_sent() const noexcept { return retries_sent_; }
+
+  // conn_host
+  void send_packets(const ngtcp2_addr& remote, const std::uint8_t* buf, const std::size_t* lens,
+                    std::size_t n) override;
+  void add_cid(quic_conn& c, const ngtcp2_cid& cid) override;
+  void remove_cid(const ngtcp2_cid& cid) override;
+  void on_established(const std::shared_ptr<quic_conn>& c) override;
+  void on_failed(quic_conn&, const close_info&) override {}
+  void on_terminated(quic_conn& c) override;
+
+ private:
+  void on_datagram(const sockaddr* from, socklen_t fromlen, std::uint8_t* data, std::size_t len);
+  void accept_initial(const sockaddr* from, socklen_t fromlen, std::uint8_t* data, std::size_t len);
+  void send_one(const sockaddr* to, socklen_t tolen, const std::uint8_t* p, std::size_t n);
+  void send_version_negotiation(const ngtcp2_version_cid& vc, const sockaddr* to, socklen_t tolen, std::size_t len);
+  void send_stateless_reset(const ngtcp2_version_cid& vc, const sockaddr* to, socklen_t tolen, std::size_t len);
+  void send_retry(const ngtcp2_pkt_hd& hd, const sockaddr* to, socklen_t tolen);
+  void send_refusal(const ngtcp2_pkt_hd& hd, std::uint64_t code, const sockaddr* to, socklen_t tolen);
+  void maybe_close_socket();
+
+  boost::asio::io_context& loop_;
+  quic_server_config cfg_;
+  conn_config conn_cfg_;
+  tls_credentials cred_;
+  udp_socket sock_;
+  sockaddr_storage local_{};
+  socklen_t locallen_ = 0;
+  std::string local_address_;
+  listener::accept_handler on_accept_;
+  bool accepting_ = false;
+  std::unordered_map<cid_key, quic_conn*, cid_hash> by_cid_;
+  std::unordered_set<quic_conn*> conns_;
+  std::unordered_set<quic_conn*> handshaking_;
+  std::unordered_set<quic_conn*> undelivered_;  // established, on_accept posted
+  std::uint64_t retries_sent_ = 0;
+  // Stateless resets answer unknown packets; bounded per second so they cannot be used
+  // to make us flood.
+  std::chrono::steady_clock::time_point reset_window_{};
+  std::size_t resets_in_window_ = 0;
+};
+
+}  // namespace msgtrans::quic_detail

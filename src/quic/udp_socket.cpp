@@ -1,0 +1,220 @@
+// Batched UDP I/O. Receive buffers are per thread: every socket of a loop shares them,
+// since a batch is handled completely before the next receive on that thread.
+#include "quic/udp_socket.hpp"
+
+#include <boost/asio/socket_base.hpp>
+
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+namespace msgtrans::quic_detail {
+namespace asio = boost::asio;
+using udp = asio::ip::udp;
+
+namespace {
+constexpr std::size_t rx_batch = 32;         // messages per recvmmsg
+constexpr std::size_t rx_size = 64 * 1024;   // one message may hold many GRO-coalesced datagrams
+constexpr std::size_t max_gso_bytes = 63 * 1024;  // a GSO send stays under the 64 KiB UDP limit
+constexpr std::size_t rx_batches_per_wakeup = 8;  // then yield to other sockets of the loop
+constexpr std::size_t tx_batch = 64;
+
+struct rx_buffers {
+  std::array<std::array<std::uint8_t, rx_size>, rx_batch> data;
+  std::array<sockaddr_storage, rx_batch> from;
+  std::array<iovec, rx_batch> iov;
+  std::array<mmsghdr, rx_batch> msgs;
+  std::array<std::array<char, CMSG_SPACE(sizeof(int))>, rx_batch> ctrl;
+};
+
+// Segment size of a GRO-coalesced message, or 0.
+std::size_t gro_segment_size(msghdr& h) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(&h, c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+      int v = 0;
+      std::memcpy(&v, CMSG_DATA(c), sizeof v);
+      return v > 0 ? static_cast<std::size_t>(v) : 0;
+    }
+  }
+  return 0;
+}
+}  // namespace
+
+std::error_code udp_socket::open(const udp::endpoint& bind, int buffer_size, bool gso) {
+  boost::system::error_code ec;
+  sock_.open(bind.protocol(), ec);
+  if (!ec) sock_.non_blocking(true, ec);
+  if (!ec && buffer_size > 0) {
+    // Best effort: the kernel caps these at net.core.{r,w}mem_max.
+    boost::system::error_code ignored;
+    sock_.set_option(asio::socket_base::receive_buffer_size(buffer_size), ignored);
+    sock_.set_option(asio::socket_base::send_buffer_size(buffer_size), ignored);
+  }
+  if (!ec) sock_.bind(bind, ec);
+  if (!ec && gso) {
+    // UDP GSO/GRO: many datagrams per system call each way, where the kernel can.
+    int one = 1;
+    gro_ = ::setsockopt(sock_.native_handle(), SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
+    gso_ = true;  // probed on first use: a failing send turns it off
+  }
+  if (ec) {
+    boost::system::error_code ignored;
+    sock_.close(ignored);
+    return std::error_code(ec.value(), std::system_category());
+  }
+  return {};
+}
+
+udp::endpoint udp_socket::local_endpoint() const {
+  boost::system::error_code ec;
+  return sock_.local_endpoint(ec);
+}
+
+void udp_socket::close() {
+  boost::system::error_code ignored;
+  sock_.close(ignored);
+}
+
+void udp_socket::send(const sockaddr* to, socklen_t tolen, const std::uint8_t* buf, const std::size_t* lens,
+                      std::size_t n) {
+  if (!sock_.is_open()) return;
+  // Each message is a run of datagrams laid back to back: with GSO, a run of equal-size
+  // datagrams (the last may be shorter) goes as one message the kernel splits; without,
+  // one datagram per message. All messages leave in one sendmmsg.
+  std::array<iovec, tx_batch> iov;
+  std::array<mmsghdr, tx_batch> msgs;
+  std::array<std::array<char, CMSG_SPACE(sizeof(std::uint16_t))>, tx_batch> ctrl;
+  std::array<std::size_t, tx_batch> segs;  // datagrams per message
+  std::size_t i = 0;
+  while (i < n) {
+    std::size_t m = 0;
+    for (; m < tx_batch && i < n; ++m) {
+      const std::size_t seg = lens[i];
+      std::size_t k = 1, bytes = seg;
+      if (gso_) {
+        while (i + k < n && lens[i + k] <= seg && bytes + lens[i + k] <= max_gso_bytes) {
+          bytes += lens[i + k];
+          if (lens[i + k++] < seg) break;  // a shorter one ends the run
+        }
+      }
+      iov[m] = {const_cast<std::uint8_t*>(buf), bytes};
+      msgs[m] = {};
+      msgs[m].msg_hdr.msg_name = const_cast<sockaddr*>(to);
+      msgs[m].msg_hdr.msg_namelen = tolen;
+      msgs[m].msg_hdr.msg_iov = &iov[m];
+      msgs[m].msg_hdr.msg_iovlen = 1;
+      if (k > 1) {
+        msgs[m].msg_hdr.msg_control = ctrl[m].data();
+        msgs[m].msg_hdr.msg_controllen = ctrl[m].size();
+        cmsghdr* c = CMSG_FIRSTHDR(&msgs[m].msg_hdr);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
+        const auto seg16 = static_cast<std::uint16_t>(seg);
+        std::memcpy(CMSG_DATA(c), &seg16, sizeof seg16);
+      }
+      segs[m] = k;
+      buf += bytes;
+      i += k;
+    }
+    std::size_t sent = 0;
+    while (sent < m) {
+      ++send_calls_;
+      int rv = ::sendmmsg(sock_.native_handle(), msgs.data() + sent, static_cast<unsigned>(m - sent), 0);
+      if (rv < 0) {
+        if (errno == EINTR) continue;
+        if (segs[sent] > 1 && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
+          gso_ = false;  // no GSO here: resend this run one datagram at a time
+          const auto* p = static_cast<const std::uint8_t*>(msgs[sent].msg_hdr.msg_iov->iov_base);
+          std::size_t left = msgs[sent].msg_hdr.msg_iov->iov_len;
+          std::uint16_t seg = 0;
+          std::memcpy(&seg, CMSG_DATA(CMSG_FIRSTHDR(&msgs[sent].msg_hdr)), sizeof seg);
+          while (left > 0) {
+            const std::size_t len = std::min<std::size_t>(seg, left);
+            send(to, tolen, p, &len, 1);
+            p += len;
+            left -= len;
+          }
+          ++sent;
+          continue;
+        }
+        // EAGAIN (buffer full) or a per-destination error: drop it; QUIC resends.
+        send_drops_ += segs[sent];
+        ++sent;
+        continue;
+      }
+      sent += static_cast<std::size_t>(rv);
+    }
+  }
+}
+
+void udp_socket::start_receive(datagram_handler on_datagram, std::function<void()> on_batch_end,
+                               std::shared_ptr<void> keep_alive) {
+  on_datagram_ = std::move(on_datagram);
+  on_batch_end_ = std::move(on_batch_end);
+  arm(std::move(keep_alive));
+}
+
+void udp_socket::arm(std::shared_ptr<void> keep_alive) {
+  sock_.async_wait(udp::socket::wait_read, [this, keep = std::move(keep_alive)](boost::system::error_code ec) mutable {
+    if (ec || !sock_.is_open()) return;
+    receive_batches();
+    if (sock_.is_open()) arm(std::move(keep));
+  });
+}
+
+void udp_socket::receive_batches() {
+  thread_local std::unique_ptr<rx_buffers> tl = std::make_unique<rx_buffers>();
+  rx_buffers& b = *tl;
+  for (std::size_t round = 0; round < rx_batches_per_wakeup && sock_.is_open(); ++round) {
+    for (std::size_t i = 0; i < rx_batch; ++i) {
+      b.iov[i] = {b.data[i].data(), rx_size};
+      b.msgs[i] = {};
+      b.msgs[i].msg_hdr.msg_name = &b.from[i];
+      b.msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+      b.msgs[i].msg_hdr.msg_iov = &b.iov[i];
+      b.msgs[i].msg_hdr.msg_iovlen = 1;
+      b.msgs[i].msg_hdr.msg_control = b.ctrl[i].data();
+      b.msgs[i].msg_hdr.msg_controllen = b.ctrl[i].size();
+    }
+    int rv = ::recvmmsg(sock_.native_handle(), b.msgs.data(), rx_batch, MSG_DONTWAIT, nullptr);
+    if (rv <= 0) return;  // EAGAIN: wait for the next readiness
+    for (int i = 0; i < rv && sock_.is_open(); ++i) {
+      auto& h = b.msgs[static_cast<std::size_t>(i)];
+      if (h.msg_hdr.msg_flags & MSG_TRUNC) continue;  // larger than any packet we accept
+      std::uint8_t* p = b.data[static_cast<std::size_t>(i)].data();
+      std::size_t left = h.msg_len;
+      const std::size_t seg = gro_ ? gro_segment_size(h.msg_hdr) : 0;
+      while (left > 0 && sock_.is_open()) {  // GRO: split back into the datagrams
+        const std::size_t len = seg ? std::min(seg, left) : left;
+        on_datagram_(reinterpret_cast<const sockaddr*>(h.msg_hdr.msg_name), h.msg_hdr.msg_namelen, p, len);
+        p += len;
+        left -= len;
+      }
+    }
+    if (on_batch_end_) on_batch_end_();
+    if (static_cast<std::size_t>(rv) < rx_batch) return;
+  }
+}
+
+bool split_host_port(const std::string& address, std::string& host, std::string& port) {
+  if (address.empty()) return false;
+  if (address.front() == '[') {
+    auto close = address.find(']');
+    if (close == std::string::npos || close + 1 >= address.size() || address[close + 1] != ':') return false;
+    host = address.substr(1, close - 1);
+    port = address.substr(close + 2);
+  } else {
+    auto colon = address.rfind(':');
+    if (colon == std::string::npos) return false;
+    host = address.substr(0, colon);
+    port = address.substr(colon + 1);
+  }
+  return !host.empty() && !port.empty();
+}
+
+}  // namespace msgtrans::quic_detail

@@ -1,0 +1,414 @@
+// QUIC transport under load and abuse: 500 connections, a lossy path, hostile
+// datagrams, and an independent HTTP/3 peer (Debian's gtlsclient) that must be refused.
+#include "quic_test_util.hpp"
+
+#include "quic/endpoint.hpp"
+
+#include <boost/asio/ip/udp.hpp>
+
+#include <atomic>
+#include <cstdio>
+#include <random>
+#include <sys/wait.h>
+#include <thread>
+
+namespace msgtrans::test {
+namespace {
+namespace asio = boost::asio;
+using udp = asio::ip::udp;
+
+struct quic_robustness : ::testing::Test {
+  asio::io_context ioc;
+  temp_path cert{"msgtrans-quic-robust-cert.pem"};
+};
+
+// Echo through `owner` and check it came back whole.
+void expect_echo(asio::io_context& ioc, test_owner& c, std::uint32_t id, std::size_t size = 100) {
+  const auto before = c.received.size();
+  c.send(make_packet(id, size));
+  ASSERT_TRUE(run_until(ioc, [&] { return c.received.size() == before + 1; }));
+  EXPECT_EQ(c.received.back(), make_packet(id, size));
+}
+
+TEST_F(quic_robustness, five_hundred_concurrent_connections) {
+  test_server srv(ioc, server_config(cert.path));
+  constexpr std::size_t n = 500;
+  auto connector = make_connector(client_config(srv.address(), cert.path));
+  std::vector<std::unique_ptr<test_owner>> clients(n);
+  std::size_t connected = 0, failed = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    connector->connect(ioc, 20s, {}, [&, i](std::error_code ec, std::unique_ptr<connection> c) {
+      if (ec) {
+        ++failed;
+        return;
+      }
+      ++connected;
+      clients[i] = std::make_unique<test_owner>();
+      clients[i]->attach(std::move(c));
+      clients[i]->send(make_packet(static_cast<std::uint32_t>(i + 1), 64 + i));
+    });
+  }
+  ASSERT_TRUE(run_until(ioc, [&] { return connected + failed == n; }, 60s));
+  EXPECT_EQ(failed, 0u);
+  ASSERT_TRUE(run_until(
+      ioc,
+      [&] {
+        for (auto& c : clients)
+          if (!c || c->received.empty()) return false;
+        return true;
+      },
+      60s));
+  EXPECT_EQ(srv.owners.size(), n);
+  for (std::size_t i = 0; i < n; ++i)
+    EXPECT_EQ(clients[i]->received[0], make_packet(static_cast<std::uint32_t>(i + 1), 64 + i));
+  for (auto& c : clients) c->conn->close({});
+  ASSERT_TRUE(run_until(ioc, [&] {
+    for (auto& o : srv.owners)
+      if (!o->closed) return false;
+    return true;
+  }));
+}
+
+// A UDP relay between one client and the server that drops, duplicates and reorders.
+class lossy_relay {
+ public:
+  lossy_relay(asio::io_context& ioc, udp::endpoint server, double p, unsigned seed)
+      : front_(ioc, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
+        back_(ioc, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
+        server_(server),
+        p_(p),
+        rng_(seed) {
+    pump(front_, true);
+    pump(back_, false);
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(front_.local_endpoint().port()); }
+  std::size_t dropped = 0, duplicated = 0, reordered = 0, forwarded = 0;
+
+ private:
+  struct held {
+    std::vector<char> data;
+    bool to_server;
+  };
+  void pump(udp::socket& s, bool from_client) {
+    s.async_receive_from(asio::buffer(buf(from_client)), from(from_client),
+                         [this, &s, from_client](boost::system::error_code ec, std::size_t n) {
+                           if (ec) return;
+                           if (from_client) client_ = client_from_;
+                           forward(std::vector<char>(buf(from_client).begin(), buf(from_client).begin() + n),
+                                   from_client);
+                           pump(s, from_client);
+                         });
+  }
+  std::array<char, 2048>& buf(bool c) { return c ? cbuf_ : sbuf_; }
+  udp::endpoint& from(bool c) { return c ? client_from_ : server_from_; }
+  void send(const std::vector<char>& d, bool to_server) {
+    boost::system::error_code ec;
+    if (to_server)
+      back_.send_to(asio::buffer(d), server_, 0, ec);
+    else
+      front_.send_to(asio::buffer(d), client_, 0, ec);
+    ++forwarded;
+  }
+  void forward(std::vector<char> d, bool to_server) {
+    std::uniform_real_distribution<double> u(0, 1);
+    const double r = u(rng_);
+    if (r < p_) {
+      ++dropped;
+    } else if (r < 2 * p_) {
+      ++duplicated;
+      send(d, to_server);
+      send(d, to_server);
+    } else if (r < 3 * p_ && !held_) {
+      ++reordered;
+      held_ = held{std::move(d), to_server};  // goes out after the next datagram
+      return;
+    } else {
+      send(d, to_server);
+    }
+    if (held_) {
+      send(held_->data, held_->to_server);
+      held_.reset();
+    }
+  }
+
+  udp::socket front_, back_;
+  udp::endpoint server_, client_, client_from_, server_from_;
+  std::array<char, 2048> cbuf_{}, sbuf_{};
+  double p_;
+  std::mt19937 rng_;
+  std::optional<held> held_;
+};
+
+udp::endpoint parse(const std::string& a) {
+  auto colon = a.rfind(':');
+  return {asio::ip::make_address(a.substr(0, colon)), static_cast<unsigned short>(std::stoi(a.substr(colon + 1)))};
+}
+
+TEST_F(quic_robustness, lossy_path_delivers_everything_once_in_order) {
+  test_server srv(ioc, server_config(cert.path));
+  lossy_relay relay(ioc, parse(srv.address()), 0.05, 12345);
+  auto cfg = client_config(relay.address(), cert.path);
+  cfg.server_name = "127.0.0.1";
+  std::error_code ec;
+  test_owner client;
+  client.attach(connect(ioc, cfg, ec, 20s));
+  ASSERT_FALSE(ec) << ec.message();
+  std::vector<byte_buffer> sent;
+  std::mt19937 sizes(7);
+  for (std::uint32_t i = 1; i <= 300; ++i) {
+    sent.push_back(make_packet(i, sizes() % 30000));
+    client.send(sent.back());
+  }
+  ASSERT_TRUE(run_until(ioc, [&] { return client.received.size() >= sent.size(); }, 60s))
+      << client.received.size() << " of " << sent.size();
+  run_until(ioc, [] { return false; }, 100ms);  // a duplicate would show up now
+  ASSERT_EQ(client.received.size(), sent.size());
+  EXPECT_TRUE(client.received == sent);
+  ASSERT_EQ(srv.owners.size(), 1u);
+  EXPECT_TRUE(srv.owners[0]->received == sent);
+  EXPECT_GT(relay.dropped, 0u);
+  EXPECT_GT(relay.duplicated, 0u);
+  EXPECT_GT(relay.reordered, 0u);
+}
+
+// A server endpoint built directly, so the test can see how much state it holds.
+struct direct_server {
+  asio::io_context& ioc;
+  std::shared_ptr<quic_detail::endpoint> ep;
+  std::vector<std::unique_ptr<test_owner>> owners;
+  direct_server(asio::io_context& io, const quic_server_config& cfg) : ioc(io) {
+    ep = std::make_shared<quic_detail::endpoint>(ioc, cfg, transport_context{});
+    std::string detail;
+    auto ec = ep->start(
+        [this](std::unique_ptr<connection> c) {
+          owners.push_back(std::make_unique<test_owner>(true));
+          owners.back()->attach(std::move(c));
+        },
+        detail);
+    EXPECT_FALSE(ec) << detail;
+  }
+  ~direct_server() { ep->stop(); }
+};
+
+// The first datagram a real client sends: a full-size Initial.
+std::vector<std::uint8_t> capture_client_initial(asio::io_context& ioc, const std::string& cert_path) {
+  udp::socket trap(ioc, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  auto cfg = client_config("127.0.0.1:" + std::to_string(trap.local_endpoint().port()), cert_path);
+  auto conn = make_connector(cfg);
+  bool done = false;
+  conn->connect(ioc, 200ms, {}, [&](std::error_code, std::unique_ptr<connection>) { done = true; });
+  std::vector<std::uint8_t> pkt(2048);
+  std::size_t n = 0;
+  udp::endpoint from;
+  trap.async_receive_from(asio::buffer(pkt), from, [&](boost::system::error_code, std::size_t k) { n = k; });
+  run_until(ioc, [&] { return n > 0 && done; }, 5s);
+  pkt.resize(n);
+  return pkt;
+}
+
+// Genuine client Initials for `server`, made by client connections whose datagrams are
+// captured instead of sent: each opens real half-open state on the server.
+std::vector<std::vector<std::uint8_t>> genuine_initials(asio::io_context& ioc, const std::string& server,
+                                                         std::size_t n) {
+  struct capture final : quic_detail::conn_host {
+    std::vector<std::vector<std::uint8_t>> out;
+    void send_packets(const ngtcp2_addr&, const std::uint8_t* buf, const std::size_t* lens, std::size_t k) override {
+      for (std::size_t i = 0; i < k; ++i) {
+        out.emplace_back(buf, buf + lens[i]);
+        buf += lens[i];
+      }
+    }
+    void add_cid(quic_detail::quic_conn&, const ngtcp2_cid&) override {}
+    void remove_cid(const ngtcp2_cid&) override {}
+    void on_established(const std::shared_ptr<quic_detail::quic_conn>&) override {}
+    void on_failed(quic_detail::quic_conn&, const close_info&) override {}
+    void on_terminated(quic_detail::quic_conn&) override {}
+  };
+  auto host = std::make_shared<capture>();
+  quic_detail::tls_credentials cred;
+  std::string detail;
+  EXPECT_FALSE(cred.init_client("", detail)) << detail;
+  const auto remote = parse(server);
+  const udp::endpoint local(asio::ip::make_address("127.0.0.1"), 9);
+  quic_detail::conn_config cfg;
+  quic_detail::quic_conn::client_args args{"localhost", false, {"msgtrans"}};
+  for (std::size_t i = 0; i < n; ++i) {
+    auto c = quic_detail::quic_conn::make_client(ioc, host, cred, cfg, local.data(),
+                                                 static_cast<socklen_t>(local.size()), remote.data(),
+                                                 static_cast<socklen_t>(remote.size()), args, detail);
+    EXPECT_TRUE(c) << detail;
+    if (!c) break;
+    c->flush();
+    c->abort({});
+  }
+  return std::move(host->out);
+}
+
+TEST_F(quic_robustness, hostile_datagrams_do_not_hurt) {
+  auto cfg = server_config(cert.path);
+  cfg.max_pending_handshakes = 64;
+  cfg.handshake_timeout = 2s;
+  direct_server srv(ioc, cfg);
+  const auto target = parse(srv.ep->local_address());
+  udp::socket attacker(ioc, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  std::mt19937 rng(99);
+  auto send = [&](const std::vector<std::uint8_t>& d) {
+    boost::system::error_code ec;
+    attacker.send_to(asio::buffer(d), target, 0, ec);
+  };
+  auto drain = [&] { run_until(ioc, [] { return false; }, 20ms); };
+
+  // 1. Random datagrams of every size, some with the long-header bit set.
+  for (int i = 0; i < 3000; ++i) {
+    std::vector<std::uint8_t> d(1 + rng() % 1500);
+    for (auto& b : d) b = static_cast<std::uint8_t>(rng());
+    if (i % 2) d[0] |= 0xc0;
+    send(d);
+    if (i % 200 == 0) drain();
+  }
+  // 2. Truncated and corrupted copies of a real Initial.
+  const auto initial = capture_client_initial(ioc, cert.path);
+  ASSERT_GE(initial.size(), 1200u);
+  for (std::size_t len : {1u, 5u, 7u, 20u, 50u, 100u, 600u, 1199u}) send({initial.begin(), initial.begin() + len});
+  for (int i = 0; i < 200; ++i) {
+    auto d = initial;
+    d[20 + rng() % (d.size() - 20)] ^= static_cast<std::uint8_t>(1 + rng() % 255);
+    send(d);
+  }
+  drain();
+  // 3. A flood of genuine Initials (fresh connection IDs, valid crypto) from one
+  // address that never completes a handshake.
+  const auto initials = genuine_initials(ioc, srv.ep->local_address(), 600);
+  for (std::size_t i = 0; i < initials.size(); ++i) {
+    send(initials[i]);
+    if (i % 20 == 19) drain();  // let the server read: the socket buffer holds only so many
+  }
+  drain();
+  // Bounded: past max_pending_handshakes the endpoint answers with Retry, holding no state.
+  EXPECT_LE(srv.ep->handshake_count(), cfg.max_pending_handshakes);
+  EXPECT_LE(srv.ep->connection_count(), cfg.max_pending_handshakes);
+  EXPECT_GT(srv.ep->retries_sent(), 0u) << "handshakes " << srv.ep->handshake_count() << ", connections " << srv.ep->connection_count();
+
+  // Real clients still get in (through a Retry while the flood's state lasts).
+  for (int i = 0; i < 3; ++i) {
+    std::error_code ec;
+    test_owner c;
+    c.attach(connect(ioc, client_config(srv.ep->local_address(), cert.path), ec));
+    ASSERT_FALSE(ec) << ec.message();
+    expect_echo(ioc, c, static_cast<std::uint32_t>(i + 1));
+    c.conn->close({});
+  }
+  // And the half-open state of the flood expires with the handshake timeout.
+  EXPECT_TRUE(run_until(ioc, [&] { return srv.ep->handshake_count() == 0; }, 10s)) << srv.ep->handshake_count();
+}
+
+TEST_F(quic_robustness, retry_when_configured) {
+  auto cfg = server_config(cert.path);
+  cfg.retry = true;
+  direct_server srv(ioc, cfg);
+  std::error_code ec;
+  test_owner c;
+  c.attach(connect(ioc, client_config(srv.ep->local_address(), cert.path), ec));
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(srv.ep->retries_sent(), 1u);
+  expect_echo(ioc, c, 1, 5000);
+}
+
+TEST_F(quic_robustness, max_connections_refuses_the_next_client) {
+  auto cfg = server_config(cert.path);
+  cfg.max_connections = 2;
+  direct_server srv(ioc, cfg);
+  std::error_code ec;
+  test_owner a, b;
+  a.attach(connect(ioc, client_config(srv.ep->local_address(), cert.path), ec));
+  ASSERT_FALSE(ec);
+  b.attach(connect(ioc, client_config(srv.ep->local_address(), cert.path), ec));
+  ASSERT_FALSE(ec);
+  auto c = connect(ioc, client_config(srv.ep->local_address(), cert.path), ec);
+  EXPECT_TRUE(ec) << "a third connection must be refused";
+  EXPECT_FALSE(c);
+  a.conn->close({});
+  ASSERT_TRUE(run_until(ioc, [&] { return srv.ep->connection_count() == 1; }));
+  test_owner d;
+  d.attach(connect(ioc, client_config(srv.ep->local_address(), cert.path), ec));
+  ASSERT_FALSE(ec) << ec.message();
+  expect_echo(ioc, d, 1);
+}
+
+TEST_F(quic_robustness, unknown_short_header_gets_stateless_reset) {
+  direct_server srv(ioc, server_config(cert.path));
+  udp::socket s(ioc, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  std::vector<std::uint8_t> d(100, 0x11);
+  d[0] = 0x40;  // short header, fixed bit
+  s.send_to(asio::buffer(d), parse(srv.ep->local_address()));
+  std::vector<std::uint8_t> reply(256);
+  std::size_t n = 0;
+  udp::endpoint from;
+  s.async_receive_from(asio::buffer(reply), from, [&](boost::system::error_code, std::size_t k) { n = k; });
+  ASSERT_TRUE(run_until(ioc, [&] { return n > 0; }, 2s));
+  EXPECT_LT(n, d.size());  // smaller than its trigger
+  EXPECT_EQ(reply[0] & 0xc0, 0x40);
+}
+
+TEST_F(quic_robustness, unsupported_version_gets_version_negotiation) {
+  direct_server srv(ioc, server_config(cert.path));
+  udp::socket s(ioc, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  std::vector<std::uint8_t> d(1200, 0);
+  d[0] = 0xc0;
+  d[1] = 0x1a, d[2] = 0x2a, d[3] = 0x3a, d[4] = 0x4a;  // a reserved (greasing) version
+  d[5] = 8;                                              // dcid len
+  d[14] = 8;                                             // scid len
+  s.send_to(asio::buffer(d), parse(srv.ep->local_address()));
+  std::vector<std::uint8_t> reply(256);
+  std::size_t n = 0;
+  udp::endpoint from;
+  s.async_receive_from(asio::buffer(reply), from, [&](boost::system::error_code, std::size_t k) { n = k; });
+  ASSERT_TRUE(run_until(ioc, [&] { return n > 0; }, 2s));
+  ASSERT_GE(n, 7u);
+  EXPECT_EQ(reply[1] | reply[2] | reply[3] | reply[4], 0);  // version 0 = Version Negotiation
+}
+
+TEST_F(quic_robustness, http3_client_is_refused_and_others_still_served) {
+  if (std::system("command -v gtlsclient >/dev/null 2>&1") != 0) GTEST_SKIP() << "gtlsclient (ngtcp2-client) not installed";
+  test_server srv(ioc, server_config(cert.path));
+  const std::string addr = srv.address();
+  const std::string port = addr.substr(addr.rfind(':') + 1);
+  temp_path qlog{"msgtrans-quic-gtlsclient.qlog"};
+  std::atomic<bool> done{false};
+  std::string output;
+  std::thread peer([&] {
+    const std::string cmd = "gtlsclient --exit-on-all-streams-close --handshake-timeout=5s --timeout=5s --qlog-file=" +
+                            qlog.path + " 127.0.0.1 " + port + " https://localhost:" + port + "/ 2>&1";
+    if (FILE* p = ::popen(cmd.c_str(), "r")) {
+      char line[512];
+      while (std::fgets(line, sizeof line, p)) output += line;
+      ::pclose(p);
+    }
+    done = true;
+  });
+  const bool finished = run_until(ioc, [&] { return done.load(); }, 20s);
+  peer.join();
+  ASSERT_TRUE(finished);
+  // Refused: no msgtrans connection was delivered, and the peer received a
+  // CONNECTION_CLOSE with CRYPTO_ERROR 0x178 (TLS alert 120, no_application_protocol).
+  EXPECT_TRUE(srv.owners.empty());
+  std::string trace;
+  if (FILE* f = std::fopen(qlog.path.c_str(), "r")) {
+    char chunk[4096];
+    std::size_t k;
+    while ((k = std::fread(chunk, 1, sizeof chunk, f)) > 0) trace.append(chunk, k);
+    std::fclose(f);
+  }
+  EXPECT_NE(trace.find(R"("frame_type":"connection_close","error_space":"transport","error_code":376)"),
+            std::string::npos)
+      << output;
+  // The server keeps serving.
+  std::error_code ec;
+  test_owner c;
+  c.attach(connect(ioc, client_config(addr, cert.path), ec));
+  ASSERT_FALSE(ec) << ec.message();
+  expect_echo(ioc, c, 1);
+}
+
+}  // namespace
+}  // namespace msgtrans::test

@@ -1,0 +1,349 @@
+// QUIC transport over real UDP on 127.0.0.1: handshake, echo, sizes, server push,
+// verification, ALPN, idle/keep-alive, close and back-pressure.
+#include "quic_test_util.hpp"
+
+#include <msgtrans/frame_decoder.hpp>
+
+#include <cstdlib>
+
+namespace msgtrans::test {
+namespace {
+
+struct quic_test : ::testing::Test {
+  boost::asio::io_context ioc;
+  temp_path cert{"msgtrans-quic-cert.pem"};
+};
+
+TEST_F(quic_test, handshake_and_echo) {
+  test_server srv(ioc, server_config(cert.path));
+  std::error_code ec;
+  test_owner client;
+  client.attach(connect(ioc, client_config(srv.address(), cert.path), ec));
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(client.conn->info().protocol, "quic");
+  EXPECT_EQ(client.conn->info().peer_address, srv.address());
+  std::vector<byte_buffer> sent;
+  for (std::uint32_t i = 1; i <= 100; ++i) {
+    sent.push_back(make_packet(i, i * 10));
+    client.send(sent.back());
+  }
+  ASSERT_TRUE(run_until(ioc, [&] { return client.received.size() == sent.size(); }));
+  EXPECT_EQ(client.received, sent);
+  ASSERT_EQ(srv.owners.size(), 1u);
+  EXPECT_EQ(srv.owners[0]->received, sent);
+  EXPECT_EQ(srv.owners[0]->conn->info().protocol, "quic");
+
+  client.conn->close({close_reason::normal, {}, "bye", 0});
+  ASSERT_TRUE(run_until(ioc, [&] { return client.closed && srv.owners[0]->closed; }));
+  EXPECT_EQ(client.closed->reason, close_reason::normal);
+  EXPECT_EQ(srv.owners[0]->closed->reason, close_reason::peer_closed);
+  EXPECT_NE(srv.owners[0]->closed->detail.find("bye"), std::string::npos) << srv.owners[0]->closed->detail;
+  // Exactly once, even after the draining period.
+  client.conn->close({});
+  run_until(ioc, [] { return false; }, 200ms);
+  EXPECT_EQ(client.closed_count, 1);
+  EXPECT_EQ(srv.owners[0]->closed_count, 1);
+}
+
+TEST_F(quic_test, server_pushes_right_after_connect) {
+  test_server srv(ioc, server_config(cert.path), false);
+  const auto hello = make_packet(7, 32);
+  srv.on_accept_hook = [&](test_owner& o) { o.send(hello); };
+  std::error_code ec;
+  test_owner client;
+  client.attach(connect(ioc, client_config(srv.address(), cert.path), ec));
+  ASSERT_FALSE(ec) << ec.message();
+  // The client never writes: the server's push must still arrive.
+  ASSERT_TRUE(run_until(ioc, [&] { return client.received.size() == 1; }));
+  EXPECT_EQ(client.received[0], hello);
+  // And requests from the server keep flowing both ways.
+  srv.owners[0]->send(make_packet(8, 1000));
+  ASSERT_TRUE(run_until(ioc, [&] { return client.received.size() == 2; }));
+  EXPECT_EQ(client.received[1], make_packet(8, 1000));
+}
+
+TEST_F(quic_test, one_mib_and_largest_messages) {
+  test_server srv(ioc, server_config(cert.path));
+  std::error_code ec;
+  test_owner client;
+  client.attach(connect(ioc, client_config(srv.address(), cert.path), ec));
+  ASSERT_FALSE(ec) << ec.message();
+  const auto one_mib = make_packet(1, 1024 * 1024);
+  const auto largest = make_packet(2, max_length_prefixed_frame - 1 - header_size);
+  ASSERT_EQ(largest.size(), max_length_prefixed_frame - 1);
+  client.send(one_mib);
+  client.send(largest);
+  client.send(one_mib);
+  ASSERT_TRUE(run_until(ioc, [&] { return client.received.size() == 3; }, 60s));
+  EXPECT_TRUE(client.received[0] == one_mib);
+  EXPECT_TRUE(client.received[1] == largest);
+  EXPECT_TRUE(client.received[2] == one_mib);
+  EXPECT_FALSE(client.closed);
+}
+
+TEST_F(quic_test, frame_over_16_mib_closes_the_connection) {
+  test_server srv(ioc, server_config(cert.path));
+  std::error_code ec;
+  test_owner client;
+  client.attach(connect(ioc, client_config(srv.address(), cert.path), ec));
+  ASSERT_FALSE(ec) << ec.message();
+  // The transport prefixes each packet with its length: a 16 MiB + 1 packet makes a
+  // frame length the receiver must refuse from the prefix alone.
+  byte_buffer big = make_packet(1, 16);
+  big.resize(max_length_prefixed_frame + 1);
+  client.send(big);
+  ASSERT_TRUE(run_until(ioc, [&] { return client.closed && !srv.owners.empty() && srv.owners[0]->closed; }, 30s));
+  EXPECT_EQ(srv.owners[0]->closed->reason, close_reason::protocol_error);
+  EXPECT_EQ(srv.owners[0]->closed->transport_code, static_cast<int>(quic_app_error::protocol_error));
+  EXPECT_EQ(client.closed->reason, close_reason::protocol_error) << client.closed->detail;
+  EXPECT_NE(client.closed->detail.find("16 MiB"), std::string::npos) << client.closed->detail;
+  EXPECT_TRUE(srv.owners[0]->received.empty());
+}
+
+TEST_F(quic_test, certificate_verification) {
+  test_server srv(ioc, server_config(cert.path));
+  std::error_code ec;
+  {  // success: the server's self-signed certificate as CA
+    auto c = connect(ioc, client_config(srv.address(), cert.path), ec);
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_TRUE(c);
+  }
+  {  // failure: the system store does not know it
+    auto c = connect(ioc, client_config(srv.address(), ""), ec);
+    EXPECT_EQ(ec, errc::tls_error) << ec.message();
+    EXPECT_FALSE(c);
+  }
+  {  // failure: right CA, wrong name
+    auto cfg = client_config(srv.address(), cert.path);
+    cfg.server_name = "example.com";
+    auto c = connect(ioc, cfg, ec);
+    EXPECT_EQ(ec, errc::tls_error) << ec.message();
+  }
+  {  // success by name: the certificate holds localhost
+    auto cfg = client_config(srv.address(), cert.path);
+    cfg.server_name = "localhost";
+    auto c = connect(ioc, cfg, ec);
+    EXPECT_FALSE(ec) << ec.message();
+  }
+  {  // explicitly insecure
+    auto cfg = client_config(srv.address(), "");
+    cfg.insecure_skip_verify = true;
+    auto c = connect(ioc, cfg, ec);
+    EXPECT_FALSE(ec) << ec.message();
+  }
+}
+
+TEST_F(quic_test, alpn_none_accepted_other_refused) {
+  test_server srv(ioc, server_config(cert.path));
+  std::error_code ec;
+  auto cfg = client_config(srv.address(), cert.path);
+  cfg.alpn = {};
+  test_owner none;
+  none.attach(connect(ioc, cfg, ec));
+  ASSERT_FALSE(ec) << "a client offering no ALPN must be accepted: " << ec.message();
+  none.send(make_packet(1, 10));
+  ASSERT_TRUE(run_until(ioc, [&] { return none.received.size() == 1; }));
+
+  cfg.alpn = {"h3"};
+  auto c = connect(ioc, cfg, ec);
+  EXPECT_EQ(ec, errc::tls_error) << ec.message();
+  EXPECT_FALSE(c);
+
+  // The server still serves everyone else.
+  test_owner ok;
+  ok.attach(connect(ioc, client_config(srv.address(), cert.path), ec));
+  ASSERT_FALSE(ec) << ec.message();
+  ok.send(make_packet(2, 10));
+  ASSERT_TRUE(run_until(ioc, [&] { return ok.received.size() == 1; }));
+}
+
+TEST_F(quic_test, idle_timeout_closes_both_sides) {
+  auto scfg = server_config(cert.path);
+  scfg.connection.max_idle_timeout = 300ms;
+  scfg.connection.keep_alive_interval = 0ms;
+  test_server srv(ioc, scfg);
+  auto ccfg = client_config(srv.address(), cert.path);
+  ccfg.connection.keep_alive_interval = 0ms;
+  std::error_code ec;
+  test_owner client;
+  client.attach(connect(ioc, ccfg, ec));
+  ASSERT_FALSE(ec) << ec.message();
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(run_until(ioc, [&] { return client.closed && !srv.owners.empty() && srv.owners[0]->closed; }, 5s));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 250ms);
+  EXPECT_EQ(client.closed->reason, close_reason::idle_timeout);
+  EXPECT_EQ(srv.owners[0]->closed->reason, close_reason::idle_timeout);
+}
+
+TEST_F(quic_test, keep_alive_keeps_an_idle_connection_up) {
+  auto scfg = server_config(cert.path);
+  scfg.connection.max_idle_timeout = 300ms;
+  scfg.connection.keep_alive_interval = 0ms;
+  test_server srv(ioc, scfg);
+  auto ccfg = client_config(srv.address(), cert.path);
+  ccfg.connection.keep_alive_interval = 100ms;
+  std::error_code ec;
+  test_owner client;
+  client.attach(connect(ioc, ccfg, ec));
+  ASSERT_FALSE(ec) << ec.message();
+  // Four idle timeouts pass with no application traffic: nothing may close.
+  EXPECT_FALSE(run_until(ioc, [&] { return client.closed || (!srv.owners.empty() && srv.owners[0]->closed); }, 1200ms));
+  client.send(make_packet(1, 10));
+  ASSERT_TRUE(run_until(ioc, [&] { return client.received.size() == 1; }));
+}
+
+TEST_F(quic_test, paused_reader_applies_back_pressure) {
+  auto scfg = server_config(cert.path);
+  scfg.connection.stream_window = 256 * 1024;
+  scfg.connection.connection_window = 512 * 1024;
+  test_server srv(ioc, scfg, false);
+  auto ccfg = client_config(srv.address(), cert.path);
+  ccfg.connection.send_buffer_limit = 512 * 1024;
+  std::error_code ec;
+  test_owner client;
+  client.attach(connect(ioc, ccfg, ec));
+  ASSERT_FALSE(ec) << ec.message();
+  client.send(make_packet(0, 10));
+  ASSERT_TRUE(run_until(ioc, [&] { return srv.owners.size() == 1 && srv.owners[0]->received.size() == 1; }));
+  test_owner& server_side = *srv.owners[0];
+  server_side.conn->set_reading(false);
+  const std::size_t n = 64;  // 64 x 64 KiB = 4 MiB, far over window + send buffer
+  for (std::uint32_t i = 1; i <= n; ++i) client.send(make_packet(i, 64 * 1024));
+  // The client's writes stall: the paused reader gives no credit.
+  EXPECT_FALSE(run_until(ioc, [&] { return client.idle(); }, 500ms));
+  EXPECT_LE(server_side.received.size(), 1u);
+  server_side.conn->set_reading(true);
+  ASSERT_TRUE(run_until(ioc, [&] { return server_side.received.size() == n + 1; }, 20s));
+  for (std::uint32_t i = 1; i <= n; ++i) EXPECT_EQ(server_side.received[i], make_packet(i, 64 * 1024));
+  ASSERT_TRUE(run_until(ioc, [&] { return client.idle(); }));
+}
+
+TEST_F(quic_test, server_close_reaches_client_with_reason) {
+  test_server srv(ioc, server_config(cert.path));
+  std::error_code ec;
+  test_owner client;
+  client.attach(connect(ioc, client_config(srv.address(), cert.path), ec));
+  ASSERT_FALSE(ec) << ec.message();
+  ASSERT_TRUE(run_until(ioc, [&] { return srv.owners.size() == 1; }));
+  // A queued write is flushed before the CONNECTION_CLOSE.
+  srv.owners[0]->send(make_packet(9, 200000));
+  srv.owners[0]->conn->close({close_reason::shutdown, {}, "server stopping", 0});
+  ASSERT_TRUE(run_until(ioc, [&] { return client.closed.has_value(); }));
+  ASSERT_EQ(client.received.size(), 1u);
+  EXPECT_EQ(client.received[0], make_packet(9, 200000));
+  EXPECT_EQ(client.closed->reason, close_reason::peer_closed);
+  EXPECT_EQ(client.closed->transport_code, static_cast<int>(quic_app_error::shutdown));
+  EXPECT_NE(client.closed->detail.find("server stopping"), std::string::npos);
+  ASSERT_TRUE(run_until(ioc, [&] { return srv.owners[0]->closed.has_value(); }));
+  EXPECT_EQ(srv.owners[0]->closed->reason, close_reason::shutdown);
+}
+
+TEST_F(quic_test, connect_to_nothing_times_out) {
+  // A bound UDP port that never answers.
+  boost::asio::ip::udp::socket silent(ioc, boost::asio::ip::udp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  auto cfg = client_config("127.0.0.1:" + std::to_string(silent.local_endpoint().port()), "");
+  cfg.insecure_skip_verify = true;
+  std::error_code ec;
+  const auto start = std::chrono::steady_clock::now();
+  auto c = connect(ioc, cfg, ec, 300ms);
+  EXPECT_EQ(ec, errc::timeout) << ec.message();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+}
+
+TEST_F(quic_test, certificate_and_key_files) {
+  if (std::system("command -v openssl >/dev/null 2>&1") != 0) GTEST_SKIP() << "openssl CLI not installed";
+  temp_path key{"msgtrans-quic-key.pem"}, crt{"msgtrans-quic-crt.pem"};
+  const std::string cmd =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=files.test "
+      "-addext subjectAltName=DNS:files.test -addext basicConstraints=critical,CA:TRUE -keyout " +
+      key.path + " -out " + crt.path + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  auto scfg = server_config();
+  scfg.cert_file = crt.path;
+  scfg.key_file = key.path;
+  test_server srv(ioc, scfg);
+  auto ccfg = client_config(srv.address(), crt.path);
+  ccfg.server_name = "files.test";
+  std::error_code ec;
+  test_owner c;
+  c.attach(connect(ioc, ccfg, ec));
+  ASSERT_FALSE(ec) << ec.message();
+  c.send(make_packet(1, 10));
+  ASSERT_TRUE(run_until(ioc, [&] { return c.received.size() == 1; }));
+  ccfg.server_name = "localhost";  // not in that certificate
+  EXPECT_EQ(connect(ioc, ccfg, ec), nullptr);
+  EXPECT_EQ(ec, errc::tls_error);
+  // Only one of the two files is a configuration error.
+  auto half = server_config();
+  half.cert_file = crt.path;
+  auto l = make_listener(half);
+  std::string detail;
+  EXPECT_EQ(l->start(ioc, [&]() -> boost::asio::io_context& { return ioc; }, [](std::unique_ptr<connection>) {}, {},
+                     detail),
+            errc::invalid_argument);
+  EXPECT_NE(detail.find("key_file"), std::string::npos) << detail;
+}
+
+TEST_F(quic_test, self_signed_certificate_holds_configured_names) {
+  auto scfg = server_config(cert.path);
+  scfg.certificate_names = {"msgtrans.test", "10.1.2.3"};
+  test_server srv(ioc, scfg);
+  for (const char* name : {"msgtrans.test", "10.1.2.3", "localhost", "127.0.0.1"}) {
+    auto ccfg = client_config(srv.address(), cert.path);
+    ccfg.server_name = name;
+    std::error_code ec;
+    auto c = connect(ioc, ccfg, ec);
+    EXPECT_FALSE(ec) << name << ": " << ec.message();
+  }
+  auto ccfg = client_config(srv.address(), cert.path);
+  ccfg.server_name = "other.test";
+  std::error_code ec;
+  EXPECT_EQ(connect(ioc, ccfg, ec), nullptr);
+  EXPECT_EQ(ec, errc::tls_error);
+}
+
+TEST_F(quic_test, close_from_on_packet_flushes_the_reply_first) {
+  test_server srv(ioc, server_config(cert.path), false);
+  const auto reply = make_packet(99, 300000);
+  srv.on_accept_hook = [&](test_owner& o) {
+    o.on_packet_hook = [&o, &reply](bytes_view) {
+      o.send(reply);  // the reply, then close, both from inside on_packet
+      o.conn->close({close_reason::normal, {}, "done", 0});
+    };
+  };
+  std::error_code ec;
+  test_owner client;
+  client.attach(connect(ioc, client_config(srv.address(), cert.path), ec));
+  ASSERT_FALSE(ec) << ec.message();
+  // Once the server side is attached, the packet is handled inside ngtcp2's read.
+  ASSERT_TRUE(run_until(ioc, [&] { return srv.owners.size() == 1; }));
+  client.send(make_packet(1, 10));
+  ASSERT_TRUE(run_until(ioc, [&] { return client.closed.has_value(); }));
+  ASSERT_EQ(client.received.size(), 1u);
+  EXPECT_EQ(client.received[0], reply);
+  EXPECT_EQ(client.closed->reason, close_reason::peer_closed);
+  ASSERT_TRUE(run_until(ioc, [&] { return srv.owners[0]->closed.has_value(); }));
+  EXPECT_EQ(srv.owners[0]->closed_count, 1);
+}
+
+TEST_F(quic_test, bad_configuration_is_reported) {
+  auto cfg = server_config();
+  cfg.cert_file = "/nonexistent/cert.pem";
+  cfg.key_file = "/nonexistent/key.pem";
+  auto l = make_listener(cfg);
+  std::string detail;
+  auto ec = l->start(
+      ioc, [&]() -> boost::asio::io_context& { return ioc; }, [](std::unique_ptr<connection>) {}, {}, detail);
+  EXPECT_EQ(ec, errc::tls_error);
+  EXPECT_NE(detail.find("/nonexistent/cert.pem"), std::string::npos) << detail;
+
+  auto bad = server_config();
+  bad.bind_address = "no-port";
+  auto l2 = make_listener(bad);
+  EXPECT_EQ(l2->start(ioc, [&]() -> boost::asio::io_context& { return ioc; }, [](std::unique_ptr<connection>) {}, {},
+                      detail),
+            errc::address_error);
+}
+
+}  // namespace
+}  // namespace msgtrans::test
