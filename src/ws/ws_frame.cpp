@@ -155,7 +155,7 @@ std::size_t encode_close_payload(std::byte* out, std::uint16_t code, std::string
   std::size_t n = std::min(reason.size(), max_control_payload - 2);
   // Cut on a character boundary so the peer's UTF-8 check passes.
   while (n > 0 && n < reason.size() && (static_cast<std::uint8_t>(reason[n]) & 0xC0) == 0x80) --n;
-  std::memcpy(o + 2, reason.data(), n);
+  if (n) std::memcpy(o + 2, reason.data(), n);
   return 2 + n;
 }
 

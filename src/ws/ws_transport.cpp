@@ -77,6 +77,11 @@ bool split_host_port(std::string_view s, std::string& host, std::string& port) {
   return std::stoul(port) <= 65535;
 }
 
+// memcpy, but an empty copy may come with null pointers (empty spans).
+void copy_bytes(std::byte* to, const std::byte* from, std::size_t n) {
+  if (n) std::memcpy(to, from, n);
+}
+
 // The close code for a close() the application asked for.
 std::uint16_t close_code_for(const close_info& info) {
   if (info.transport_code >= 1000 && info.transport_code <= 4999 &&
@@ -134,7 +139,7 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
     if (!ec) info_.peer_address = to_string(peer);
     lowest(stream_).set_option(tcp::no_delay(true), ec);
     rbuf_.resize(std::max(initial_read_buffer, leftover.size()));
-    std::memcpy(rbuf_.data(), leftover.data(), leftover.size());
+    copy_bytes(rbuf_.data(), leftover.data(), leftover.size());
     rend_ = leftover.size();
   }
 
@@ -465,7 +470,7 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
     std::byte* w = wbuf_.get();
     bufs_.clear();
     std::size_t pos = 0, seg = 0;
-    std::memcpy(w, ctl_.data(), ctl_.size());
+    copy_bytes(w, ctl_.data(), ctl_.size());
     pos += ctl_.size();
     ctl_.clear();
     batch_has_close_ = close_queued_;
@@ -475,13 +480,13 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
         if (mask) {
           auto m = masks_.next();
           pos += ws::encode_frame_header(w + pos, ws::opcode::binary, p.size(), m.data());
-          std::memcpy(w + pos, p.data(), p.size());
+          copy_bytes(w + pos, p.data(), p.size());
           ws::apply_mask(w + pos, p.size(), m);
           pos += p.size();
         } else {
           pos += ws::encode_frame_header(w + pos, ws::opcode::binary, p.size(), nullptr);
           if (!gather || p.size() <= copy_threshold) {
-            std::memcpy(w + pos, p.data(), p.size());
+            copy_bytes(w + pos, p.data(), p.size());
             pos += p.size();
           } else {
             bufs_.emplace_back(w + seg, pos - seg);

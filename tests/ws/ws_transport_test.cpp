@@ -52,9 +52,10 @@ class test_server {
         io_, [this]() -> asio::io_context& { return io_; },
         [this](std::unique_ptr<connection> c) {
           EXPECT_TRUE(io_.get_executor().running_in_this_thread());
+          EXPECT_FALSE(stopped_) << "on_accept after listener::stop()";
           auto* o = new test::echo_owner(io_, std::move(c), [this](test::echo_owner* self, close_info info) {
             owners_.erase(self);
-            asio::post(io_, [self] { delete self; });
+            closed_owners_.emplace_back(self);  // deleted later: not inside its own callback
             std::lock_guard lk(m_);
             closes_.push_back(std::move(info));
             cv_.notify_all();
@@ -79,6 +80,7 @@ class test_server {
   ~test_server() {
     run([this] {
       listener_->stop();
+      stopped_ = true;
       for (auto* o : owners_) delete o;
       owners_.clear();
     });
@@ -133,6 +135,8 @@ class test_server {
   std::string start_detail_;
   int port_ = 0;
   std::set<test::echo_owner*> owners_;  // loop only
+  std::vector<std::unique_ptr<test::echo_owner>> closed_owners_;
+  bool stopped_ = false;
   std::mutex m_;
   std::condition_variable cv_;
   std::vector<close_info> closes_;
