@@ -15,7 +15,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # independent peers used by the tests
   python3 python3-websockets ngtcp2-client
-  openssl chromium
+  openssl iproute2 chromium
 )
 
 sudo_cmd=()

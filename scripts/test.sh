@@ -2,8 +2,9 @@
 # Quick start 2: install what is needed, build, and run every test:
 #   1. the optimised build and its full test suite;
 #   2. the same unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (clang);
-#   3. each libFuzzer target for a bounded time;
-#   4. install, and build a consumer project against the installed copy.
+#   3. the threading tests under ThreadSanitizer;
+#   4. each libFuzzer target for a bounded time;
+#   5. install, and build a consumer project against the installed copy.
 # Set MSGTRANS_FUZZ_SECONDS to change the fuzzing time per target (default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,11 @@ cmake --build --preset sanitize
 step "sanitizer tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --preset sanitize
+
+step "thread sanitizer build + threading tests"
+cmake --preset tsan >/dev/null
+cmake --build --preset tsan
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --preset tsan
 
 step "fuzzing"
 scripts/fuzz.sh "${MSGTRANS_FUZZ_SECONDS:-60}"

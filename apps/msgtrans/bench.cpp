@@ -1,0 +1,342 @@
+// `msgtrans bench`: a load generator for any msgtrans URL (and, with --raw, for any
+// server that echoes bytes unchanged). It drives connections at the transport level
+// (connector + connection), so the generator itself stays lean: packets are encoded
+// into reusable buffers and written in batches.
+//
+// Modes: request (closed loop, --inflight per connection), flood (one-way packets as
+// fast as the server echoes them), rate (open loop at --rate msg/s, latency measured
+// from the intended send time, so there is no coordinated omission).
+#include "commands.hpp"
+#include "histogram.hpp"
+
+#include <msgtrans/msgtrans.hpp>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <condition_variable>
+#include <cstdio>
+#include <future>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace msgtrans::cli {
+
+namespace {
+
+namespace asio = boost::asio;
+using clock_type = std::chrono::steady_clock;
+
+struct bench_options {
+  std::string url;
+  std::size_t connections = 10;
+  std::size_t inflight = 1;
+  std::size_t size = 64;
+  double duration_s = 5;
+  double warmup_s = 1;
+  std::string mode = "request";
+  double rate = 10000;
+  std::size_t threads = 1;
+  bool json = false;
+  bool raw = false;
+  bool quiet = false;
+  double connect_timeout_s = 10;
+  url_options tls;
+};
+
+struct shared_state {
+  std::atomic<bool> measuring{false};
+  std::atomic<bool> stopping{false};
+  clock_type::time_point started;
+};
+
+class bench_conn final : public connection_owner {
+ public:
+  bench_conn(asio::io_context& loop, const bench_options& o, shared_state& st)
+      : loop_(loop), o_(o), st_(st), timer_(loop), sent_at_(ring) {
+    packet_view v;
+    v.header.type = o.mode == "flood" ? packet_type::one_way : packet_type::request;
+    payload_.assign(o.size, std::byte{'x'});
+    v.payload = payload_;
+    template_.resize(encoded_size(v));
+    (void)encode_to(v, template_);
+  }
+
+  void start(std::unique_ptr<connection> c) {
+    conn_ = std::move(c);
+    conn_->start(*this);
+    if (o_.mode == "rate") {
+      rate_start_ = clock_type::now();
+      per_conn_rate_ = o_.rate / static_cast<double>(o_.connections);
+      tick();
+    } else {
+      const std::size_t first = o_.mode == "flood" ? 64 : o_.inflight;
+      for (std::size_t i = 0; i < first; ++i) queue_one(clock_type::now());
+      flush();
+    }
+  }
+
+  asio::io_context& loop() noexcept { return loop_; }
+
+  void stop() {
+    stopped_ = true;
+    timer_.cancel();
+    if (conn_) conn_->close(close_info{close_reason::normal, {}, "bench finished"});
+  }
+
+  // connection_owner
+  void on_packet(bytes_view p) override {
+    if (p.size() < header_size) return;
+    const auto now = clock_type::now();
+    const std::uint32_t id = (std::to_integer<std::uint32_t>(p[4]) << 24) | (std::to_integer<std::uint32_t>(p[5]) << 16) |
+                             (std::to_integer<std::uint32_t>(p[6]) << 8) | std::to_integer<std::uint32_t>(p[7]);
+    if (st_.measuring.load(std::memory_order_relaxed)) {
+      ++received;
+      bytes += p.size();
+      if (o_.mode != "flood")
+        hist.record(static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(now - sent_at_[id & (ring - 1)]).count()));
+    }
+    if (stopped_ || st_.stopping.load(std::memory_order_relaxed)) return;
+    if (o_.mode == "request") {
+      queue_one(now);
+      schedule_flush();
+    }
+  }
+  void on_write_done() override {
+    writing_ = false;
+    std::swap(out_, writing_buf_);
+    out_.clear();
+    if (stopped_) return;
+    if (o_.mode == "flood" && !st_.stopping.load(std::memory_order_relaxed))
+      for (int i = 0; i < 64; ++i) queue_one(clock_type::now());
+    flush();
+  }
+  void on_closed(close_info info) override {
+    closed = true;
+    if (!stopped_ && !st_.stopping.load()) {
+      ++errors[std::string("closed: ") + to_string(info.reason) + (info.detail.empty() ? "" : " (" + info.detail + ")")];
+    }
+    conn_keepalive_ = std::move(conn_);  // destroyed with this object, after the callback
+  }
+
+  hdr_histogram hist;
+  std::uint64_t received = 0, bytes = 0;
+  std::map<std::string, std::uint64_t> errors;
+  bool closed = false;
+
+ private:
+  static constexpr std::size_t ring = 1u << 16;
+
+  void queue_one(clock_type::time_point intended) {
+    const std::uint32_t id = next_id_++;
+    if (next_id_ == 0) next_id_ = 1;
+    sent_at_[id & (ring - 1)] = intended;
+    const std::size_t off = out_.size();
+    out_.insert(out_.end(), template_.begin(), template_.end());
+    out_[off + 4] = std::byte(id >> 24);
+    out_[off + 5] = std::byte(id >> 16);
+    out_[off + 6] = std::byte(id >> 8);
+    out_[off + 7] = std::byte(id);
+  }
+  void schedule_flush() {
+    if (flush_posted_ || writing_) return;
+    flush_posted_ = true;
+    asio::post(loop_, [this] {
+      flush_posted_ = false;
+      flush();
+    });
+  }
+  void flush() {
+    if (writing_ || out_.empty() || closed || !conn_) return;
+    std::swap(out_, writing_buf_);
+    spans_.clear();
+    // One view per packet (WebSocket and QUIC frame each packet).
+    for (std::size_t off = 0; off < writing_buf_.size(); off += template_.size())
+      spans_.emplace_back(writing_buf_.data() + off, template_.size());
+    writing_ = true;
+    conn_->write(spans_);
+  }
+  void tick() {
+    if (stopped_ || st_.stopping.load()) return;
+    const auto now = clock_type::now();
+    const double elapsed = std::chrono::duration<double>(now - rate_start_).count();
+    const auto due = static_cast<std::uint64_t>(elapsed * per_conn_rate_);
+    while (scheduled_ < due) {
+      auto intended = rate_start_ + std::chrono::duration_cast<clock_type::duration>(
+                                        std::chrono::duration<double>(static_cast<double>(scheduled_) / per_conn_rate_));
+      queue_one(intended);
+      ++scheduled_;
+    }
+    flush();
+    timer_.expires_after(std::chrono::microseconds(200));
+    timer_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) tick();
+    });
+  }
+
+  asio::io_context& loop_;
+  const bench_options& o_;
+  shared_state& st_;
+  asio::steady_timer timer_;
+  std::unique_ptr<connection> conn_, conn_keepalive_;
+  byte_buffer payload_, template_, out_, writing_buf_;
+  std::vector<bytes_view> spans_;
+  std::vector<clock_type::time_point> sent_at_;
+  std::uint32_t next_id_ = 1;
+  bool writing_ = false, flush_posted_ = false, stopped_ = false;
+  clock_type::time_point rate_start_;
+  double per_conn_rate_ = 0;
+  std::uint64_t scheduled_ = 0;
+};
+
+int run_bench(const bench_options& o) {
+  if (o.mode != "request" && o.mode != "flood" && o.mode != "rate") {
+    std::cerr << "bench: --mode must be request, flood or rate\n";
+    return usage;
+  }
+  if (o.connections == 0 || o.inflight == 0 || o.inflight > 30000) {
+    std::cerr << "bench: --connections must be >= 1 and --inflight within 1..30000\n";
+    return usage;
+  }
+  std::string error;
+  auto target = connector_for_url(o.url, o.tls, error);
+  if (!target) {
+    std::cerr << "bench: " << error << "\n";
+    return usage;
+  }
+  runtime rt(o.threads);
+  shared_state st;
+  std::vector<std::unique_ptr<bench_conn>> conns;
+  std::mutex mu;
+  std::size_t connected = 0, failed_connects = 0, answered = 0;
+  std::map<std::string, std::uint64_t> connect_errors;
+  std::condition_variable cv;
+  transport_context ctx;
+  ctx.limits.max_message_size = std::max<std::size_t>(o.size + 64, default_max_message_size);
+  for (std::size_t i = 0; i < o.connections; ++i) {
+    auto& loop = rt.next_loop();
+    conns.push_back(std::make_unique<bench_conn>(loop, o, st));
+    bench_conn* bc = conns.back().get();
+    asio::post(loop, [&, bc, &loop2 = loop] {
+      target->connect(loop2, std::chrono::milliseconds(static_cast<std::int64_t>(o.connect_timeout_s * 1000)), ctx,
+                      [&, bc](std::error_code ec, std::unique_ptr<connection> c) {
+                        {
+                          std::lock_guard lock(mu);
+                          ++answered;
+                          if (ec) {
+                            ++failed_connects;
+                            ++connect_errors[ec.message()];
+                          } else {
+                            ++connected;
+                          }
+                        }
+                        cv.notify_all();
+                        if (!ec) bc->start(std::move(c));
+                      });
+    });
+  }
+  // Never hang on connects: wait for all answers, bounded by the connect timeout.
+  {
+    std::unique_lock lock(mu);
+    cv.wait_for(lock, std::chrono::milliseconds(static_cast<std::int64_t>(o.connect_timeout_s * 1000 + 1000)),
+                [&] { return answered == o.connections; });
+  }
+  auto progress = [&](const char* phase, double secs) {
+    if (o.quiet) return;
+    std::uint64_t rx = 0;
+    for (auto& c : conns) rx += c->received;  // racy read, display only
+    std::fprintf(stderr, "\r[%s %5.1fs] %zu/%zu connected, %llu received", phase, secs, connected, o.connections,
+                 static_cast<unsigned long long>(rx));
+  };
+  const auto warm_end = clock_type::now() + std::chrono::milliseconds(static_cast<std::int64_t>(o.warmup_s * 1000));
+  while (clock_type::now() < warm_end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // a pacing loop, not a wait for an event
+    progress("warm-up", std::chrono::duration<double>(warm_end - clock_type::now()).count());
+  }
+  st.measuring = true;
+  const auto t0 = clock_type::now();
+  const auto end = t0 + std::chrono::milliseconds(static_cast<std::int64_t>(o.duration_s * 1000));
+  while (clock_type::now() < end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    progress("run", std::chrono::duration<double>(clock_type::now() - t0).count());
+  }
+  st.measuring = false;
+  const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+  st.stopping = true;
+  // The counters belong to the loops: run one handler on every loop (after it, no
+  // loop updates them any more), stop the connections there, then read.
+  for (std::size_t l = 0; l < rt.size(); ++l) {
+    std::promise<void> p;
+    asio::post(rt.loop(l), [&, l] {
+      for (auto& c : conns)
+        if (&rt.loop(l) == &c->loop()) c->stop();
+      p.set_value();
+    });
+    p.get_future().wait();
+  }
+  hdr_histogram hist;
+  std::uint64_t received = 0, bytes = 0;
+  std::map<std::string, std::uint64_t> errors = connect_errors;
+  for (auto& c : conns) {
+    hist.merge(c->hist);
+    received += c->received;
+    bytes += c->bytes;
+    for (auto& [k, v] : c->errors) errors[k] += v;
+  }
+  if (!o.quiet) std::fprintf(stderr, "\n");
+  rt.stop();
+
+  const double rate = static_cast<double>(received) / secs;
+  const double mbps = static_cast<double>(bytes) / secs / 1e6;
+  auto us = [&](double q) { return static_cast<double>(hist.quantile(q)) / 1000.0; };
+  std::uint64_t error_count = 0;
+  for (auto& [k, v] : errors) error_count += v;
+  if (o.json) {
+    std::printf("{\"url\":\"%s\",\"mode\":\"%s\",\"connections\":%zu,\"connected\":%zu,\"connect_failures\":%zu,"
+                "\"inflight\":%zu,\"size\":%zu,\"seconds\":%.3f,\"messages\":%llu,\"messages_per_sec\":%.1f,"
+                "\"mb_per_sec\":%.3f,\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f},"
+                "\"errors\":%llu}\n",
+                o.url.c_str(), o.mode.c_str(), o.connections, connected, failed_connects, o.inflight, o.size, secs,
+                static_cast<unsigned long long>(received), rate, mbps, us(0.5), us(0.9), us(0.99), us(0.999),
+                static_cast<double>(hist.max()) / 1000.0, static_cast<unsigned long long>(error_count));
+  } else {
+    std::printf("%s %s: %zu connections (%zu failed), %zu in flight, %zu B, %.1f s\n", o.url.c_str(), o.mode.c_str(),
+                o.connections, failed_connects, o.inflight, o.size, secs);
+    std::printf("  %.0f messages/s, %.2f MB/s\n", rate, mbps);
+    if (o.mode != "flood")
+      std::printf("  latency us: p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", us(0.5), us(0.9), us(0.99),
+                  us(0.999), static_cast<double>(hist.max()) / 1000.0);
+    for (auto& [k, v] : errors) std::printf("  error: %s x %llu\n", k.c_str(), static_cast<unsigned long long>(v));
+  }
+  if (connected == 0) return connect_failed;
+  return error_count == 0 ? ok : failed;
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app, int& exit_status) {
+  auto o = std::make_shared<bench_options>();
+  auto* cmd = app.add_subcommand("bench", "Load generator: request/response, one-way flood, or fixed-rate open loop");
+  cmd->add_option("url", o->url, "target: tcp://HOST:PORT, ws://..., wss://..., quic://...")->required();
+  cmd->add_option("-c,--connections", o->connections, "connections")->capture_default_str();
+  cmd->add_option("-k,--inflight", o->inflight, "requests in flight per connection (request mode)")
+      ->capture_default_str();
+  cmd->add_option("-s,--size", o->size, "payload bytes per message")->capture_default_str();
+  cmd->add_option("-d,--duration", o->duration_s, "measured seconds")->capture_default_str();
+  cmd->add_option("-w,--warmup", o->warmup_s, "warm-up seconds (not measured)")->capture_default_str();
+  cmd->add_option("-m,--mode", o->mode, "request, flood or rate")->capture_default_str();
+  cmd->add_option("-r,--rate", o->rate, "total messages/s in rate mode")->capture_default_str();
+  cmd->add_option("-t,--threads", o->threads, "generator threads (loops)")->capture_default_str();
+  cmd->add_option("--connect-timeout", o->connect_timeout_s, "seconds per connection attempt")->capture_default_str();
+  cmd->add_flag("--json", o->json, "print the report as JSON");
+  cmd->add_flag("--raw", o->raw, "the target echoes bytes unchanged (replies are matched by message id either way)");
+  cmd->add_flag("-q,--quiet", o->quiet, "no progress line");
+  cmd->add_option("--ca", o->tls.ca_file, "trust this CA file (wss, quic)");
+  cmd->add_flag("--insecure", o->tls.insecure_skip_verify, "skip certificate verification");
+  cmd->callback([o, &exit_status] { exit_status = run_bench(*o); });
+}
+
+}  // namespace msgtrans::cli

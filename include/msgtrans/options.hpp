@@ -1,0 +1,72 @@
+/// @file options.hpp
+/// Settings shared by servers and clients: limits, liveness, back-pressure, compression,
+/// and the named presets. Every field has an effect and a test (tests/runtime, tests/tcp).
+#pragma once
+
+#include <msgtrans/packet.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+namespace msgtrans {
+
+using namespace std::chrono_literals;
+
+/// Options for one outgoing packet.
+struct send_options {
+  std::uint8_t biz_type = 0;
+  bytes_view ext_header = {};  ///< opaque metadata, never compressed
+  std::uint16_t flags = 0;     ///< e.g. flags::high_priority
+  /// Compress this payload. `std::nullopt` lets the automatic mode decide.
+  std::optional<msgtrans::compression> compression = std::nullopt;
+};
+
+/// What `send` does when the connection's outgoing queue is past its high-water mark.
+enum class backpressure_mode {
+  fail,  ///< return errc::queue_full at once (default)
+  /// send() called off the loop threads blocks until the queue has room (at most
+  /// request_timeout, then queue_full). On a loop thread (in a handler) it cannot block
+  /// and returns queue_full.
+  wait,
+};
+
+/// Per-connection settings, the same for every transport.
+struct session_options {
+  /// Largest packet accepted or sent, checked from the header (default 16 MiB).
+  std::size_t max_message_size = default_max_message_size;
+  /// Largest extension header accepted (default 4 KiB).
+  std::size_t max_ext_header = default_max_ext_header;
+  /// Outgoing bytes queued per connection before send() reports back-pressure and
+  /// reading from the peer pauses (default 4 MiB). Reading resumes below half of it.
+  std::size_t write_high_water = 4u * 1024 * 1024;
+  backpressure_mode backpressure = backpressure_mode::fail;
+  /// Close a server connection that sends no packet within this time after it is
+  /// established (0 = off, default 10 s).
+  std::chrono::milliseconds first_packet_timeout = 10s;
+  /// Close a connection that receives nothing for this long (0 = off, default 300 s).
+  std::chrono::milliseconds idle_timeout = 300s;
+  /// When set, send a one-way heartbeat packet with this biz_type whenever nothing was
+  /// sent for `heartbeat_interval`, so a peer with an idle timeout keeps the link.
+  std::optional<std::uint8_t> heartbeat_biz_type = std::nullopt;
+  std::chrono::milliseconds heartbeat_interval = 30s;
+  /// Default timeout of request() (default 10 s).
+  std::chrono::milliseconds request_timeout = 10s;
+  /// Automatic compression: payloads of at least `auto_compress_min` bytes are
+  /// compressed with `auto_compress` unless send_options says otherwise (default off).
+  msgtrans::compression auto_compress = msgtrans::compression::none;
+  std::size_t auto_compress_min = 1024;
+
+  decode_limits limits() const noexcept { return {max_message_size, max_ext_header}; }
+};
+
+/// Named presets that change real settings (see docs: configuration reference).
+enum class preset {
+  balanced,         ///< the defaults
+  low_latency,      ///< one loop per core, TCP_NODELAY, small queues so latency shows early
+  high_throughput,  ///< large queues and socket buffers, automatic zstd above 64 KiB
+  low_memory,       ///< small queues and messages, one loop, buffers released when idle
+};
+
+}  // namespace msgtrans

@@ -1,0 +1,143 @@
+/// @file server.hpp
+/// The server: any number of listeners (TCP, WebSocket, QUIC, or your own transport)
+/// behind one API for sessions, messages and requests in both directions.
+///
+///     auto server = msgtrans::server_builder{}
+///         .listen(msgtrans::tcp_server_config{"127.0.0.1:8001"})
+///         .on_request([](msgtrans::request& req) { req.respond(req.payload); })
+///         .build();
+///     server.start();
+///
+/// Every method is safe to call from any thread. Handlers run on the connection's loop.
+#pragma once
+
+#include <msgtrans/events.hpp>
+#include <msgtrans/options.hpp>
+#include <msgtrans/session.hpp>
+#include <msgtrans/stats.hpp>
+#include <msgtrans/transport.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/async_result.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace msgtrans {
+
+namespace detail {
+class server_impl;
+}
+
+/// Handlers a server or client may set. Each runs on the connection's loop.
+struct handlers {
+  std::function<void(const connection_info&)> on_connected;
+  std::function<void(const message&)> on_message;
+  std::function<void(request&)> on_request;
+  std::function<void(session_id, const close_info&)> on_closed;
+};
+
+class server;
+
+/// Collects a server's configuration. `build()` checks it and throws
+/// std::invalid_argument naming the field when something is wrong.
+class server_builder {
+ public:
+  server_builder();
+  ~server_builder();
+  server_builder(server_builder&&) noexcept;
+  server_builder& operator=(server_builder&&) noexcept;
+
+  /// Adds a listener; `max_connections` (0 = no own limit) caps this listener alone.
+  server_builder& listen(std::unique_ptr<listener> l, std::size_t max_connections = 0);
+  /// Adds a listener from a transport config (tcp_server_config, ws_server_config, ...).
+  template <class Config>
+    requires requires(const Config& c) { make_listener(c); }
+  server_builder& listen(const Config& c) {
+    std::size_t limit = 0;
+    if constexpr (requires { c.max_connections; }) limit = c.max_connections;
+    return listen(make_listener(c), limit);
+  }
+  /// Event loops (threads); 0 = hardware threads (default).
+  server_builder& threads(std::size_t n);
+  /// Connections open at once, over all listeners (default 10000). Extra ones are closed
+  /// at once with close_reason::limit_reached and counted in stats().rejected_by_limit.
+  server_builder& max_connections(std::size_t n);
+  /// Per-connection settings (limits, timeouts, back-pressure, compression).
+  server_builder& options(const session_options& o);
+  /// Applies a named preset on top of the current settings.
+  server_builder& apply(preset p);
+  server_builder& on_connected(std::function<void(const connection_info&)> f);
+  server_builder& on_message(std::function<void(const message&)> f);
+  server_builder& on_request(std::function<void(request&)> f);
+  server_builder& on_closed(std::function<void(session_id, const close_info&)> f);
+  /// Enables the event stream for events that have no handler (capacity in events).
+  server_builder& events(std::size_t capacity = 4096);
+
+  server build();
+
+  const session_options& current_options() const noexcept;
+
+ private:
+  friend class server;
+  std::unique_ptr<struct server_config> cfg_;
+};
+
+/// A running (or ready to run) server. Movable; stopping is explicit or at destruction.
+class server {
+ public:
+  server(server&&) noexcept;
+  server& operator=(server&&) noexcept;
+  ~server();
+
+  /// Binds every listener and starts serving. On failure nothing stays bound, and
+  /// `why` (if given) names the address and the cause.
+  std::error_code start(std::string* why = nullptr);
+  /// `protocol address` of each listener, with real ports (after start).
+  std::vector<std::pair<std::string, std::string>> local_addresses() const;
+
+  /// Sends a one-way packet. errc::unknown_session if it is gone, errc::queue_full past
+  /// the high-water mark.
+  std::error_code send(session_id s, bytes_view payload, const send_options& o = {});
+  std::error_code send(session_id s, std::string_view text, const send_options& o = {}) {
+    return send(s, as_bytes(text), o);
+  }
+  /// Sends a request to a client. Completion: void(std::error_code, packet).
+  template <class CompletionToken>
+  auto request(session_id s, bytes_view payload, std::chrono::milliseconds timeout, CompletionToken&& token,
+               const send_options& o = {}) {
+    return boost::asio::async_initiate<CompletionToken, void(std::error_code, packet)>(
+        [&](auto handler) { request_impl(s, payload, timeout, o, std::move(handler)); }, token);
+  }
+  /// Sends to every session (or to `targets`): encoded once, the same bytes fan out.
+  /// Returns how many sessions accepted it.
+  std::size_t broadcast(bytes_view payload, const send_options& o = {});
+  std::size_t broadcast(std::span<const session_id> targets, bytes_view payload, const send_options& o = {});
+
+  /// Closes one session (after flushing what was queued). The close event says `normal`.
+  std::error_code close(session_id s, std::string detail = {});
+  std::vector<session_id> sessions() const;
+  std::optional<connection_info> info(session_id s) const;
+  server_stats stats() const;
+  /// The event stream (enabled with server_builder::events).
+  event_stream& events();
+
+  /// Graceful shutdown: stop accepting; let answered-in-flight requests finish (up to
+  /// `timeout`); flush every queue; close every connection with reason `shutdown`
+  /// (one close event each); return. Must not be called from a handler.
+  void stop(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+ private:
+  friend class server_builder;
+  explicit server(std::shared_ptr<detail::server_impl> impl);
+  void request_impl(session_id s, bytes_view payload, std::chrono::milliseconds timeout, const send_options& o,
+                    boost::asio::any_completion_handler<void(std::error_code, packet)> h);
+  std::shared_ptr<detail::server_impl> impl_;
+};
+
+}  // namespace msgtrans

@@ -1,0 +1,37 @@
+/// @file stats.hpp
+/// Counters of a server or client, read at any time from any thread.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace msgtrans {
+
+/// Request latency histogram: log-linear buckets (4 per power of two) in microseconds.
+struct latency_histogram {
+  static constexpr std::size_t buckets = 128;
+  std::array<std::uint64_t, buckets> counts{};
+  std::uint64_t total = 0;
+  /// Upper bound in microseconds of bucket i.
+  static double upper_bound_us(std::size_t i) noexcept;
+  /// The value below which `q` (0..1) of the samples fall, in microseconds.
+  double quantile_us(double q) const noexcept;
+};
+
+struct server_stats {
+  std::map<std::string, std::uint64_t> active_by_protocol;  ///< open connections per protocol
+  std::uint64_t active = 0;
+  std::uint64_t accepted_total = 0;
+  std::uint64_t rejected_by_limit = 0;
+  std::uint64_t packets_in = 0, packets_out = 0, bytes_in = 0, bytes_out = 0;
+  std::uint64_t requests_in_flight = 0;  ///< requests this side sent, awaiting a response
+  std::uint64_t request_timeouts = 0;
+  std::uint64_t queue_full_rejections = 0;
+  std::uint64_t protocol_errors = 0;
+  std::uint64_t unhandled = 0;  ///< packets with neither a handler nor an event stream
+  latency_histogram request_latency;  ///< of requests this side sent
+};
+
+}  // namespace msgtrans

@@ -1,0 +1,37 @@
+/// @file tcp.hpp
+/// The TCP transport: packets back to back on a byte stream, each framed by its own
+/// 16-byte header.
+#pragma once
+
+#include <msgtrans/transport.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace msgtrans {
+
+struct tcp_server_config {
+  /// "host:port" or "[v6]:port"; port 0 picks a free port.
+  std::string bind_address = "127.0.0.1:8001";
+  /// Connections this listener keeps open at once (0 = only the server-wide limit).
+  std::size_t max_connections = 0;
+  bool nodelay = true;  ///< TCP_NODELAY on accepted sockets
+  /// SO_KEEPALIVE with this idle time (TCP_KEEPIDLE); nullopt turns keep-alive off.
+  std::optional<std::chrono::seconds> keepalive = std::chrono::seconds(60);
+  bool reuse_address = true;  ///< SO_REUSEADDR on the listening socket
+  int backlog = 1024;         ///< listen() backlog
+};
+
+struct tcp_client_config {
+  /// "host:port"; host names are resolved.
+  std::string address = "127.0.0.1:8001";
+  bool nodelay = true;
+  std::optional<std::chrono::seconds> keepalive = std::chrono::seconds(60);
+};
+
+std::unique_ptr<listener> make_listener(const tcp_server_config& c);
+std::unique_ptr<connector> make_connector(const tcp_client_config& c);
+
+}  // namespace msgtrans

@@ -1,0 +1,28 @@
+/// @file url.hpp
+/// Client targets by URL: `tcp://host:port`, and the schemes other transports register
+/// (`ws://`, `wss://`, `quic://`). Adding a transport adds one line to the table in
+/// src/runtime/url.cpp.
+#pragma once
+
+#include <msgtrans/transport.hpp>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace msgtrans {
+
+/// Settings a URL cannot carry.
+struct url_options {
+  std::string ca_file;               ///< trust these CAs (TLS transports)
+  std::string server_name;           ///< SNI / verification name, if not the URL's host
+  bool insecure_skip_verify = false;  ///< do not verify the server certificate (development only)
+};
+
+/// A connector for `url`, or null with `error` saying what is wrong.
+std::unique_ptr<connector> connector_for_url(std::string_view url, const url_options& o, std::string& error);
+/// The schemes connector_for_url knows.
+std::vector<std::string> url_schemes();
+
+}  // namespace msgtrans

@@ -1,0 +1,317 @@
+#include "runtime/event_queue.hpp"
+#include "runtime/owned_packet.hpp"
+#include "runtime/session_core.hpp"
+
+#include <msgtrans/client.hpp>
+#include <msgtrans/error.hpp>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <condition_variable>
+#include <future>
+#include <random>
+#include <stdexcept>
+
+namespace msgtrans {
+
+namespace asio = boost::asio;
+
+struct client_config {
+  std::unique_ptr<connector> target;
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(10);
+  reconnect_policy policy;
+  session_options opts;
+  handlers h;
+  std::size_t event_capacity = 0;
+  std::shared_ptr<runtime> rt;
+};
+
+namespace detail {
+
+class client_impl final : public session_host, public std::enable_shared_from_this<client_impl> {
+ public:
+  using connect_handler = asio::any_completion_handler<void(std::error_code)>;
+
+  explicit client_impl(client_config cfg)
+      : cfg_(std::move(cfg)),
+        rt_(cfg_.rt ? cfg_.rt : std::make_shared<runtime>(1)),
+        loop_(rt_->next_loop()),
+        retry_timer_(loop_),
+        events_(std::make_shared<event_queue>(cfg_.event_capacity ? cfg_.event_capacity : 1)),
+        stream_(events_) {}
+
+  ~client_impl() = default;
+
+  const session_options& opts() const noexcept { return cfg_.opts; }
+  bool connected() const noexcept { return connected_.load(std::memory_order_acquire); }
+  bool on_loop() const noexcept { return loop_.get_executor().running_in_this_thread(); }
+
+  void connect(connect_handler h) {
+    asio::post(loop_, [self = shared_from_this(), h = std::move(h)]() mutable {
+      self->user_disconnected_ = false;
+      if (self->connected()) return complete(std::move(h), {}, self->loop_);
+      auto shared = std::make_shared<connect_handler>(std::move(h));
+      self->attempt(0, shared);
+    });
+  }
+
+  void disconnect(std::chrono::milliseconds timeout) {
+    std::shared_ptr<session_core> s;
+    {
+      std::lock_guard lock(mu_);
+      user_disconnected_ = true;
+      s = session_;
+    }
+    asio::post(loop_, [self = shared_from_this()] { self->retry_timer_.cancel(); });
+    if (!s) return;
+    s->close(close_info{close_reason::normal, {}, "client disconnected"});
+    if (on_loop()) return;
+    std::unique_lock lock(mu_);
+    closed_cv_.wait_for(lock, timeout, [&] { return session_ != s; });
+  }
+
+  std::shared_ptr<session_core> current() const {
+    std::lock_guard lock(mu_);
+    return session_;
+  }
+
+  std::error_code send(bytes_view payload, const send_options& o) {
+    auto s = current();
+    if (!s) return errc::not_connected;
+    return s->send(packet_type::one_way, 0, payload, o);
+  }
+
+  void request(bytes_view payload, std::chrono::milliseconds timeout, const send_options& o, response_handler h) {
+    auto s = current();
+    if (!s) {
+      complete_later(std::move(h), loop_, std::error_code(errc::not_connected), packet{});
+      return;
+    }
+    s->request(payload, timeout, o, std::move(h));
+  }
+
+  std::optional<connection_info> info() const {
+    auto s = current();
+    if (!s) return std::nullopt;
+    return s->info();
+  }
+
+  server_stats stats() const {
+    server_stats st;
+    st.active = connected() ? 1 : 0;
+    st.packets_in = counters_.packets_in.load();
+    st.packets_out = counters_.packets_out.load();
+    st.bytes_in = counters_.bytes_in.load();
+    st.bytes_out = counters_.bytes_out.load();
+    st.requests_in_flight = counters_.requests_in_flight.load();
+    st.request_timeouts = counters_.request_timeouts.load();
+    st.queue_full_rejections = counters_.queue_full.load();
+    st.protocol_errors = counters_.protocol_errors.load();
+    st.unhandled = counters_.unhandled.load();
+    st.request_latency = counters_.histogram();
+    return st;
+  }
+
+  event_stream& events() { return stream_; }
+
+  void shutdown() {
+    disconnect(std::chrono::seconds(2));
+    events_->close();
+    if (!cfg_.rt) rt_->stop();  // our own loop: nothing else runs on it
+  }
+
+  // ---- session_host ----
+  void session_established(session_core& s) override {
+    if (cfg_.h.on_connected) cfg_.h.on_connected(s.info());
+    else if (cfg_.event_capacity) events_->push(connected_event{s.id(), s.info()}, s.shared_from_this());
+  }
+  void session_message(session_core& s, const message& m) override {
+    if (cfg_.h.on_message) cfg_.h.on_message(m);
+    else if (cfg_.event_capacity) events_->push(message_event{s.id(), to_owned(m)}, s.shared_from_this());
+    else counters_.unhandled.fetch_add(1, std::memory_order_relaxed);
+  }
+  void session_request(session_core& s, msgtrans::request& r) override {
+    if (cfg_.h.on_request) cfg_.h.on_request(r);
+    else if (cfg_.event_capacity)
+      events_->push(request_event{s.id(), to_owned(r), r.take_responder()}, s.shared_from_this());
+    else counters_.unhandled.fetch_add(1, std::memory_order_relaxed);
+  }
+  void session_closed(session_core& s, const close_info& info) override {
+    bool reconnect = false;
+    {
+      std::lock_guard lock(mu_);
+      connected_.store(false, std::memory_order_release);
+      if (session_.get() == &s) session_.reset();
+      reconnect = cfg_.policy.auto_reconnect && !user_disconnected_ && info.reason != close_reason::shutdown;
+    }
+    closed_cv_.notify_all();
+    if (cfg_.h.on_closed) cfg_.h.on_closed(s.id(), info);
+    else if (cfg_.event_capacity) events_->push(closed_event{s.id(), info}, nullptr);
+    if (reconnect) attempt(0, nullptr);
+  }
+  host_counters& counters() noexcept override { return counters_; }
+
+ private:
+  static void complete(connect_handler h, std::error_code ec, asio::io_context& loop) {
+    complete_later(std::move(h), loop, ec);
+  }
+
+  std::chrono::milliseconds backoff(int n) {
+    double d = static_cast<double>(cfg_.policy.initial_delay.count());
+    for (int i = 0; i < n; ++i) d *= cfg_.policy.multiplier;
+    d = std::min(d, static_cast<double>(cfg_.policy.max_delay.count()));
+    std::uniform_real_distribution<double> spread(1.0 - cfg_.policy.jitter, 1.0 + cfg_.policy.jitter);
+    return std::chrono::milliseconds(static_cast<std::int64_t>(d * spread(rng_)));
+  }
+
+  // n: attempt number; h: the connect() waiting for the outcome (null for auto-reconnect).
+  void attempt(int n, std::shared_ptr<connect_handler> h) {
+    transport_context ctx{cfg_.opts.limits()};
+    cfg_.target->connect(loop_, cfg_.connect_timeout, ctx,
+                         [self = shared_from_this(), n, h](std::error_code ec, std::unique_ptr<connection> c) {
+                           self->attempted(n, h, ec, std::move(c));
+                         });
+  }
+
+  void attempted(int n, std::shared_ptr<connect_handler> h, std::error_code ec, std::unique_ptr<connection> c) {
+    if (user_disconnected_) {
+      if (h && *h) complete(std::move(*h), errc::cancelled, loop_);
+      return;  // dropping c closes it
+    }
+    if (!ec) {
+      auto s = std::make_shared<session_core>(*this, loop_, std::move(c), session_id{next_session_++}, cfg_.opts, false);
+      {
+        std::lock_guard lock(mu_);
+        session_ = s;
+        connected_.store(true, std::memory_order_release);
+      }
+      if (h && *h) complete(std::move(*h), {}, loop_);
+      s->start();
+      return;
+    }
+    const int max = std::max(1, cfg_.policy.max_attempts);
+    if (n + 1 < max || (!h && cfg_.policy.auto_reconnect && n + 1 < max)) {
+      retry_timer_.expires_after(backoff(n));
+      retry_timer_.async_wait([self = shared_from_this(), n, h](boost::system::error_code e) {
+        if (e) {
+          if (h && *h) complete(std::move(*h), errc::cancelled, self->loop_);
+          return;
+        }
+        self->attempt(n + 1, h);
+      });
+      return;
+    }
+    if (h && *h) complete(std::move(*h), ec, loop_);
+  }
+
+  client_config cfg_;
+  std::shared_ptr<runtime> rt_;
+  asio::io_context& loop_;
+  asio::steady_timer retry_timer_;
+  std::shared_ptr<event_queue> events_;
+  event_stream stream_;
+  mutable std::mutex mu_;
+  std::condition_variable closed_cv_;
+  std::shared_ptr<session_core> session_;
+  std::atomic<bool> connected_{false};
+  bool user_disconnected_ = false;
+  std::uint64_t next_session_ = 1;
+  host_counters counters_;
+  std::mt19937 rng_{std::random_device{}()};
+};
+
+}  // namespace detail
+
+// ---- client_builder ----
+
+client_builder::client_builder() : cfg_(std::make_unique<client_config>()) {}
+client_builder::~client_builder() = default;
+client_builder::client_builder(client_builder&&) noexcept = default;
+client_builder& client_builder::operator=(client_builder&&) noexcept = default;
+
+client_builder& client_builder::connect_to(std::unique_ptr<connector> c) {
+  if (!c) throw std::invalid_argument("connect_to: connector is null");
+  cfg_->target = std::move(c);
+  return *this;
+}
+client_builder& client_builder::connect_timeout(std::chrono::milliseconds t) {
+  if (t.count() <= 0) throw std::invalid_argument("connect_timeout must be positive");
+  cfg_->connect_timeout = t;
+  return *this;
+}
+client_builder& client_builder::reconnect(const reconnect_policy& p) {
+  if (p.max_attempts < 1) throw std::invalid_argument("reconnect.max_attempts must be at least 1");
+  if (p.multiplier < 1.0) throw std::invalid_argument("reconnect.multiplier must be at least 1");
+  if (p.jitter < 0.0 || p.jitter > 1.0) throw std::invalid_argument("reconnect.jitter must be within 0..1");
+  cfg_->policy = p;
+  return *this;
+}
+client_builder& client_builder::options(const session_options& o) {
+  if (o.max_message_size < header_size) throw std::invalid_argument("max_message_size must be at least 16 bytes");
+  if (o.write_high_water == 0) throw std::invalid_argument("write_high_water must be positive");
+  cfg_->opts = o;
+  return *this;
+}
+client_builder& client_builder::apply(preset p) {
+  (void)detail::apply_preset(p, cfg_->opts);
+  return *this;
+}
+client_builder& client_builder::use_runtime(std::shared_ptr<runtime> rt) { cfg_->rt = std::move(rt); return *this; }
+client_builder& client_builder::on_connected(std::function<void(const connection_info&)> f) { cfg_->h.on_connected = std::move(f); return *this; }
+client_builder& client_builder::on_message(std::function<void(const message&)> f) { cfg_->h.on_message = std::move(f); return *this; }
+client_builder& client_builder::on_request(std::function<void(request&)> f) { cfg_->h.on_request = std::move(f); return *this; }
+client_builder& client_builder::on_closed(std::function<void(session_id, const close_info&)> f) { cfg_->h.on_closed = std::move(f); return *this; }
+client_builder& client_builder::events(std::size_t capacity) {
+  if (capacity == 0) throw std::invalid_argument("events capacity must be at least 1");
+  cfg_->event_capacity = capacity;
+  return *this;
+}
+
+client client_builder::build() {
+  if (!cfg_->target) throw std::invalid_argument("client: no target (call connect_to)");
+  auto impl = std::make_shared<detail::client_impl>(std::move(*cfg_));
+  cfg_ = std::make_unique<client_config>();
+  return client(std::move(impl));
+}
+
+// ---- client ----
+
+client::client(std::shared_ptr<detail::client_impl> impl) : impl_(std::move(impl)) {}
+client::client(client&&) noexcept = default;
+client& client::operator=(client&&) noexcept = default;
+client::~client() {
+  if (impl_) impl_->shutdown();
+}
+
+std::chrono::milliseconds client::default_timeout() const noexcept { return impl_->opts().request_timeout; }
+void client::connect_impl(boost::asio::any_completion_handler<void(std::error_code)> h) { impl_->connect(std::move(h)); }
+std::error_code client::connect() {
+  if (impl_->on_loop()) return errc::invalid_argument;  // would deadlock
+  std::promise<std::error_code> p;
+  auto f = p.get_future();
+  async_connect([&p](std::error_code ec) { p.set_value(ec); });
+  return f.get();
+}
+void client::disconnect(std::chrono::milliseconds timeout) { impl_->disconnect(timeout); }
+bool client::is_connected() const noexcept { return impl_->connected(); }
+std::optional<connection_info> client::info() const { return impl_->info(); }
+std::error_code client::send(bytes_view payload, const send_options& o) { return impl_->send(payload, o); }
+void client::request_impl(bytes_view payload, std::chrono::milliseconds timeout, const send_options& o,
+                          boost::asio::any_completion_handler<void(std::error_code, packet)> h) {
+  impl_->request(payload, timeout, o, std::move(h));
+}
+result<packet> client::call(bytes_view payload, std::chrono::milliseconds timeout, const send_options& o) {
+  if (impl_->on_loop()) return errc::invalid_argument;  // would deadlock
+  std::promise<result<packet>> p;
+  auto f = p.get_future();
+  request(payload, timeout, [&p](std::error_code ec, packet pk) {
+    if (ec) p.set_value(ec);
+    else p.set_value(std::move(pk));
+  }, o);
+  return f.get();
+}
+server_stats client::stats() const { return impl_->stats(); }
+event_stream& client::events() { return impl_->events(); }
+
+}  // namespace msgtrans

@@ -1,0 +1,385 @@
+#include "runtime/event_queue.hpp"
+#include "runtime/owned_packet.hpp"
+#include "runtime/session_core.hpp"
+
+#include <msgtrans/error.hpp>
+#include <msgtrans/runtime.hpp>
+#include <msgtrans/server.hpp>
+
+#include <boost/asio/post.hpp>
+
+#include <condition_variable>
+#include <future>
+#include <shared_mutex>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace msgtrans {
+
+namespace asio = boost::asio;
+
+struct server_config {
+  std::vector<std::pair<std::unique_ptr<listener>, std::size_t>> listeners;
+  std::size_t threads = 0;
+  std::size_t max_connections = 10000;
+  session_options opts;
+  handlers h;
+  std::size_t event_capacity = 0;
+};
+
+namespace detail {
+
+class server_impl final : public session_host {
+ public:
+  explicit server_impl(server_config cfg)
+      : cfg_(std::move(cfg)),
+        rt_(cfg_.threads),
+        events_(std::make_shared<event_queue>(std::max<std::size_t>(1, cfg_.event_capacity))),
+        stream_(events_) {
+    for (auto& [l, max] : cfg_.listeners) {
+      auto sl = std::make_unique<slot>();
+      sl->l = std::move(l);
+      sl->max = max;
+      slots_.push_back(std::move(sl));
+    }
+  }
+
+  ~server_impl() { stop(std::chrono::seconds(1)); }
+
+  std::error_code start(std::string* why) {
+    std::lock_guard lock(lifecycle_mu_);
+    if (started_) return {};
+    transport_context ctx{cfg_.opts.limits()};
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      slot* sl = slots_[i].get();
+      std::string detail;
+      std::error_code ec;
+      // Listeners live on loop 0; accepted connections are spread over all loops.
+      run_on(rt_.loop(0), [&] {
+        ec = sl->l->start(
+            rt_.loop(0), [this]() -> asio::io_context& { return rt_.next_loop(); },
+            [this, sl](std::unique_ptr<connection> c) { accept(sl, std::move(c)); }, ctx, detail);
+      });
+      if (ec) {
+        for (std::size_t j = 0; j < i; ++j) run_on(rt_.loop(0), [&] { slots_[j]->l->stop(); });
+        if (why) *why = detail.empty() ? ec.message() : detail;
+        return ec;
+      }
+    }
+    started_ = true;
+    return {};
+  }
+
+  std::vector<std::pair<std::string, std::string>> local_addresses() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (auto& s : slots_) out.emplace_back(s->l->protocol(), s->l->local_address());
+    return out;
+  }
+
+  std::shared_ptr<session_core> find(session_id id) const {
+    std::shared_lock lock(table_mu_);
+    auto it = sessions_.find(id);
+    return it == sessions_.end() ? nullptr : it->second.core;
+  }
+
+  std::error_code send(session_id id, bytes_view payload, const send_options& o) {
+    auto s = find(id);
+    if (!s) return errc::unknown_session;
+    return s->send(packet_type::one_way, 0, payload, o);
+  }
+
+  void request(session_id id, bytes_view payload, std::chrono::milliseconds timeout, const send_options& o,
+               response_handler h) {
+    auto s = find(id);
+    if (!s) {
+      complete_later(std::move(h), rt_.loop(0), std::error_code(errc::unknown_session), packet{});
+      return;
+    }
+    s->request(payload, timeout, o, std::move(h));
+  }
+
+  std::size_t broadcast(const std::vector<std::shared_ptr<session_core>>& targets, bytes_view payload,
+                        const send_options& o) {
+    packet p;
+    p.type = packet_type::one_way;
+    p.biz_type = o.biz_type;
+    p.flags = o.flags;
+    p.message_id = broadcast_ids_.fetch_add(1, std::memory_order_relaxed) % 0xFFFFFFFFu + 1;
+    p.compression = o.compression.value_or(cfg_.opts.auto_compress != compression::none &&
+                                                   payload.size() >= cfg_.opts.auto_compress_min
+                                               ? cfg_.opts.auto_compress
+                                               : compression::none);
+    p.ext_header = to_buffer(o.ext_header);
+    p.payload = to_buffer(payload);
+    auto encoded = encode(p);
+    if (!encoded || encoded->size() > cfg_.opts.max_message_size) return 0;
+    auto shared = std::make_shared<const byte_buffer>(std::move(*encoded));
+    std::size_t n = 0;
+    for (auto& s : targets)
+      if (!s->send_shared(shared, (o.flags & flags::high_priority) != 0)) ++n;
+    return n;
+  }
+
+  std::vector<std::shared_ptr<session_core>> all_sessions() const {
+    std::shared_lock lock(table_mu_);
+    std::vector<std::shared_ptr<session_core>> v;
+    v.reserve(sessions_.size());
+    for (auto& [id, e] : sessions_) v.push_back(e.core);
+    return v;
+  }
+
+  std::vector<session_id> session_ids() const {
+    std::shared_lock lock(table_mu_);
+    std::vector<session_id> v;
+    for (auto& [id, e] : sessions_) v.push_back(id);
+    return v;
+  }
+
+  server_stats stats() const {
+    server_stats st;
+    {
+      std::shared_lock lock(table_mu_);
+      st.active = sessions_.size();
+      for (auto& [id, e] : sessions_) st.active_by_protocol[e.core->endpoint().protocol]++;
+    }
+    st.accepted_total = accepted_.load();
+    st.rejected_by_limit = rejected_.load();
+    st.packets_in = counters_.packets_in.load();
+    st.packets_out = counters_.packets_out.load();
+    st.bytes_in = counters_.bytes_in.load();
+    st.bytes_out = counters_.bytes_out.load();
+    st.requests_in_flight = counters_.requests_in_flight.load();
+    st.request_timeouts = counters_.request_timeouts.load();
+    st.queue_full_rejections = counters_.queue_full.load();
+    st.protocol_errors = counters_.protocol_errors.load();
+    st.unhandled = counters_.unhandled.load();
+    st.request_latency = counters_.histogram();
+    return st;
+  }
+
+  event_stream& events() { return stream_; }
+
+  void stop(std::chrono::milliseconds timeout) {
+    std::unique_lock life(lifecycle_mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    stopping_.store(true);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    // 1. stop accepting
+    if (started_)
+      for (auto& s : slots_) run_on(rt_.loop(0), [&] { s->l->stop(); });
+    // 2. let requests already received be answered
+    {
+      std::unique_lock lock(wait_mu_);
+      wait_cv_.wait_until(lock, deadline, [&] { return counters_.inbound_requests_open.load() == 0; });
+    }
+    // 3 + 4. flush every queue, then close with reason shutdown (one close event each)
+    for (auto& s : all_sessions()) s->close(close_info{close_reason::shutdown, errc::shutting_down, "server stopping"});
+    {
+      std::unique_lock lock(wait_mu_);
+      // Closing is bounded by the transports' own linger timers; allow for them.
+      wait_cv_.wait_until(lock, std::max(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)) +
+                                    std::chrono::seconds(3),
+                          [&] {
+                            std::shared_lock t(table_mu_);
+                            return sessions_.empty();
+                          });
+    }
+    events_->close();
+    // 5. return
+    rt_.stop();
+  }
+
+  // ---- session_host ----
+  void session_established(session_core& s) override {
+    if (cfg_.h.on_connected) cfg_.h.on_connected(s.info());
+    else if (cfg_.event_capacity) events_->push(connected_event{s.id(), s.info()}, s.shared_from_this());
+  }
+  void session_message(session_core& s, const message& m) override {
+    if (cfg_.h.on_message) cfg_.h.on_message(m);
+    else if (cfg_.event_capacity) events_->push(message_event{s.id(), to_owned(m)}, s.shared_from_this());
+    else counters_.unhandled.fetch_add(1, std::memory_order_relaxed);
+  }
+  void session_request(session_core& s, msgtrans::request& r) override {
+    if (cfg_.h.on_request) cfg_.h.on_request(r);
+    else if (cfg_.event_capacity)
+      events_->push(request_event{s.id(), to_owned(r), r.take_responder()}, s.shared_from_this());
+    else counters_.unhandled.fetch_add(1, std::memory_order_relaxed);
+  }
+  void session_closed(session_core& s, const close_info& info) override {
+    {
+      std::unique_lock lock(table_mu_);
+      auto it = sessions_.find(s.id());
+      if (it != sessions_.end()) {
+        it->second.from->active.fetch_sub(1);
+        sessions_.erase(it);
+      }
+    }
+    if (cfg_.h.on_closed) cfg_.h.on_closed(s.id(), info);
+    else if (cfg_.event_capacity) events_->push(closed_event{s.id(), info}, nullptr);
+    notify();
+  }
+  void request_answered() noexcept override { notify(); }
+  host_counters& counters() noexcept override { return counters_; }
+
+ private:
+  struct slot {
+    std::unique_ptr<listener> l;
+    std::size_t max = 0;
+    std::atomic<std::size_t> active{0};
+  };
+  struct entry {
+    std::shared_ptr<session_core> core;
+    slot* from;
+  };
+
+  void notify() {
+    if (!stopping_.load(std::memory_order_relaxed)) return;
+    std::lock_guard lock(wait_mu_);
+    wait_cv_.notify_all();
+  }
+
+  // Runs f on `loop` and waits for it (not from that loop).
+  template <class F>
+  void run_on(asio::io_context& loop, F&& f) {
+    if (loop.get_executor().running_in_this_thread()) return f();
+    std::promise<void> done;
+    asio::post(loop, [&] {
+      f();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+
+  asio::io_context& current_loop() {
+    for (std::size_t i = 0; i < rt_.size(); ++i)
+      if (rt_.loop(i).get_executor().running_in_this_thread()) return rt_.loop(i);
+    return rt_.loop(0);
+  }
+
+  void accept(slot* sl, std::unique_ptr<connection> c) {
+    if (stopping_.load()) return;  // dropping the connection closes it
+    {
+      std::unique_lock lock(table_mu_);
+      if (sessions_.size() >= cfg_.max_connections || (sl->max && sl->active.load() >= sl->max)) {
+        lock.unlock();
+        rejected_.fetch_add(1);
+        return;  // closed at once by the destructor, and counted
+      }
+      sl->active.fetch_add(1);
+      accepted_.fetch_add(1);
+      session_id id{next_id_++};
+      auto core = std::make_shared<session_core>(*this, current_loop(), std::move(c), id, cfg_.opts, true);
+      sessions_.emplace(id, entry{core, sl});
+      lock.unlock();
+      core->start();
+    }
+  }
+
+  server_config cfg_;
+  runtime rt_;
+  std::vector<std::unique_ptr<slot>> slots_;
+  mutable std::shared_mutex table_mu_;
+  std::unordered_map<session_id, entry> sessions_;
+  std::uint64_t next_id_ = 1;
+  std::atomic<std::uint64_t> accepted_{0}, rejected_{0}, broadcast_ids_{0};
+  host_counters counters_;
+  std::shared_ptr<event_queue> events_;
+  event_stream stream_;
+  std::mutex lifecycle_mu_;
+  bool started_ = false, stopped_ = false;
+  std::atomic<bool> stopping_{false};
+  std::mutex wait_mu_;
+  std::condition_variable wait_cv_;
+};
+
+}  // namespace detail
+
+// ---- server_builder ----
+
+server_builder::server_builder() : cfg_(std::make_unique<server_config>()) {}
+server_builder::~server_builder() = default;
+server_builder::server_builder(server_builder&&) noexcept = default;
+server_builder& server_builder::operator=(server_builder&&) noexcept = default;
+
+server_builder& server_builder::listen(std::unique_ptr<listener> l, std::size_t max_connections) {
+  if (!l) throw std::invalid_argument("listen: listener is null");
+  cfg_->listeners.emplace_back(std::move(l), max_connections);
+  return *this;
+}
+server_builder& server_builder::threads(std::size_t n) { cfg_->threads = n; return *this; }
+server_builder& server_builder::max_connections(std::size_t n) {
+  if (n == 0) throw std::invalid_argument("max_connections must be at least 1");
+  cfg_->max_connections = n;
+  return *this;
+}
+server_builder& server_builder::options(const session_options& o) {
+  if (o.max_message_size < header_size) throw std::invalid_argument("max_message_size must be at least 16 bytes");
+  if (o.write_high_water == 0) throw std::invalid_argument("write_high_water must be positive");
+  cfg_->opts = o;
+  return *this;
+}
+server_builder& server_builder::apply(preset p) {
+  if (auto loops = detail::apply_preset(p, cfg_->opts)) cfg_->threads = loops;
+  return *this;
+}
+server_builder& server_builder::on_connected(std::function<void(const connection_info&)> f) { cfg_->h.on_connected = std::move(f); return *this; }
+server_builder& server_builder::on_message(std::function<void(const message&)> f) { cfg_->h.on_message = std::move(f); return *this; }
+server_builder& server_builder::on_request(std::function<void(request&)> f) { cfg_->h.on_request = std::move(f); return *this; }
+server_builder& server_builder::on_closed(std::function<void(session_id, const close_info&)> f) { cfg_->h.on_closed = std::move(f); return *this; }
+server_builder& server_builder::events(std::size_t capacity) {
+  if (capacity == 0) throw std::invalid_argument("events capacity must be at least 1");
+  cfg_->event_capacity = capacity;
+  return *this;
+}
+const session_options& server_builder::current_options() const noexcept { return cfg_->opts; }
+
+server server_builder::build() {
+  if (cfg_->listeners.empty()) throw std::invalid_argument("server: no listener (call listen)");
+  auto impl = std::make_shared<detail::server_impl>(std::move(*cfg_));
+  cfg_ = std::make_unique<server_config>();
+  return server(std::move(impl));
+}
+
+// ---- server ----
+
+server::server(std::shared_ptr<detail::server_impl> impl) : impl_(std::move(impl)) {}
+server::server(server&&) noexcept = default;
+server& server::operator=(server&&) noexcept = default;
+server::~server() {
+  if (impl_) impl_->stop(std::chrono::seconds(5));
+}
+
+std::error_code server::start(std::string* why) { return impl_->start(why); }
+std::vector<std::pair<std::string, std::string>> server::local_addresses() const { return impl_->local_addresses(); }
+std::error_code server::send(session_id s, bytes_view payload, const send_options& o) { return impl_->send(s, payload, o); }
+void server::request_impl(session_id s, bytes_view payload, std::chrono::milliseconds timeout, const send_options& o,
+                          boost::asio::any_completion_handler<void(std::error_code, packet)> h) {
+  impl_->request(s, payload, timeout, o, std::move(h));
+}
+std::size_t server::broadcast(bytes_view payload, const send_options& o) {
+  return impl_->broadcast(impl_->all_sessions(), payload, o);
+}
+std::size_t server::broadcast(std::span<const session_id> targets, bytes_view payload, const send_options& o) {
+  std::vector<std::shared_ptr<detail::session_core>> v;
+  for (auto id : targets)
+    if (auto s = impl_->find(id)) v.push_back(std::move(s));
+  return impl_->broadcast(v, payload, o);
+}
+std::error_code server::close(session_id s, std::string detail) {
+  auto core = impl_->find(s);
+  if (!core) return errc::unknown_session;
+  core->close(close_info{close_reason::normal, {}, detail.empty() ? "closed by the server" : std::move(detail)});
+  return {};
+}
+std::vector<session_id> server::sessions() const { return impl_->session_ids(); }
+std::optional<connection_info> server::info(session_id s) const {
+  auto core = impl_->find(s);
+  if (!core) return std::nullopt;
+  return core->info();
+}
+server_stats server::stats() const { return impl_->stats(); }
+event_stream& server::events() { return impl_->events(); }
+void server::stop(std::chrono::milliseconds timeout) { impl_->stop(timeout); }
+
+}  // namespace msgtrans

@@ -1,0 +1,160 @@
+// One connection as the runtime sees it: the transport connection, the write queue,
+// the requests it sent, its timers and counters. Lives on one loop; the methods marked
+// "any thread" post to it.
+#pragma once
+
+#include "core/request_table.hpp"
+#include "core/write_queue.hpp"
+
+#include <msgtrans/error.hpp>
+#include <msgtrans/events.hpp>
+#include <msgtrans/session.hpp>
+#include <msgtrans/stats.hpp>
+#include <msgtrans/transport.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <chrono>
+#include <memory>
+
+namespace msgtrans::detail {
+
+class session_core;
+
+/// Calls an Asio completion handler with `args` from a fresh handler on `loop`, then on
+/// the handler's own associated executor (a coroutine resumes where it belongs).
+template <class Handler, class... Args>
+void complete_later(Handler h, boost::asio::io_context& loop, Args... args) {
+  boost::asio::post(loop, [h = std::move(h), args...]() mutable {
+    auto ex = boost::asio::get_associated_executor(h);
+    boost::asio::dispatch(ex, [h = std::move(h), args...]() mutable { std::move(h)(std::move(args)...); });
+  });
+}
+
+using response_handler = boost::asio::any_completion_handler<void(std::error_code, packet)>;
+
+/// Counters shared by all sessions of one server or client.
+struct host_counters {
+  std::atomic<std::uint64_t> packets_in{0}, packets_out{0}, bytes_in{0}, bytes_out{0};
+  std::atomic<std::uint64_t> requests_in_flight{0}, request_timeouts{0}, queue_full{0};
+  std::atomic<std::uint64_t> protocol_errors{0}, unhandled{0}, inbound_requests_open{0};
+  std::array<std::atomic<std::uint64_t>, latency_histogram::buckets> latency{};
+  void record_latency(std::chrono::nanoseconds d) noexcept;
+  latency_histogram histogram() const noexcept;
+};
+
+/// What a session reports to its server or client. Called on the session's loop.
+class session_host {
+ public:
+  virtual void session_established(session_core& s) = 0;
+  virtual void session_message(session_core& s, const message& m) = 0;
+  virtual void session_request(session_core& s, request& r) = 0;
+  virtual void session_closed(session_core& s, const close_info& info) = 0;
+  /// An inbound request was answered (or its responder dropped).
+  virtual void request_answered() noexcept {}
+  virtual host_counters& counters() noexcept = 0;
+
+ protected:
+  ~session_host() = default;
+};
+
+class session_core final : public connection_owner, public std::enable_shared_from_this<session_core> {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  session_core(session_host& host, boost::asio::io_context& loop, std::unique_ptr<connection> conn, session_id id,
+               const session_options& opts, bool server_side);
+  ~session_core();
+
+  session_id id() const noexcept { return id_; }
+  boost::asio::io_context& loop() noexcept { return loop_; }
+  bool on_loop() const noexcept { return loop_.get_executor().running_in_this_thread(); }
+  bool is_open() const noexcept { return state_.load(std::memory_order_acquire) == state::open; }
+  connection_info info() const;
+  const endpoint_info& endpoint() const noexcept { return endpoint_; }
+
+  /// On the loop: report established, then start reading and the timers.
+  void start();
+
+  // Any thread.
+  std::error_code send(packet_type type, std::uint32_t response_id, bytes_view payload, const send_options& o);
+  std::error_code send_shared(const std::shared_ptr<const byte_buffer>& encoded, bool high_priority);
+  void request(bytes_view payload, std::chrono::milliseconds timeout, const send_options& o, response_handler h);
+  /// Flushes what is queued, then closes with `info`.
+  void close(close_info info);
+  /// Pauses or resumes reading on behalf of a full event stream.
+  void set_event_backpressure(bool paused);
+
+  /// Called by a responder that is destroyed or used (inbound request bookkeeping).
+  void inbound_request_done() noexcept;
+
+  // connection_owner (on the loop)
+  void on_packet(bytes_view bytes) override;
+  void on_write_done() override;
+  void on_closed(close_info info) override;
+
+ private:
+  enum class state { open, closing, closed };
+
+  std::error_code enqueue(packet_type type, std::uint32_t id, bytes_view payload, const send_options& o);
+  std::error_code check_room(std::size_t n) const noexcept;
+  void schedule_flush();
+  void flush();
+  void update_reading();
+  void arm_timer();
+  void on_timer();
+  void fail_all_requests(std::error_code ec);
+  void protocol_violation(std::error_code ec, std::string detail);
+
+  session_host& host_;
+  boost::asio::io_context& loop_;
+  std::unique_ptr<connection> conn_;
+  endpoint_info endpoint_;
+  session_id id_;
+  session_options opts_;
+  decode_limits limits_;
+  bool server_side_;
+  std::chrono::system_clock::time_point established_at_;
+
+  std::atomic<state> state_{state::open};
+  close_info pending_close_;  // set when closing: what to tell the transport after the flush
+  bool started_ = false;
+  bool flush_posted_ = false;
+  bool writing_ = false;
+  bool paused_by_queue_ = false;
+  bool paused_by_events_ = false;
+  bool reading_ = true;
+  bool got_packet_ = false;
+
+  write_queue queue_;
+  std::atomic<std::size_t> queued_bytes_{0};     // mirror of queue_.queued_bytes() for other threads
+  std::atomic<std::size_t> posted_bytes_{0};     // cross-thread sends on their way to the loop
+  message_id_allocator ids_;
+  request_table<response_handler> requests_;
+  byte_buffer compress_scratch_;
+  byte_buffer rx_scratch_;
+
+  boost::asio::steady_timer timer_;
+  clock::time_point timer_at_ = clock::time_point::max();
+  clock::time_point last_rx_;
+  clock::time_point last_tx_;
+  clock::time_point established_mono_;
+  clock::time_point close_deadline_ = clock::time_point::max();  // bounds the flush before a close
+
+  std::atomic<std::uint64_t> packets_in_{0}, packets_out_{0}, bytes_in_{0}, bytes_out_{0};
+  std::atomic<std::uint64_t> inbound_open_{0};
+
+  // backpressure_mode::wait: senders on other threads wait here for room.
+  std::mutex room_mu_;
+  std::condition_variable room_cv_;
+  std::atomic<int> room_waiters_{0};
+};
+
+}  // namespace msgtrans::detail

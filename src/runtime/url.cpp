@@ -1,0 +1,52 @@
+// The URL scheme table: one line per transport.
+#include <msgtrans/tcp.hpp>
+#include <msgtrans/url.hpp>
+
+#include <functional>
+#include <utility>
+
+namespace msgtrans {
+
+namespace {
+
+using factory = std::function<std::unique_ptr<connector>(std::string_view rest, const url_options&, std::string&)>;
+
+std::unique_ptr<connector> tcp_from_url(std::string_view rest, const url_options&, std::string& error) {
+  if (rest.empty() || rest.find('/') != std::string_view::npos) {
+    error = "tcp URL must be tcp://host:port";
+    return nullptr;
+  }
+  return make_connector(tcp_client_config{std::string(rest)});
+}
+
+const std::vector<std::pair<std::string, factory>>& schemes() {
+  static const std::vector<std::pair<std::string, factory>> table = {
+      {"tcp", tcp_from_url},
+  };
+  return table;
+}
+
+}  // namespace
+
+std::unique_ptr<connector> connector_for_url(std::string_view url, const url_options& o, std::string& error) {
+  auto sep = url.find("://");
+  if (sep == std::string_view::npos) {
+    error = "'" + std::string(url) + "' is not a URL (expected scheme://host:port, e.g. tcp://127.0.0.1:8001)";
+    return nullptr;
+  }
+  auto scheme = url.substr(0, sep);
+  for (auto& [name, make] : schemes())
+    if (name == scheme) return make(url.substr(sep + 3), o, error);
+  error = "unknown scheme '" + std::string(scheme) + "' (known:";
+  for (auto& s : url_schemes()) error += " " + s;
+  error += ")";
+  return nullptr;
+}
+
+std::vector<std::string> url_schemes() {
+  std::vector<std::string> v;
+  for (auto& [name, f] : schemes()) v.push_back(name);
+  return v;
+}
+
+}  // namespace msgtrans

@@ -1,0 +1,33 @@
+// A TCP connection: reads into the frame decoder (TCP framing), writes each batch of
+// packets with one gather write, tried at once and queued only if the kernel did not
+// take it all.
+#pragma once
+
+#include <msgtrans/frame_decoder.hpp>
+#include <msgtrans/transport.hpp>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <memory>
+#include <vector>
+
+namespace msgtrans::detail {
+
+class tcp_connection final : public connection {
+ public:
+  tcp_connection(boost::asio::ip::tcp::socket socket, const decode_limits& limits, std::string protocol = "tcp");
+  ~tcp_connection() override;
+
+  void start(connection_owner& owner) override;
+  void write(std::span<const bytes_view> packets) override;
+  void set_reading(bool enabled) override;
+  void close(close_info info) override;
+  endpoint_info info() const override;
+
+ private:
+  struct state;
+  std::shared_ptr<state> s_;
+};
+
+}  // namespace msgtrans::detail
