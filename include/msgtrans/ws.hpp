@@ -116,7 +116,8 @@ struct ws_client_config {
   bool insecure_skip_verify = false;
 };
 
-/// A WebSocket listener (`protocol()` is "ws" or "wss"). Throws std::invalid_argument on a
+/// A WebSocket listener (`protocol()` is "ws" or "wss"; `local_address()` is
+/// "HOST:PORT/PATH", so that "ws://" + it is the URL to connect to). Throws std::invalid_argument on a
 /// bad configuration (the message names the field). The certificate files are read by
 /// `listener::start`, which reports a bad file as errc::tls_error with the file in
 /// `detail`.

@@ -1,8 +1,10 @@
 // The URL scheme table: one line per transport.
 #include <msgtrans/tcp.hpp>
 #include <msgtrans/url.hpp>
+#include <msgtrans/ws.hpp>
 
 #include <functional>
+#include <stdexcept>
 #include <utility>
 
 namespace msgtrans {
@@ -19,9 +21,28 @@ std::unique_ptr<connector> tcp_from_url(std::string_view rest, const url_options
   return make_connector(tcp_client_config{std::string(rest)});
 }
 
+// ws://host[:port][/path] and wss://...; the TLS settings come from url_options.
+factory ws_from_url(std::string scheme) {
+  return [scheme](std::string_view rest, const url_options& o, std::string& error) -> std::unique_ptr<connector> {
+    ws_client_config c;
+    c.url = scheme + "://" + std::string(rest);
+    c.ca_file = o.ca_file;
+    c.server_name = o.server_name;
+    c.insecure_skip_verify = o.insecure_skip_verify;
+    try {
+      return make_connector(c);
+    } catch (const std::invalid_argument& e) {
+      error = e.what();
+      return nullptr;
+    }
+  };
+}
+
 const std::vector<std::pair<std::string, factory>>& schemes() {
   static const std::vector<std::pair<std::string, factory>> table = {
       {"tcp", tcp_from_url},
+      {"ws", ws_from_url("ws")},
+      {"wss", ws_from_url("wss")},
   };
   return table;
 }

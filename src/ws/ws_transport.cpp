@@ -841,7 +841,8 @@ class ws_listener final : public listener {
     if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
     if (!ec) acc->bind(ep, ec);
     if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
-    if (!ec) local_ = to_string(acc->local_endpoint(ec));
+    // "HOST:PORT/PATH": "ws://" + this is the URL clients use.
+    if (!ec) local_ = to_string(acc->local_endpoint(ec)) + cfg_.path;
     if (ec) {
       detail = "cannot bind ws listener to " + cfg_.bind + ": " + ec.message();
       return errc::bind_failed;

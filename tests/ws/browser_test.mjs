@@ -1,7 +1,7 @@
 // A real browser as a peer: headless Chromium (Debian's /usr/bin/chromium, driven by
 // playwright-core from package-lock.json) loads browser_page.html from a local HTTP
-// server; the page's JavaScript talks to ws_echo_fixture and leaves its verdict in
-// window.result. Usage: node browser_test.mjs PATH/TO/ws_echo_fixture
+// server; the page's JavaScript talks to `msgtrans serve --ws` and leaves its verdict in
+// window.result. Usage: node browser_test.mjs PATH/TO/msgtrans
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -14,7 +14,7 @@ import { startFixture, stopFixture } from './fixture.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const page = readFileSync(join(here, 'browser_page.html'));
-const fx = await startFixture(process.argv[2], ['--path', '/browser']);
+const fx = await startFixture(process.argv[2], '/browser');
 const http = createServer((req, res) => {
   if (req.url.startsWith('/page.html')) {
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
@@ -56,7 +56,7 @@ try {
   rmSync(profile, { recursive: true, force: true });
   const code = await stopFixture(fx);
   if (code !== 0) {
-    console.error(`fixture exited with ${code}`);
+    console.error(`msgtrans serve exited with ${code}`);
     failed = true;
   }
 }

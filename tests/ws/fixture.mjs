@@ -1,13 +1,15 @@
-// Starts ws_echo_fixture and resolves once it prints "listening ws HOST:PORT/PATH".
+// Starts `msgtrans serve --ws 127.0.0.1:0/PATH` (the echo service of the real runtime)
+// and resolves once it prints "listening ws HOST:PORT/PATH" (or wss).
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
-export function startFixture(binary, args = []) {
+export function startFixture(msgtrans, path, args = []) {
   return new Promise((resolve, reject) => {
-    const proc = spawn(binary, ['--bind', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(msgtrans, ['serve', '--ws', `127.0.0.1:0${path}`, '--threads', '1', ...args],
+                       { stdio: ['ignore', 'pipe', 'inherit'] });
     const lines = createInterface({ input: proc.stdout });
-    const timer = setTimeout(() => reject(new Error('fixture did not start within 10 s')), 10000);
-    proc.on('exit', (code) => reject(new Error(`fixture exited early with ${code}`)));
+    const timer = setTimeout(() => reject(new Error('msgtrans serve did not start within 10 s')), 10000);
+    proc.on('exit', (code) => reject(new Error(`msgtrans serve exited early with ${code}`)));
     lines.on('line', (line) => {
       const m = /^listening (wss?) (\S+):(\d+)(\/\S*)$/.exec(line);
       if (!m) return;
@@ -18,7 +20,7 @@ export function startFixture(binary, args = []) {
   });
 }
 
-// Stops the fixture with SIGTERM and resolves with its exit code.
+// Stops the server with SIGTERM and resolves with its exit code.
 export function stopFixture(fx) {
   return new Promise((resolve) => {
     if (fx.proc.exitCode !== null) return resolve(fx.proc.exitCode);

@@ -1,12 +1,12 @@
-// Node's `ws` (npm, pinned in package-lock.json) as an independent client of the
-// transport, through ws_echo_fixture. Usage: node node_client.mjs PATH/TO/ws_echo_fixture
+// Node's `ws` (npm, pinned in package-lock.json) as an independent client of
+// `msgtrans serve --ws`. Usage: node node_client.mjs PATH/TO/msgtrans
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import WebSocket from 'ws';
 import { startFixture, stopFixture, requestPacket } from './fixture.mjs';
 
-const fixtureBin = process.argv[2];
-const fx = await startFixture(fixtureBin, ['--path', '/msg', '--max-message', '65536', '--ping-ms', '100', '--pong-ms', '2000']);
+const fx = await startFixture(process.argv[2], '/msg',
+                              ['--max-message-size', '65536', '--ws-ping-interval', '0.1', '--ws-pong-timeout', '2']);
 let passed = 0;
 const check = async (name, fn) => {
   await fn();
@@ -114,12 +114,12 @@ try {
     assert.equal((await reply)[0].readUInt32BE(4), 5);
   });
 
-  await check('server shutdown: close 1001, and the fixture exits 0', async () => {
+  await check('server shutdown: close 1001, and msgtrans serve exits 0', async () => {
     const closed = once(bystander, 'close');
     const exit = stopFixture(fx);
     const [code, reason] = await closed;
     assert.equal(code, 1001);
-    assert.match(reason.toString(), /shutting down/);
+    assert.match(reason.toString(), /stopping/);
     assert.equal(await exit, 0);
   });
   console.log(`${passed} passed, 0 failed`);

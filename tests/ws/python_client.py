@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Python's websockets (Debian python3-websockets, run with /usr/bin/python3) as an
-independent client of the transport, through ws_echo_fixture, over ws:// and wss://.
+independent client of `msgtrans serve --ws`, over ws:// and wss://.
 
-Usage: /usr/bin/python3 python_client.py PATH/TO/ws_echo_fixture
+Usage: /usr/bin/python3 python_client.py PATH/TO/msgtrans
 """
 import asyncio
 import os
@@ -16,7 +16,7 @@ import tempfile
 
 import websockets
 
-FIXTURE = sys.argv[1]
+MSGTRANS = sys.argv[1]
 passed = 0
 
 
@@ -24,8 +24,9 @@ def request_packet(msg_id, payload, biz=0):
     return struct.pack(">BBBBIHIH", 1, 0, 1, biz, msg_id, 0, len(payload), 0) + payload
 
 
-def start_fixture(*args):
-    proc = subprocess.Popen([FIXTURE, "--bind", "127.0.0.1:0", *args], stdout=subprocess.PIPE, text=True)
+def start_fixture(path, *args):
+    proc = subprocess.Popen([MSGTRANS, "serve", "--ws", "127.0.0.1:0" + path, "--threads", "1", *args],
+                            stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     m = re.match(r"^listening (wss?) (\S+):(\d+)(/\S*)$", line.strip())
     if not m:
@@ -68,7 +69,8 @@ async def echo_round(uri, ssl_ctx=None, count=100):
 
 
 async def plain_tests():
-    proc, uri, port = start_fixture("--path", "/py", "--max-message", "100000", "--ping-ms", "100", "--pong-ms", "2000")
+    proc, uri, port = start_fixture("/py", "--max-message-size", "100000", "--ws-ping-interval", "0.1",
+                                    "--ws-pong-timeout", "2")
     try:
         bystander = await websockets.connect(uri, compression=None)
 
@@ -114,12 +116,12 @@ async def plain_tests():
         assert (await bystander.recv())[4:8] == struct.pack(">I", 9)
         ok("bystander undisturbed")
 
-        waiter = asyncio.ensure_future(expect_close(bystander, 1001, "shutting down"))
+        waiter = asyncio.ensure_future(expect_close(bystander, 1001, "stopping"))
         await asyncio.sleep(0)
         code = await asyncio.get_running_loop().run_in_executor(None, stop_fixture, proc)
         await waiter
         assert code == 0, code
-        ok("shutdown: close 1001, fixture exits 0")
+        ok("shutdown: close 1001, msgtrans serve exits 0")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -132,7 +134,7 @@ async def tls_tests():
                         "-nodes", "-days", "1", "-subj", "/CN=localhost",
                         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
                         "-keyout", key, "-out", cert], check=True, capture_output=True)
-        proc, uri, port = start_fixture("--path", "/secure", "--tls-cert", cert, "--tls-key", key)
+        proc, uri, port = start_fixture("/secure", "--tls-cert", cert, "--tls-key", key)
         try:
             assert uri.startswith("wss://"), uri
             host_uri = f"wss://localhost:{port}/secure"

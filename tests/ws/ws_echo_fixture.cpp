@@ -83,8 +83,7 @@ int main(int argc, char** argv) {
     std::cerr << "ws_echo_fixture: " << ec.message() << ": " << detail << "\n";
     return 1;
   }
-  std::printf("listening %s %s%s\n", listener->protocol().c_str(), listener->local_address().c_str(),
-              cfg.path.c_str());
+  std::printf("listening %s %s\n", listener->protocol().c_str(), listener->local_address().c_str());
   std::fflush(stdout);
 
   using guard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
