@@ -801,6 +801,21 @@ TEST(ws_transport, connector_errors) {
   EXPECT_THROW(make_connector(bad_header), std::invalid_argument);
 }
 
+TEST(ws_transport, ipv6_listener_and_url) {
+  auto cfg = quiet_config();
+  cfg.bind = "[::1]:0";
+  test_server srv(cfg);
+  if (srv.start_error()) GTEST_SKIP() << "no IPv6 loopback here: " << srv.start_detail();
+  EXPECT_EQ(srv.lst().local_address().rfind("[::1]:", 0), 0u) << srv.lst().local_address();
+  ws_client_config cc;
+  cc.url = "ws://" + srv.lst().local_address();
+  test_client cli(cc);
+  ASSERT_FALSE(cli.connect());
+  cli.write({request_packet(3, "v6")});
+  ASSERT_TRUE(cli.owner().wait_packets(1));
+  EXPECT_EQ(decode(cli.owner().packets()[0])->message_id, 3u);
+}
+
 TEST(ws_transport, listener_configuration_errors) {
   ws_server_config c;
   c.bind = "nonsense";
