@@ -7,6 +7,7 @@ pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
 find_package(ZLIB REQUIRED)
 if(MSGTRANS_BUILD_TESTS)
   find_package(GTest REQUIRED)
+  find_package(nlohmann_json 3.11 REQUIRED)   # the conformance test reads the JSON fixtures
 endif()
 if(MSGTRANS_BUILD_BENCH)
   find_package(benchmark REQUIRED)

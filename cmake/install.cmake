@@ -24,5 +24,9 @@ if(NOT _msgtrans_private_libs)
   set(_msgtrans_private_libs "")
 endif()
 list(JOIN _msgtrans_private_libs " " MSGTRANS_PKGCONFIG_LIBS)
+# The .pc file locates the prefix from its own folder, so `cmake --install --prefix X`
+# (a prefix chosen after configuring) still yields a working file.
+file(RELATIVE_PATH MSGTRANS_PC_TO_PREFIX "${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig" "${CMAKE_INSTALL_PREFIX}")
+string(REGEX REPLACE "/$" "" MSGTRANS_PC_TO_PREFIX "${MSGTRANS_PC_TO_PREFIX}")
 configure_file(cmake/msgtrans.pc.in ${CMAKE_CURRENT_BINARY_DIR}/msgtrans.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/msgtrans.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -12,7 +12,7 @@ packages=(
   libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev
   libzstd-dev zlib1g-dev
   libcli11-dev libtomlplusplus-dev libfmt-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
   # independent peers used by the tests
   python3 python3-websockets ngtcp2-client
   openssl iproute2 chromium

@@ -9,8 +9,11 @@
 
 #include <msgtrans/packet.hpp>
 
+#include <cassert>
 #include <cstring>
 #include <system_error>
+#include <type_traits>
+#include <utility>
 
 namespace msgtrans {
 
@@ -26,7 +29,10 @@ class frame_decoder {
   /// Writable space of at least `min_free` bytes for the next read (zero-copy path).
   std::span<std::byte> prepare(std::size_t min_free = 16 * 1024);
   /// Marks `n` bytes of the prepared space as filled.
-  void commit(std::size_t n) noexcept { end_ += n; }
+  void commit(std::size_t n) noexcept {
+    assert(n <= buf_.size() - end_);
+    end_ += n;
+  }
 
   /// Calls `on_packet(bytes_view)` for every complete packet buffered, in order. The
   /// view is valid only during the call. Stops at the first framing error and returns
@@ -35,9 +41,10 @@ class frame_decoder {
   template <class F>
   std::error_code drain(F&& on_packet);
 
-  /// Copies `chunk` in and drains it.
+  /// Copies `chunk` in and drains it. A failed decoder stores nothing more.
   template <class F>
   std::error_code feed(bytes_view chunk, F&& on_packet) {
+    if (error_) return error_;
     if (!chunk.empty()) {
       auto space = prepare(chunk.size());
       std::memcpy(space.data(), chunk.data(), chunk.size());

@@ -94,8 +94,10 @@ result<packet_view> decode_view(bytes_view in, const decode_limits& limits = {})
 /// Bytes needed to encode `p` (its lengths are taken from the spans).
 std::size_t encoded_size(const packet_view& p) noexcept;
 /// Encodes `p` into `out` with no allocation; ext_header_len and payload_len are taken
-/// from the spans. Returns the bytes written, or invalid_argument if `out` is too small
-/// or the extension header is over 65535 bytes. The payload is written as is.
+/// from the spans. Returns the bytes written, or invalid_argument if `out` is too small,
+/// the extension header is over 65535 bytes, or the header holds a version, compression
+/// or packet type a receiver must reject. The payload is written as is; flags are written
+/// as given (unknown bits included, so a relay forwards them unchanged).
 result<std::size_t> encode_to(const packet_view& p, std::span<std::byte> out) noexcept;
 
 /// An owning packet with its payload decompressed.
@@ -133,6 +135,10 @@ std::error_code decompress(compression c, bytes_view in, std::size_t max_size, b
 /// Message ids for one side of one connection: 1, 2, ..., 0xFFFFFFFF, 1, ... (never 0).
 class message_id_allocator {
  public:
+  message_id_allocator() noexcept = default;
+  /// Starts at `first` instead of 1 (0 is taken as 1). For tests and for resuming a counter.
+  explicit message_id_allocator(std::uint32_t first) noexcept : next_(first == 0 ? 1u : first) {}
+
   std::uint32_t next() noexcept {
     std::uint32_t id = next_;
     next_ = next_ == 0xFFFFFFFFu ? 1u : next_ + 1u;

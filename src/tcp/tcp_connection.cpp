@@ -160,8 +160,9 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
     timer.async_wait([self = shared_from_this()](error_code ec) {
       if (!ec) self->finish();
     });
-    // A peer that broke the protocol is owed no lingering.
-    if (why.reason == close_reason::protocol_error) return finish();
+    // Lingering protects data we sent in a graceful close; a peer that broke the
+    // protocol or timed out is owed none.
+    if (why.reason != close_reason::normal && why.reason != close_reason::shutdown) return finish();
     if (!writing) start_linger();
   }
 

@@ -64,8 +64,13 @@ class raw_peer {
     boost::asio::ip::tcp::resolver r(io_);
     boost::asio::connect(sock_, r.resolve(host_port.substr(0, colon), host_port.substr(colon + 1)));
   }
-  void write(bytes_view b) { boost::asio::write(sock_, boost::asio::buffer(b.data(), b.size())); }
-  void write(const byte_buffer& b) { write(bytes_view(b)); }
+  /// Writes all of `b`; false if the server closed or reset the connection meanwhile.
+  bool write(bytes_view b) {
+    boost::system::error_code ec;
+    boost::asio::write(sock_, boost::asio::buffer(b.data(), b.size()), ec);
+    return !ec;
+  }
+  bool write(const byte_buffer& b) { return write(bytes_view(b)); }
   /// Reads one whole packet, or nullopt on EOF/error/timeout.
   std::optional<packet> read_packet(std::chrono::milliseconds timeout = 5s) {
     std::byte hdr[header_size];

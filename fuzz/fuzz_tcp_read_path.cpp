@@ -1,0 +1,83 @@
+// The whole server read path of the TCP transport without a socket: bytes are cut by
+// the TCP frame decoder, handed to a real session (validation, decompression, request /
+// one-way dispatch, responder, encoding into the write queue), and the session's writes
+// go to an in-memory connection. Handlers echo, as `msgtrans serve` does.
+#include "runtime/session_core.hpp"
+
+#include <msgtrans/frame_decoder.hpp>
+
+#include <cstdint>
+#include <cstring>
+
+namespace {
+
+using namespace msgtrans;
+
+class memory_connection final : public connection {
+ public:
+  void start(connection_owner& o) override { owner = &o; }
+  void write(std::span<const bytes_view> packets) override {
+    for (auto p : packets) written += p.size();
+    owner->on_write_done();
+  }
+  void set_reading(bool on) override { reading = on; }
+  void close(close_info info) override {
+    if (closed) return;
+    closed = true;
+    owner->on_closed(std::move(info));
+  }
+  endpoint_info info() const override { return {"tcp", "mem:1", "mem:2"}; }
+  connection_owner* owner = nullptr;
+  std::size_t written = 0;
+  bool reading = true, closed = false;
+};
+
+class echo_host final : public detail::session_host {
+ public:
+  void session_established(detail::session_core&) override {}
+  void session_message(detail::session_core& s, const message& m) override {
+    (void)s.send(packet_type::one_way, 0, m.payload, send_options{m.biz_type(), m.ext_header, m.header.flags});
+  }
+  void session_request(detail::session_core&, msgtrans::request& r) override {
+    (void)r.respond(r.payload, send_options{r.biz_type(), r.ext_header, r.header.flags, r.header.compression});
+  }
+  void session_closed(detail::session_core&, const close_info&) override { closed = true; }
+  detail::host_counters& counters() noexcept override { return counters_; }
+  bool closed = false;
+  detail::host_counters counters_;
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  boost::asio::io_context io;
+  echo_host host;
+  auto conn = std::make_unique<memory_connection>();
+  auto* mem = conn.get();
+  session_options o;
+  o.max_message_size = 64 * 1024;  // small limits keep the fuzzer fast
+  o.write_high_water = 16 * 1024;
+  auto s = std::make_shared<detail::session_core>(host, io, std::move(conn), session_id{1}, o, true);
+  boost::asio::post(io, [&] { s->start(); });
+  io.poll();
+  frame_decoder dec(stream_framing::tcp, o.limits());
+  // The first byte picks the chunk size, so splits fall everywhere.
+  const std::size_t chunk = size ? (data[0] % 64) + 1 : 1;
+  for (std::size_t off = size ? 1 : 0; off < size && !mem->closed; off += chunk) {
+    const std::size_t n = std::min(chunk, size - off);
+    boost::asio::post(io, [&, off, n] {
+      auto ec = dec.feed({reinterpret_cast<const std::byte*>(data + off), n}, [&](bytes_view p) {
+        if (mem->closed) return false;
+        mem->owner->on_packet(p);
+        return true;
+      });
+      if (ec && !mem->closed) mem->close(close_info{close_reason::protocol_error, ec, ec.message()});
+    });
+    io.poll();
+  }
+  s->close(close_info{close_reason::shutdown, {}, "fuzz done"});
+  io.poll();
+  if (!mem->closed) mem->close(close_info{close_reason::shutdown, {}, "fuzz done"});
+  io.poll();
+  return 0;
+}
