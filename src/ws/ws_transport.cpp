@@ -850,7 +850,9 @@ class ws_listener final : public listener {
     sh->acceptor = std::move(acc);
     sh->retry_timer = std::make_unique<asio::steady_timer>(accept_loop);
     sh_ = sh;
-    accept_next(sh);
+    // The first accept starts from the accept loop too, so that pick_loop is only ever
+    // called there.
+    asio::post(accept_loop, [sh] { accept_next(sh); });
     return {};
   }
 

@@ -816,6 +816,63 @@ TEST(ws_transport, ipv6_listener_and_url) {
   EXPECT_EQ(decode(cli.owner().packets()[0])->message_id, 3u);
 }
 
+TEST(ws_transport, connections_live_on_the_loop_pick_loop_returns) {
+  // Accept on one loop, two connection loops picked in turn: each connection is
+  // delivered on the loop it was picked for, and echoes there.
+  asio::io_context accept_loop, a, b;
+  auto ga = asio::make_work_guard(accept_loop), g1 = asio::make_work_guard(a), g2 = asio::make_work_guard(b);
+  std::vector<std::thread> threads;
+  for (auto* io : {&accept_loop, &a, &b}) threads.emplace_back([io] { io->run(); });
+  std::atomic<int> picks{0}, on_a{0}, on_b{0}, wrong{0};
+  std::mutex m;
+  std::vector<std::unique_ptr<test::echo_owner>> owners;
+  auto l = make_listener(quiet_config());
+  std::string detail;
+  ASSERT_FALSE(l->start(
+      accept_loop,
+      [&]() -> asio::io_context& {
+        EXPECT_TRUE(accept_loop.get_executor().running_in_this_thread());
+        return picks++ % 2 == 0 ? a : b;
+      },
+      [&](std::unique_ptr<connection> c) {
+        asio::io_context* here = a.get_executor().running_in_this_thread()   ? &a
+                                 : b.get_executor().running_in_this_thread() ? &b
+                                                                             : nullptr;
+        if (!here) {
+          ++wrong;
+          return;
+        }
+        ++(here == &a ? on_a : on_b);
+        auto o = std::make_unique<test::echo_owner>(*here, std::move(c), nullptr);
+        o->start();
+        std::lock_guard lk(m);
+        owners.push_back(std::move(o));
+      },
+      transport_context{}, detail));
+  const int port = std::stoi(l->local_address().substr(l->local_address().rfind(':') + 1));
+  std::vector<std::unique_ptr<raw_client>> clients;
+  for (int i = 0; i < 10; ++i) clients.push_back(open_client(port));
+  for (std::uint32_t i = 0; i < clients.size(); ++i) EXPECT_TRUE(clients[i]->echo_ok(i + 1));
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(on_a.load(), 5);
+  EXPECT_EQ(on_b.load(), 5);
+  clients.clear();
+  std::promise<void> stopped;
+  asio::post(accept_loop, [&] {
+    l->stop();
+    stopped.set_value();
+  });
+  stopped.get_future().wait();
+  ga.reset();
+  g1.reset();
+  g2.reset();
+  accept_loop.stop();
+  a.stop();
+  b.stop();
+  for (auto& t : threads) t.join();
+  owners.clear();  // loops stopped: no handler runs concurrently any more
+}
+
 TEST(ws_transport, listener_configuration_errors) {
   ws_server_config c;
   c.bind = "nonsense";
