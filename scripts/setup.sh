@@ -15,7 +15,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
   # independent peers used by the tests
   python3 python3-websockets ngtcp2-client
-  openssl iproute2
+  openssl iproute2 chromium
 )
 
 sudo_cmd=()
@@ -37,4 +37,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   echo "setup: all Debian packages present"
+fi
+
+# npm packages of the WebSocket peer tests (Node ws, playwright-core driving Debian's
+# chromium), pinned by tests/ws/package-lock.json. Skipped when node_modules already
+# matches the lock file.
+ws_peers="$(cd "$(dirname "$0")/.." && pwd)/tests/ws"
+if [ -f "$ws_peers/package-lock.json" ]; then
+  if [ -f "$ws_peers/node_modules/.package-lock.json" ] &&
+     [ "$ws_peers/node_modules/.package-lock.json" -nt "$ws_peers/package-lock.json" ]; then
+    echo "setup: tests/ws npm packages present"
+  else
+    echo "setup: npm ci in tests/ws"
+    (cd "$ws_peers" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
 fi

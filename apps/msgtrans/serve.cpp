@@ -16,7 +16,11 @@ namespace {
 struct serve_options {
   std::vector<std::string> tcp;
   std::vector<std::string> quic;
-  std::string tls_cert, tls_key;  // QUIC certificate; none: self-signed for localhost
+  std::vector<std::string> ws;    // HOST:PORT[/PATH]
+  std::string tls_cert, tls_key;  // wss and QUIC; QUIC without one: self-signed for localhost
+  double ws_ping_interval_s = 30;
+  double ws_pong_timeout_s = 10;
+  std::vector<std::string> ws_origins;
   std::string mode = "echo";
   std::size_t threads = 0;
   std::size_t max_connections = 10000;
@@ -34,6 +38,7 @@ int run_serve(const serve_options& o) {
 
   server_builder b;
   for (auto& a : o.tcp) b.listen(tcp_server_config{a});
+<<<<<<< HEAD
   for (auto& a : o.quic) {
     quic_server_config q;
     q.bind_address = a;
@@ -43,6 +48,41 @@ int run_serve(const serve_options& o) {
   }
   if (o.tcp.empty() && o.quic.empty()) {
     std::cerr << "serve: no listener; add --tcp HOST:PORT or --quic HOST:PORT\n";
+=======
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    std::cerr << "serve: --tls-cert and --tls-key go together\n";
+    return usage;
+  }
+  for (auto& a : o.ws) {
+    // HOST:PORT/PATH; the path defaults to "/". The port ends at the first '/' after the
+    // last ':' of the host part ("[::1]:8002/chat").
+    ws_server_config c;
+    auto slash = a.find('/', a.rfind(']') == std::string::npos ? 0 : a.rfind(']'));
+    c.bind = a.substr(0, slash);
+    c.path = slash == std::string::npos ? "/" : a.substr(slash);
+    c.max_message_size = o.max_message_size;
+    c.idle_timeout = std::chrono::milliseconds(0);  // the runtime's --idle-timeout applies
+    c.ping_interval = std::chrono::milliseconds(static_cast<std::int64_t>(o.ws_ping_interval_s * 1000));
+    c.pong_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.ws_pong_timeout_s * 1000));
+    c.allowed_origins = o.ws_origins;
+    c.tls_cert_file = o.tls_cert;
+    c.tls_key_file = o.tls_key;
+    try {
+      b.listen(c);
+    } catch (const std::invalid_argument& e) {
+      std::cerr << "serve: --ws " << a << ": " << e.what() << "\n";
+      return usage;
+    }
+  }
+  for (auto& a : o.quic) {
+    quic_server_config q;
+    q.bind_address = a;
+    q.cert_file = o.tls_cert;
+    q.key_file = o.tls_key;
+    b.listen(q);
+  }
+  if (o.tcp.empty() && o.ws.empty() && o.quic.empty()) {
+    std::cerr << "serve: no listener; add --tcp HOST:PORT, --ws HOST:PORT/PATH or --quic HOST:PORT\n";
     return usage;
   }
   session_options so;
@@ -95,9 +135,17 @@ void add_serve(CLI::App& app, int& exit_status) {
   auto o = std::make_shared<serve_options>();
   auto* cmd = app.add_subcommand("serve", "Run a server (echo by default) on one or more listeners");
   cmd->add_option("--tcp", o->tcp, "TCP listener HOST:PORT (repeatable; port 0 picks a free port)");
+  cmd->add_option("--ws", o->ws,
+                  "WebSocket listener HOST:PORT/PATH (repeatable; other paths get HTTP 404; wss with --tls-cert)");
   cmd->add_option("--quic", o->quic, "QUIC listener HOST:PORT (repeatable; UDP)");
-  cmd->add_option("--tls-cert", o->tls_cert, "certificate chain PEM file (QUIC); default: self-signed for localhost");
-  cmd->add_option("--tls-key", o->tls_key, "private key PEM file for --tls-cert");
+  cmd->add_option("--tls-cert", o->tls_cert,
+                  "PEM certificate chain: --ws listeners speak wss://, --quic uses it (default: self-signed for localhost)");
+  cmd->add_option("--tls-key", o->tls_key, "PEM private key for --tls-cert");
+  cmd->add_option("--ws-ping-interval", o->ws_ping_interval_s, "seconds between WebSocket pings (0 = none)")
+      ->capture_default_str();
+  cmd->add_option("--ws-pong-timeout", o->ws_pong_timeout_s, "seconds a ping may wait for its pong")
+      ->capture_default_str();
+  cmd->add_option("--ws-origin", o->ws_origins, "accept WebSocket handshakes from this Origin only (repeatable)");
   cmd->add_option("--mode", o->mode, "echo: send everything back; discard: swallow messages, answer requests empty")
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "event loops (0 = one per hardware thread)")->capture_default_str();

@@ -16,3 +16,4 @@
 #include <msgtrans/tcp.hpp>
 #include <msgtrans/transport.hpp>
 #include <msgtrans/url.hpp>
+#include <msgtrans/ws.hpp>

@@ -2,8 +2,10 @@
 #include <msgtrans/quic.hpp>
 #include <msgtrans/tcp.hpp>
 #include <msgtrans/url.hpp>
+#include <msgtrans/ws.hpp>
 
 #include <functional>
+#include <stdexcept>
 #include <utility>
 
 namespace msgtrans {
@@ -33,10 +35,29 @@ std::unique_ptr<connector> quic_from_url(std::string_view rest, const url_option
   return make_connector(c);
 }
 
+// ws://host[:port][/path] and wss://...; the TLS settings come from url_options.
+factory ws_from_url(std::string scheme) {
+  return [scheme](std::string_view rest, const url_options& o, std::string& error) -> std::unique_ptr<connector> {
+    ws_client_config c;
+    c.url = scheme + "://" + std::string(rest);
+    c.ca_file = o.ca_file;
+    c.server_name = o.server_name;
+    c.insecure_skip_verify = o.insecure_skip_verify;
+    try {
+      return make_connector(c);
+    } catch (const std::invalid_argument& e) {
+      error = e.what();
+      return nullptr;
+    }
+  };
+}
+
 const std::vector<std::pair<std::string, factory>>& schemes() {
   static const std::vector<std::pair<std::string, factory>> table = {
       {"tcp", tcp_from_url},
       {"quic", quic_from_url},
+      {"ws", ws_from_url("ws")},
+      {"wss", ws_from_url("wss")},
   };
   return table;
 }

@@ -1,0 +1,132 @@
+/// @file ws.hpp
+/// The WebSocket transport (RFC 6455): `ws://` and, with a certificate, `wss://`.
+///
+/// Mapping onto the wire format (docs: shared/spec/WIRE_FORMAT.md):
+/// - Exactly one msgtrans packet per binary message. The transport checks each message
+///   with `decode_view` against the runtime's `decode_limits` before handing its bytes to
+///   `connection_owner::on_packet`; a binary message that is not exactly one valid packet
+///   closes the connection with 1002 (protocol error) and a reason naming the fault.
+/// - A text message is not part of the protocol: the connection is closed with 1003
+///   (unsupported data).
+/// - A message larger than the maximum message size is refused from its frame header,
+///   before its body is buffered: close 1009 (message too big).
+/// - Ping, pong and close frames are handled here and never reach the application. The
+///   server pings every `ping_interval`; a peer that does not answer within
+///   `pong_timeout` is closed (close_reason::idle_timeout).
+/// - A close frame from the peer becomes `on_closed` with reason `peer_closed`,
+///   `transport_code` = the close code (1005 when the frame had none) and `detail` = the
+///   close reason. A connection that drops without a close frame reports 1006.
+/// - `connection::close(info)` sends a close frame and completes the close handshake
+///   (bounded by `close_timeout`): reason `shutdown` → 1001, `protocol_error` → 1002,
+///   `limit_reached` → 1008, `idle_timeout` → 1001, anything else → 1000.
+///   `info.transport_code`, when set (1000..4999), is sent as is.
+/// - No extensions (permessage-deflate) and no subprotocol are negotiated; msgtrans
+///   compresses payloads itself.
+///
+/// Beast parses the HTTP upgrade; the frames are read and written by the transport
+/// itself, so that the packets corked into one `connection::write` leave in one gather
+/// write (server) or one masked buffer (client), and Beast's WebSocket templates are not
+/// compiled at all. Only one translation unit of the library includes Beast and asio::ssl.
+#pragma once
+
+#include <msgtrans/transport.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace msgtrans {
+
+/// A WebSocket server endpoint. Configuration mistakes make `make_listener` throw
+/// `std::invalid_argument` with a message naming the field.
+struct ws_server_config {
+  /// "host:port" to bind ("127.0.0.1:8002", "[::1]:0", "localhost:8002"). Port 0 picks a
+  /// free port; `listener::local_address()` tells which. Default "127.0.0.1:0".
+  std::string bind = "127.0.0.1:0";
+  /// The only request path accepted (the query string is ignored); a handshake on any
+  /// other path gets HTTP 404. Must start with '/'. Default "/".
+  std::string path = "/";
+  /// Largest message (= packet) accepted, in bytes; the smaller of this and the runtime's
+  /// `decode_limits::max_message_size` applies. Bigger messages: close 1009.
+  /// Default 16 MiB.
+  std::size_t max_message_size = default_max_message_size;
+  /// Time from TCP accept until the upgrade (TLS handshake included) is done; then the
+  /// socket is closed without a word. Default 10 s.
+  std::chrono::milliseconds handshake_timeout{10'000};
+  /// A connection that receives no data message for this long is closed with 1001
+  /// (close_reason::idle_timeout). Ping/pong does not count as traffic. 0 disables it.
+  /// Default 300 s.
+  std::chrono::milliseconds idle_timeout{300'000};
+  /// How often the server pings each connection. 0 disables pings. Default 30 s.
+  std::chrono::milliseconds ping_interval{30'000};
+  /// How long a ping may wait for its pong before the connection is closed
+  /// (close_reason::idle_timeout, code 1001). Default 10 s.
+  std::chrono::milliseconds pong_timeout{10'000};
+  /// Bound on a close handshake (ours or the peer's): after it the socket is closed
+  /// anyway. Default 5 s.
+  std::chrono::milliseconds close_timeout{5'000};
+  /// Largest HTTP upgrade request header accepted (bytes); bigger gets 431.
+  /// Default 8 KiB.
+  std::size_t max_handshake_size = 8 * 1024;
+  /// When not empty, only handshakes whose Origin header equals one of these
+  /// (ASCII case-insensitive, e.g. "https://app.example.com") are accepted; others get
+  /// HTTP 403, and so do requests without an Origin. Empty (the default) accepts any
+  /// origin, and none.
+  std::vector<std::string> allowed_origins;
+  /// PEM certificate chain and private key. Both set: the server speaks wss:// only.
+  /// Both empty (default): ws://. One without the other is a configuration error.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+};
+
+/// A WebSocket client target. Configuration mistakes make `make_connector` throw
+/// `std::invalid_argument` with a message naming the field.
+struct ws_client_config {
+  /// "ws://host:port/path" or "wss://host:port/path". The host may be a name (resolved at
+  /// each connect) or an IP literal ("[::1]" for IPv6). Default port: 80 / 443. Default
+  /// path: "/". No default URL.
+  std::string url;
+  /// Extra handshake headers, e.g. {"Origin", "https://app"} or {"Authorization", ...}.
+  /// Host, Upgrade, Connection and Sec-WebSocket-* are set by the transport and may not be
+  /// given here. Default none.
+  std::vector<std::pair<std::string, std::string>> headers;
+  /// Bound on resolving the host and the TCP connect. Default 10 s. The `timeout`
+  /// passed to `connector::connect` bounds the whole attempt as well.
+  std::chrono::milliseconds connect_timeout{10'000};
+  /// Bound on the TLS handshake plus the HTTP upgrade. Default 10 s.
+  std::chrono::milliseconds handshake_timeout{10'000};
+  /// Largest message accepted from the server (smaller of this and the runtime's limit).
+  /// Default 16 MiB.
+  std::size_t max_message_size = default_max_message_size;
+  /// Bound on a close handshake. Default 5 s.
+  std::chrono::milliseconds close_timeout{5'000};
+  /// wss: also trust the CA certificates in this PEM file (the system's trust store is
+  /// always used). Default none.
+  std::string ca_file;
+  /// wss: the TLS server name (SNI) and the name the certificate must match. Default: the
+  /// URL's host (no SNI is sent for an IP literal, whose certificate must name that IP).
+  std::string server_name;
+  /// wss: DANGEROUS. Accept any certificate, for any name: anyone on the path can read
+  /// and change the traffic. For tests against throw-away certificates only. Default
+  /// false: certificates are verified against the trust store and `ca_file`, and the
+  /// host name is checked.
+  bool insecure_skip_verify = false;
+};
+
+/// A WebSocket listener (`protocol()` is "ws" or "wss"; `local_address()` is
+/// "HOST:PORT/PATH", so that "ws://" + it is the URL to connect to). Throws std::invalid_argument on a
+/// bad configuration (the message names the field). The certificate files are read by
+/// `listener::start`, which reports a bad file as errc::tls_error with the file in
+/// `detail`.
+std::unique_ptr<listener> make_listener(const ws_server_config& config);
+
+/// A WebSocket connector. Throws std::invalid_argument on a bad URL or header.
+/// `connector::connect` reports failures as: address_error (resolve), timeout,
+/// tls_error (handshake, verification; detail says which), protocol_error (the server
+/// refused the upgrade; detail carries the HTTP status), or the socket's own error.
+std::unique_ptr<connector> make_connector(const ws_client_config& config);
+
+}  // namespace msgtrans
