@@ -38,17 +38,6 @@ int run_serve(const serve_options& o) {
 
   server_builder b;
   for (auto& a : o.tcp) b.listen(tcp_server_config{a});
-<<<<<<< HEAD
-  for (auto& a : o.quic) {
-    quic_server_config q;
-    q.bind_address = a;
-    q.cert_file = o.tls_cert;
-    q.key_file = o.tls_key;
-    b.listen(q);
-  }
-  if (o.tcp.empty() && o.quic.empty()) {
-    std::cerr << "serve: no listener; add --tcp HOST:PORT or --quic HOST:PORT\n";
-=======
   if (o.tls_cert.empty() != o.tls_key.empty()) {
     std::cerr << "serve: --tls-cert and --tls-key go together\n";
     return usage;
