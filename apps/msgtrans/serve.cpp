@@ -1,6 +1,7 @@
 // `msgtrans serve`: runs the echo (or discard) service on any mix of listeners and
 // shuts down gracefully on SIGINT / SIGTERM.
 #include "commands.hpp"
+#include "metrics_http.hpp"
 
 #include <msgtrans/msgtrans.hpp>
 
@@ -26,6 +27,7 @@ struct serve_options {
   std::size_t max_connections = 10000;
   std::size_t max_message_size = default_max_message_size;
   double idle_timeout_s = 300;
+  std::string metrics;  // HOST:PORT of the Prometheus endpoint, empty = off
 };
 
 int run_serve(const serve_options& o) {
@@ -106,6 +108,16 @@ int run_serve(const serve_options& o) {
     return connect_failed;
   }
   for (auto& [proto, addr] : s.local_addresses()) std::printf("listening %s %s\n", proto.c_str(), addr.c_str());
+  std::unique_ptr<metrics_endpoint> metrics;
+  if (!o.metrics.empty()) {
+    metrics = std::make_unique<metrics_endpoint>(o.metrics, [&s] { return to_prometheus(s.stats()); });
+    if (!metrics->error().empty()) {
+      std::cerr << "serve: " << metrics->error() << "\n";
+      s.stop(std::chrono::seconds(1));
+      return connect_failed;
+    }
+    std::printf("metrics http://%s/metrics\n", metrics->local_address().c_str());
+  }
   std::fflush(stdout);
 
   int sig = 0;
@@ -142,6 +154,7 @@ void add_serve(CLI::App& app, int& exit_status) {
   cmd->add_option("--max-message-size", o->max_message_size, "largest packet in bytes")->capture_default_str();
   cmd->add_option("--idle-timeout", o->idle_timeout_s, "seconds without traffic before a connection is closed")
       ->capture_default_str();
+  cmd->add_option("--metrics", o->metrics, "serve Prometheus metrics at http://HOST:PORT/metrics");
   cmd->callback([o, &exit_status] { exit_status = run_serve(*o); });
 }
 

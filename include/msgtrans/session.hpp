@@ -63,8 +63,9 @@ struct message {
 class responder {
  public:
   responder() = default;
-  responder(std::shared_ptr<detail::session_core> s, std::uint32_t id, std::uint8_t biz) noexcept
-      : session_(std::move(s)), id_(id), biz_type_(biz) {}
+  responder(std::shared_ptr<detail::session_core> s, std::uint32_t id, std::uint8_t biz,
+            std::chrono::steady_clock::time_point received = {}) noexcept
+      : session_(std::move(s)), id_(id), biz_type_(biz), received_(received) {}
   responder(responder&& o) noexcept { *this = std::move(o); }
   responder& operator=(responder&& o) noexcept;
   responder(const responder&) = delete;
@@ -84,6 +85,7 @@ class responder {
   std::shared_ptr<detail::session_core> session_;
   std::uint32_t id_ = 0;
   std::uint8_t biz_type_ = 0;
+  std::chrono::steady_clock::time_point received_;
   bool done_ = false;
 };
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 
 namespace msgtrans {
 
@@ -14,6 +15,7 @@ struct latency_histogram {
   static constexpr std::size_t buckets = 128;
   std::array<std::uint64_t, buckets> counts{};
   std::uint64_t total = 0;
+  double sum_us = 0;  ///< sum of all samples
   /// Upper bound in microseconds of bucket i.
   static double upper_bound_us(std::size_t i) noexcept;
   /// The value below which `q` (0..1) of the samples fall, in microseconds.
@@ -31,7 +33,13 @@ struct server_stats {
   std::uint64_t queue_full_rejections = 0;
   std::uint64_t protocol_errors = 0;
   std::uint64_t unhandled = 0;  ///< packets with neither a handler nor an event stream
-  latency_histogram request_latency;  ///< of requests this side sent
+  latency_histogram request_latency;   ///< requests this side sent, until their response
+  latency_histogram response_latency;  ///< requests this side answered, from receipt to respond
 };
+
+/// The stats in the Prometheus text exposition format (version 0.0.4), names prefixed
+/// with `prefix`: connections by protocol, packets and bytes in and out, request and
+/// response latency histograms, errors and limit rejections.
+std::string to_prometheus(const server_stats& s, std::string_view prefix = "msgtrans");
 
 }  // namespace msgtrans

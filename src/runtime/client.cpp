@@ -109,7 +109,8 @@ class client_impl final : public session_host, public std::enable_shared_from_th
     st.queue_full_rejections = counters_.queue_full.load();
     st.protocol_errors = counters_.protocol_errors.load();
     st.unhandled = counters_.unhandled.load();
-    st.request_latency = counters_.histogram();
+    st.request_latency = counters_.request_latency.snapshot();
+    st.response_latency = counters_.response_latency.snapshot();
     return st;
   }
 

@@ -15,6 +15,7 @@ responder& responder::operator=(responder&& o) noexcept {
     session_ = std::move(o.session_);
     id_ = o.id_;
     biz_type_ = o.biz_type_;
+    received_ = o.received_;
     done_ = o.done_;
     o.done_ = true;
   }
@@ -30,7 +31,9 @@ std::error_code responder::respond(bytes_view payload, const send_options& opts)
   if (done_) return errc::already_responded;
   done_ = true;
   session_->inbound_request_done();
-  return session_->send(packet_type::response, id_, payload, opts);
+  auto ec = session_->send(packet_type::response, id_, payload, opts);
+  if (!ec) session_->record_response_time(std::chrono::steady_clock::now() - received_);
+  return ec;
 }
 
 namespace detail {
@@ -39,20 +42,22 @@ namespace asio = boost::asio;
 
 // ---- counters ----
 
-void host_counters::record_latency(std::chrono::nanoseconds d) noexcept {
+void atomic_histogram::record(std::chrono::nanoseconds d) noexcept {
   // Log-linear: 4 buckets per power of two of microseconds.
-  const double us = std::max(1.0, d.count() / 1000.0);
+  const double us = std::max(1.0, static_cast<double>(d.count()) / 1000.0);
   std::size_t i = static_cast<std::size_t>(std::floor(std::log2(us) * 4.0));
-  if (i >= latency.size()) i = latency.size() - 1;
-  latency[i].fetch_add(1, std::memory_order_relaxed);
+  if (i >= counts.size()) i = counts.size() - 1;
+  counts[i].fetch_add(1, std::memory_order_relaxed);
+  sum_ns.fetch_add(static_cast<std::uint64_t>(std::max<std::int64_t>(0, d.count())), std::memory_order_relaxed);
 }
 
-latency_histogram host_counters::histogram() const noexcept {
+latency_histogram atomic_histogram::snapshot() const noexcept {
   latency_histogram h;
-  for (std::size_t i = 0; i < latency.size(); ++i) {
-    h.counts[i] = latency[i].load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    h.counts[i] = counts[i].load(std::memory_order_relaxed);
     h.total += h.counts[i];
   }
+  h.sum_us = static_cast<double>(sum_ns.load(std::memory_order_relaxed)) / 1000.0;
   return h;
 }
 
@@ -379,7 +384,7 @@ void session_core::on_packet(bytes_view bytes) {
       auto e = requests_.take(v->header.message_id);
       if (!e) return;  // late (timed out) or unknown: the requester was already told
       c.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
-      c.record_latency(last_rx_ - e->started);
+      c.request_latency.record(last_rx_ - e->started);
       packet p;
       p.type = packet_type::response;
       p.biz_type = v->header.biz_type;
@@ -396,7 +401,7 @@ void session_core::on_packet(bytes_view bytes) {
       message m{id_, v->header, v->ext_header, payload};
       inbound_open_.fetch_add(1, std::memory_order_relaxed);
       c.inbound_requests_open.fetch_add(1, std::memory_order_acq_rel);
-      msgtrans::request r(m, responder(shared_from_this(), v->header.message_id, v->header.biz_type));
+      msgtrans::request r(m, responder(shared_from_this(), v->header.message_id, v->header.biz_type, last_rx_));
       host_.session_request(*this, r);
       return;
     }

@@ -40,14 +40,21 @@ void complete_later(Handler h, boost::asio::io_context& loop, Args... args) {
 
 using response_handler = boost::asio::any_completion_handler<void(std::error_code, packet)>;
 
+/// A latency histogram updated from several loops.
+struct atomic_histogram {
+  std::array<std::atomic<std::uint64_t>, latency_histogram::buckets> counts{};
+  std::atomic<std::uint64_t> sum_ns{0};
+  void record(std::chrono::nanoseconds d) noexcept;
+  latency_histogram snapshot() const noexcept;
+};
+
 /// Counters shared by all sessions of one server or client.
 struct host_counters {
   std::atomic<std::uint64_t> packets_in{0}, packets_out{0}, bytes_in{0}, bytes_out{0};
   std::atomic<std::uint64_t> requests_in_flight{0}, request_timeouts{0}, queue_full{0};
   std::atomic<std::uint64_t> protocol_errors{0}, unhandled{0}, inbound_requests_open{0};
-  std::array<std::atomic<std::uint64_t>, latency_histogram::buckets> latency{};
-  void record_latency(std::chrono::nanoseconds d) noexcept;
-  latency_histogram histogram() const noexcept;
+  atomic_histogram request_latency;   // requests this side sent, until their response
+  atomic_histogram response_latency;  // requests this side answered, receipt to respond
 };
 
 /// What a session reports to its server or client. Called on the session's loop.
@@ -94,6 +101,9 @@ class session_core final : public connection_owner, public std::enable_shared_fr
 
   /// Called by a responder that is destroyed or used (inbound request bookkeeping).
   void inbound_request_done() noexcept;
+  void record_response_time(std::chrono::steady_clock::duration d) noexcept {
+    host_.counters().response_latency.record(std::chrono::duration_cast<std::chrono::nanoseconds>(d));
+  }
 
   // connection_owner (on the loop)
   void on_packet(bytes_view bytes) override;

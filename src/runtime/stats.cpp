@@ -1,0 +1,107 @@
+// Latency histograms and the Prometheus text rendering of server_stats.
+#include <msgtrans/stats.hpp>
+
+#include <cmath>
+#include <cstdio>
+
+namespace msgtrans {
+
+double latency_histogram::upper_bound_us(std::size_t i) noexcept { return std::exp2((static_cast<double>(i) + 1) / 4.0); }
+
+double latency_histogram::quantile_us(double q) const noexcept {
+  if (total == 0) return 0;
+  const double want = q * static_cast<double>(total);
+  double seen = 0;
+  for (std::size_t i = 0; i < buckets; ++i) {
+    seen += static_cast<double>(counts[i]);
+    if (seen >= want) return upper_bound_us(i);
+  }
+  return upper_bound_us(buckets - 1);
+}
+
+namespace {
+
+void metric(std::string& out, std::string_view prefix, const char* name, const char* type, const char* help) {
+  out += "# HELP ";
+  out += prefix;
+  out += '_';
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += prefix;
+  out += '_';
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+void sample(std::string& out, std::string_view prefix, const char* name, std::string_view labels, double v) {
+  char num[64];
+  std::snprintf(num, sizeof num, "%.17g", v);
+  out += prefix;
+  out += '_';
+  out += name;
+  if (!labels.empty()) {
+    out += '{';
+    out += labels;
+    out += '}';
+  }
+  out += ' ';
+  out += num;
+  out += '\n';
+}
+
+// Buckets at every power of two of microseconds (every 4th internal bucket), in seconds.
+void histogram(std::string& out, std::string_view prefix, const char* name, const char* help,
+               const latency_histogram& h) {
+  metric(out, prefix, name, "histogram", help);
+  const std::string bucket = std::string(name) + "_bucket";
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < latency_histogram::buckets; ++i) {
+    cumulative += h.counts[i];
+    if (i % 4 != 3) continue;
+    char le[64];
+    std::snprintf(le, sizeof le, "le=\"%.9g\"", latency_histogram::upper_bound_us(i) / 1e6);
+    sample(out, prefix, bucket.c_str(), le, static_cast<double>(cumulative));
+    if (cumulative == h.total && h.counts[i] == 0 && i > 40) break;  // the rest are equal
+  }
+  sample(out, prefix, bucket.c_str(), "le=\"+Inf\"", static_cast<double>(h.total));
+  sample(out, prefix, (std::string(name) + "_sum").c_str(), "", h.sum_us / 1e6);
+  sample(out, prefix, (std::string(name) + "_count").c_str(), "", static_cast<double>(h.total));
+}
+
+}  // namespace
+
+std::string to_prometheus(const server_stats& s, std::string_view p) {
+  std::string out;
+  out.reserve(8192);
+  metric(out, p, "connections", "gauge", "Open connections by protocol.");
+  if (s.active_by_protocol.empty()) sample(out, p, "connections", "protocol=\"tcp\"", 0);
+  for (auto& [proto, n] : s.active_by_protocol)
+    sample(out, p, "connections", "protocol=\"" + proto + "\"", static_cast<double>(n));
+  metric(out, p, "connections_accepted_total", "counter", "Connections accepted since start.");
+  sample(out, p, "connections_accepted_total", "", static_cast<double>(s.accepted_total));
+  metric(out, p, "connections_rejected_total", "counter", "Connections refused by a limit.");
+  sample(out, p, "connections_rejected_total", "reason=\"max_connections\"", static_cast<double>(s.rejected_by_limit));
+  metric(out, p, "packets_total", "counter", "Packets received and sent.");
+  sample(out, p, "packets_total", "direction=\"in\"", static_cast<double>(s.packets_in));
+  sample(out, p, "packets_total", "direction=\"out\"", static_cast<double>(s.packets_out));
+  metric(out, p, "bytes_total", "counter", "Bytes received and sent, packet framing included.");
+  sample(out, p, "bytes_total", "direction=\"in\"", static_cast<double>(s.bytes_in));
+  sample(out, p, "bytes_total", "direction=\"out\"", static_cast<double>(s.bytes_out));
+  metric(out, p, "requests_in_flight", "gauge", "Requests sent and still waiting for a response.");
+  sample(out, p, "requests_in_flight", "", static_cast<double>(s.requests_in_flight));
+  metric(out, p, "errors_total", "counter", "Errors and rejections by kind.");
+  sample(out, p, "errors_total", "kind=\"request_timeout\"", static_cast<double>(s.request_timeouts));
+  sample(out, p, "errors_total", "kind=\"queue_full\"", static_cast<double>(s.queue_full_rejections));
+  sample(out, p, "errors_total", "kind=\"protocol_error\"", static_cast<double>(s.protocol_errors));
+  sample(out, p, "errors_total", "kind=\"unhandled\"", static_cast<double>(s.unhandled));
+  histogram(out, p, "request_duration_seconds", "Requests this side sent, until their response.", s.request_latency);
+  histogram(out, p, "response_duration_seconds", "Requests this side answered, from receipt to response.",
+            s.response_latency);
+  return out;
+}
+
+}  // namespace msgtrans
