@@ -13,23 +13,32 @@ namespace {
 
 using namespace msgtrans;
 
-class memory_connection final : public connection {
- public:
-  void start(connection_owner& o) override { owner = &o; }
-  void write(std::span<const bytes_view> packets) override {
-    for (auto p : packets) written += p.size();
-    owner->on_write_done();
-  }
-  void set_reading(bool on) override { reading = on; }
-  void close(close_info info) override {
+// What the harness observes; outlives the connection (the session destroys it after close).
+struct wire {
+  connection_owner* owner = nullptr;
+  std::size_t written = 0;
+  bool reading = true, closed = false;
+  void close(close_info info) {
     if (closed) return;
     closed = true;
     owner->on_closed(std::move(info));
   }
+};
+
+class memory_connection final : public connection {
+ public:
+  explicit memory_connection(std::shared_ptr<wire> w) : w_(std::move(w)) {}
+  void start(connection_owner& o) override { w_->owner = &o; }
+  void write(std::span<const bytes_view> packets) override {
+    for (auto p : packets) w_->written += p.size();
+    w_->owner->on_write_done();
+  }
+  void set_reading(bool on) override { w_->reading = on; }
+  void close(close_info info) override { w_->close(std::move(info)); }
   endpoint_info info() const override { return {"tcp", "mem:1", "mem:2"}; }
-  connection_owner* owner = nullptr;
-  std::size_t written = 0;
-  bool reading = true, closed = false;
+
+ private:
+  std::shared_ptr<wire> w_;
 };
 
 class echo_host final : public detail::session_host {
@@ -52,8 +61,8 @@ class echo_host final : public detail::session_host {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   boost::asio::io_context io;
   echo_host host;
-  auto conn = std::make_unique<memory_connection>();
-  auto* mem = conn.get();
+  auto mem = std::make_shared<wire>();
+  auto conn = std::make_unique<memory_connection>(mem);
   session_options o;
   o.max_message_size = 64 * 1024;  // small limits keep the fuzzer fast
   o.write_high_water = 16 * 1024;
