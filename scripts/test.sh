@@ -4,7 +4,8 @@
 #   2. the same unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (clang);
 #   3. the threading tests under ThreadSanitizer;
 #   4. each libFuzzer target for a bounded time;
-#   5. install, and build a consumer project against the installed copy.
+#   5. install, and build a consumer project against the installed copy;
+#   6. the README's other quick-start command (scripts/demo.sh), as written.
 # Set MSGTRANS_FUZZ_SECONDS to change the fuzzing time per target (default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,5 +40,10 @@ scripts/fuzz.sh "${MSGTRANS_FUZZ_SECONDS:-60}"
 
 step "install + consumer project"
 scripts/check-install.sh
+
+step "README quick start 1: scripts/demo.sh, exactly as written"
+scripts/demo.sh >/tmp/msgtrans-demo.log 2>&1 || { cat /tmp/msgtrans-demo.log; exit 1; }
+[ "$(grep -c -- '-> hello over' /tmp/msgtrans-demo.log)" = 3 ] || { cat /tmp/msgtrans-demo.log; echo "demo: a request failed"; exit 1; }
+echo "demo: tcp, ws and quic requests answered"
 
 step "all tests passed in $(( $(date +%s) - start ))s"
