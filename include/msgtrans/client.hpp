@@ -71,6 +71,8 @@ class client_builder {
   client_builder& on_message(std::function<void(const message&)> f);
   client_builder& on_request(std::function<void(request&)> f);
   client_builder& on_closed(std::function<void(session_id, const close_info&)> f);
+  /// A connection attempt failed (reported for every failed attempt, auto-reconnect included).
+  client_builder& on_error(std::function<void(const error_event&)> f);
   client_builder& events(std::size_t capacity = 4096);
 
   client build();

@@ -42,7 +42,14 @@ struct closed_event {
   close_info info;
 };
 
-using event = std::variant<connected_event, message_event, request_event, closed_event>;
+/// Something failed outside any connection: a client's connection attempt (each failed
+/// attempt, and the last one when the reconnect policy gives up).
+struct error_event {
+  std::error_code error;
+  std::string detail;  ///< e.g. "connect to tcp://127.0.0.1:8001 failed (attempt 2 of 5): Connection refused"
+};
+
+using event = std::variant<connected_event, message_event, request_event, closed_event, error_event>;
 
 namespace detail {
 class event_queue;

@@ -40,6 +40,7 @@ struct handlers {
   std::function<void(const message&)> on_message;
   std::function<void(request&)> on_request;
   std::function<void(session_id, const close_info&)> on_closed;
+  std::function<void(const error_event&)> on_error;
 };
 
 class server;

@@ -31,6 +31,9 @@ struct connection_info {
   endpoint_info endpoint;  ///< protocol, local and peer address
   std::chrono::system_clock::time_point established_at;
   std::uint64_t packets_in = 0, packets_out = 0, bytes_in = 0, bytes_out = 0;
+  /// Batches handed to the transport: packets queued in one loop turn leave together
+  /// (one writev on TCP), so packets_out / write_batches shows the corking at work.
+  std::uint64_t write_batches = 0;
 };
 
 /// A received packet: one-way message, or the content of a request. The views are valid

@@ -154,6 +154,11 @@ class client_impl final : public session_host, public std::enable_shared_from_th
   host_counters& counters() noexcept override { return counters_; }
 
  private:
+  void report_error(error_event e) {
+    if (cfg_.h.on_error) cfg_.h.on_error(e);
+    else if (cfg_.event_capacity) events_->push(std::move(e), nullptr);
+  }
+
   static void complete(connect_handler h, std::error_code ec, asio::io_context& loop) {
     complete_later(std::move(h), loop, ec);
   }
@@ -192,7 +197,9 @@ class client_impl final : public session_host, public std::enable_shared_from_th
       return;
     }
     const int max = std::max(1, cfg_.policy.max_attempts);
-    if (n + 1 < max || (!h && cfg_.policy.auto_reconnect && n + 1 < max)) {
+    report_error(error_event{ec, "connect to " + cfg_.target->target() + " failed (attempt " + std::to_string(n + 1) +
+                                     " of " + std::to_string(max) + "): " + ec.message()});
+    if (n + 1 < max) {
       retry_timer_.expires_after(backoff(n));
       retry_timer_.async_wait([self = shared_from_this(), n, h](boost::system::error_code e) {
         if (e) {
@@ -263,6 +270,7 @@ client_builder& client_builder::on_connected(std::function<void(const connection
 client_builder& client_builder::on_message(std::function<void(const message&)> f) { cfg_->h.on_message = std::move(f); return *this; }
 client_builder& client_builder::on_request(std::function<void(request&)> f) { cfg_->h.on_request = std::move(f); return *this; }
 client_builder& client_builder::on_closed(std::function<void(session_id, const close_info&)> f) { cfg_->h.on_closed = std::move(f); return *this; }
+client_builder& client_builder::on_error(std::function<void(const error_event&)> f) { cfg_->h.on_error = std::move(f); return *this; }
 client_builder& client_builder::events(std::size_t capacity) {
   if (capacity == 0) throw std::invalid_argument("events capacity must be at least 1");
   cfg_->event_capacity = capacity;

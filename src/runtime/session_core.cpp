@@ -87,6 +87,7 @@ connection_info session_core::info() const {
   i.packets_out = packets_out_.load(std::memory_order_relaxed);
   i.bytes_in = bytes_in_.load(std::memory_order_relaxed);
   i.bytes_out = bytes_out_.load(std::memory_order_relaxed);
+  i.write_batches = batches_out_.load(std::memory_order_relaxed);
   return i;
 }
 
@@ -291,6 +292,7 @@ void session_core::on_write_done() {
   queued_bytes_.store(queue_.queued_bytes(), std::memory_order_relaxed);
   bytes_out_.store(bytes_out_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
   packets_out_.store(packets_out_.load(std::memory_order_relaxed) + packets, std::memory_order_relaxed);
+  batches_out_.store(batches_out_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   auto& c = host_.counters();
   c.bytes_out.fetch_add(bytes, std::memory_order_relaxed);
   c.packets_out.fetch_add(packets, std::memory_order_relaxed);

@@ -159,7 +159,7 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   clock::time_point established_mono_;
   clock::time_point close_deadline_ = clock::time_point::max();  // bounds the flush before a close
 
-  std::atomic<std::uint64_t> packets_in_{0}, packets_out_{0}, bytes_in_{0}, bytes_out_{0};
+  std::atomic<std::uint64_t> packets_in_{0}, packets_out_{0}, bytes_in_{0}, bytes_out_{0}, batches_out_{0};
   std::atomic<std::uint64_t> inbound_open_{0};
 
   // backpressure_mode::wait: senders on other threads wait here for room.

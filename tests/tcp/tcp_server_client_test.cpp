@@ -842,3 +842,52 @@ TEST(Tcp, SlowEventConsumerLosesNothing) {
     EXPECT_LE(s.events().size(), 4u + 64u);  // bounded: capacity plus one read batch
   }
 }
+
+TEST(Tcp, PacketsQueuedInOneLoopTurnLeaveInOneBatch) {
+  server* sp = nullptr;
+  waiter w;
+  std::optional<session_id> sid;
+  auto s = server_builder{}
+               .listen(any_port())
+               .threads(1)
+               .on_message([&](const message& m) {
+                 // 100 sends from one handler call: one loop turn.
+                 for (int i = 0; i < 100; ++i) sp->send(m.session, as_bytes("burst"));
+                 w.update([&] { sid = m.session; });
+               })
+               .build();
+  sp = &s;
+  ASSERT_FALSE(s.start());
+  raw_peer p(address_of(s));
+  p.write(encode_packet(packet_type::one_way, 1, "go"));
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(p.read_packet());
+  ASSERT_TRUE(w.wait([&] { return sid.has_value(); }));
+  auto info = s.info(*sid);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->packets_out, 100u);
+  EXPECT_EQ(info->write_batches, 1u);  // all 100 in one writev
+}
+
+TEST(Tcp, ClientReportsEachFailedConnectAttempt) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor probe(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  auto port = probe.local_endpoint().port();
+  probe.close();
+  reconnect_policy p;
+  p.max_attempts = 3;
+  p.initial_delay = 10ms;
+  std::vector<error_event> errors;
+  std::mutex mu;
+  client c = client_builder{}
+                 .connect_to(tcp_client_config{"127.0.0.1:" + std::to_string(port)})
+                 .reconnect(p)
+                 .on_error([&](const error_event& e) {
+                   std::lock_guard lock(mu);
+                   errors.push_back(e);
+                 })
+                 .build();
+  EXPECT_TRUE(c.connect());
+  std::lock_guard lock(mu);
+  ASSERT_EQ(errors.size(), 3u);
+  EXPECT_NE(errors[2].detail.find("attempt 3 of 3"), std::string::npos) << errors[2].detail;
+}
