@@ -33,6 +33,7 @@ done
 [ -d "$root/tests/ws/node_modules/ws" ] || { echo "compare: tests/ws/node_modules missing: bash scripts/setup.sh" >&2; exit 1; }
 command -v gnuplot >/dev/null || { echo "compare: gnuplot missing: bash scripts/setup.sh" >&2; exit 1; }
 
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 work="$(mktemp -d /tmp/msgtrans-compare.XXXXXX)"
 results="$work/results.jsonl"
 : >"$results"
@@ -122,7 +123,8 @@ stop_last
 mkdir -p docs/bench
 machine_cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 python3 "$root/bench/compare_report.py" "$results" docs/benchmarks.md docs/bench "$work" \
-  "$(nproc)" "$machine_cpu" "$(uname -sr)" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$threads" "$dur" "$warm"
+  "$(nproc)" "$machine_cpu" "$(uname -sr)" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$threads" "$dur" "$warm" \
+  "$load_before / $(cut -d' ' -f1-3 /proc/loadavg)"
 for g in "$work"/*.gp; do gnuplot "$g"; done
 cp "$results" "docs/bench/results-threads$threads.jsonl"
 echo "compare: wrote docs/benchmarks.md and docs/bench/*.png" >&2

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turns the JSON lines of bench/compare.sh into docs/benchmarks.md and gnuplot scripts.
 
-Usage: compare_report.py RESULTS MD PLOTDIR WORKDIR NPROC CPU KERNEL DATE THREADS DUR WARM
+Usage: compare_report.py RESULTS MD PLOTDIR WORKDIR NPROC CPU KERNEL DATE THREADS DUR WARM LOADAVG
 The generated part of MD sits between markers (one pair per server thread count);
 everything else in MD (the reading, connection scale) is kept as it is.
 """
@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-(results, md_path, plot_dir, work, nproc, cpu, kernel, date, threads, dur, warm) = sys.argv[1:12]
+(results, md_path, plot_dir, work, nproc, cpu, kernel, date, threads, dur, warm, load) = sys.argv[1:13]
 runs = {}
 order = []
 for line in open(results):
@@ -102,7 +102,8 @@ out = []
 out.append(f"### Server threads: {threads}\n")
 out.append(f"Measured {date} by `bench/compare.sh -t {threads}` (each run {dur} s after {warm} s warm-up).\n")
 out.append(f"Machine: {nproc} CPUs ({cpu}), {kernel}; the load generator (`msgtrans bench`, 1 thread) "
-           "runs on the same cores as the server.\n")
+           "runs on the same cores as the server. Load average (1/5/15 min) before / after the run: "
+           f"{load} (the machine is shared; other work ran at the same time).\n")
 out.append("#### Goals (ratios within this run)\n")
 out.append("| workload | msgtrans | baseline | ratio | goal | |")
 out.append("| --- | --- | --- | --- | --- | --- |")
@@ -167,7 +168,7 @@ with open(os.path.join(work, "bulk.dat"), "w") as f:
         if key[0].startswith("bulk_"):
             f.write(f"\"{short.get(key[1], key[1])}\" {runs[key].get('mb_per_sec', 0) * 8 / 1000:.3f}\n")
 
-common = ("set terminal pngcairo size 1400,700 font 'sans,10'\nset style data histograms\n"
+common = ("set terminal pngcairo size 1400,700 font 'sans,10' noenhanced\nset style data histograms\n"
           "set style fill solid 0.8 border -1\nset boxwidth 0.8\nset xtics rotate by -45 scale 0\n"
           "set grid ytics\nset key top right\nset bmargin 8\n")
 with open(os.path.join(work, "throughput.gp"), "w") as f:
