@@ -5,7 +5,7 @@
 #   - msgtrans QUIC against msgtrans TCP;
 #   - fixed-rate open loop at half the measured closed-loop rate (TCP, WebSocket).
 # Writes docs/benchmarks.md (between the generated markers; the rest of the file is kept)
-# and PNG plots in docs/bench/. Needs a release build (msgtrans, raw_echo), node with
+# and PNG plots in docs/bench/. Needs a release build (msgtrans_cli, raw_echo), node with
 # tests/ws/node_modules (scripts/setup.sh) and gnuplot.
 #
 # Usage: bench/compare.sh [-d SECS] [-w WARMUP] [-t SERVER_THREADS]
@@ -28,7 +28,7 @@ done
 
 bin="$root/build/bin"
 for b in msgtrans raw_echo; do
-  [ -x "$bin/$b" ] || { echo "compare: $bin/$b missing: cmake --preset release && cmake --build build -j2 --target msgtrans raw_echo" >&2; exit 1; }
+  [ -x "$bin/$b" ] || { echo "compare: $bin/$b missing: cmake --preset release && cmake --build build -j2 --target msgtrans_cli raw_echo" >&2; exit 1; }
 done
 [ -d "$root/tests/ws/node_modules/ws" ] || { echo "compare: tests/ws/node_modules missing: bash scripts/setup.sh" >&2; exit 1; }
 command -v gnuplot >/dev/null || { echo "compare: gnuplot missing: bash scripts/setup.sh" >&2; exit 1; }

@@ -21,7 +21,7 @@ while getopts "n:" opt; do
 done
 bin="$root/build/bin"
 for b in msgtrans conn_scale; do
-  [ -x "$bin/$b" ] || { echo "conn_scale: $bin/$b missing: cmake --build build -j2 --target msgtrans conn_scale" >&2; exit 1; }
+  [ -x "$bin/$b" ] || { echo "conn_scale: $bin/$b missing: cmake --build build -j2 --target msgtrans_cli conn_scale" >&2; exit 1; }
 done
 
 work="$(mktemp -d /tmp/msgtrans-connscale.XXXXXX)"
