@@ -120,6 +120,11 @@ for key in order:
                f"{j.get('mb_per_sec', 0):,.1f} | {lat.get('p50', 0):.1f} | {lat.get('p90', 0):.1f} | "
                f"{lat.get('p99', 0):.1f} | {lat.get('p999', 0):.1f} | {lat.get('max', 0):.0f} | {j.get('errors')} |")
 out.append("")
+stalled = [k for k in order if k[1].endswith("(stalled, retried)")]
+if stalled:
+    out.append("**Stalled runs:** " + ", ".join(f"`{k[0]}` / {k[1].split(' ')[0]}" for k in stalled) +
+               " connected and reported no error, yet no reply came back in the whole run; "
+               "the table's goal row uses the retry.\n")
 out.append("Workload names: `tcp_CxKxS` = C connections x K requests in flight each x S bytes of payload; "
            "`bulk_1x4x1M` = 1 connection, 4 messages of 1 MiB in flight (MB/s counts the echoed direction); "
            "`rate_*_half` = open loop over 100 connections at half the closed-loop rate of the same server "
