@@ -171,7 +171,6 @@ bool read_some(int fd, std::string& buf, clock_type::time_point deadline) {
 // A fresh connection (from 127.0.0.1) sends one msgtrans request and waits for the
 // response. Returns the round trip in microseconds, or -1.
 double fresh_request(const options& o) {
-  options fresh = o;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   sockaddr_in dst{};
