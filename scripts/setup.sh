@@ -16,6 +16,8 @@ packages=(
   # independent peers used by the tests
   python3 python3-websockets ngtcp2-client
   openssl iproute2 chromium
+  # benchmark plots (bench/compare.sh)
+  gnuplot-nox
 )
 
 sudo_cmd=()
