@@ -13,7 +13,7 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 namespace {
-constexpr std::size_t min_read = 2 * 1024;    // an idle connection keeps this little
+constexpr std::size_t min_read = 512;         // an idle connection keeps this little
 constexpr std::size_t max_read = 256 * 1024;  // busy connections grow up to this
 constexpr auto close_linger = std::chrono::seconds(2);
 }  // namespace

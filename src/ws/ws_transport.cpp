@@ -119,7 +119,10 @@ struct conn_settings {
 // Packets no bigger than this are copied next to their frame header; bigger ones are
 // referenced in place by the gather write (plain server side only).
 constexpr std::size_t copy_threshold = 2048;
-constexpr std::size_t initial_read_buffer = 16 * 1024;
+// An idle connection keeps this little; reads that fill the buffer double it (busy
+// connections read up to max_read_buffer at once), and it shrinks back when idle.
+constexpr std::size_t initial_read_buffer = 512;
+constexpr std::size_t max_read_buffer = 256 * 1024;
 
 template <class Stream>
 class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
@@ -210,7 +213,8 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
   // Makes room for at least need_ bytes from rbeg_ (the frame being assembled).
   void prepare_read() {
     const std::size_t buffered = rend_ - rbeg_;
-    const std::size_t target = std::max(need_, buffered + 1);
+    std::size_t target = std::max(need_, buffered + 1);
+    if (last_read_filled_) target = std::max(target, std::min(rbuf_.size() * 2, max_read_buffer));
     if (rbeg_ > 0 && (rbuf_.size() - rbeg_ < target || rend_ == rbuf_.size())) {
       std::memmove(rbuf_.data(), rbuf_.data() + rbeg_, buffered);
       rbeg_ = 0;
@@ -237,6 +241,7 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
       }
       return;
     }
+    last_read_filled_ = rend_ + n == rbuf_.size();
     rend_ += n;
     process();
     do_read();
@@ -291,7 +296,7 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
     if (rbeg_ != rend_ || read_in_progress_) return;
     rbeg_ = rend_ = 0;
     // A big message grew the buffer; an idle connection should not keep it.
-    if (rbuf_.size() > 4 * initial_read_buffer && need_ <= initial_read_buffer) {
+    if (rbuf_.size() > 64 * 1024 && need_ <= initial_read_buffer && !last_read_filled_) {
       byte_buffer fresh(initial_read_buffer);
       rbuf_.swap(fresh);
     }
@@ -576,6 +581,7 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
 
   // read side
   byte_buffer rbuf_;
+  bool last_read_filled_ = false;  // the last read filled the buffer: grow it
   std::size_t rbeg_ = 0, rend_ = 0, need_ = 0;
   bool read_in_progress_ = false;
   bool processing_ = false;
