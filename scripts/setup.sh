@@ -16,6 +16,8 @@ packages=(
   # independent peers used by the tests
   python3 python3-websockets ngtcp2-client
   openssl iproute2 chromium
+  # API reference (cmake --build build --target docs)
+  doxygen
 )
 
 sudo_cmd=()

@@ -5,6 +5,7 @@
 #   3. the threading tests under ThreadSanitizer;
 #   4. each libFuzzer target for a bounded time;
 #   5. install, and build a consumer project against the installed copy.
+# After the release tests it also builds the Doxygen API reference (warnings as errors).
 # Set MSGTRANS_FUZZ_SECONDS to change the fuzzing time per target (default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,9 @@ cmake --preset release >/dev/null
 cmake --build --preset release
 step "release tests"
 ctest --preset release
+
+step "API reference (Doxygen, warnings are errors)"
+cmake --build --preset release --target docs
 
 step "sanitizer build (ASan + UBSan)"
 cmake --preset sanitize >/dev/null
