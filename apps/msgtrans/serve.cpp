@@ -213,7 +213,7 @@ void add_serve(CLI::App& app, int& exit_status) {
   auto o = std::make_shared<serve_options>();
   auto* cmd = app.add_subcommand("serve", "Run a server (echo by default) on one or more listeners");
   cmd->add_option("--config", o->config,
-                  "TOML file with the same settings (keys: see apps/msgtrans/serve_config.cpp); flags override it")
+                  "TOML file with the same settings (keys: README, Command line); flags given here override it")
       ->check(CLI::ExistingFile);
   cmd->add_option("--tcp", o->tcp, "TCP listener HOST:PORT (repeatable; port 0 picks a free port)");
   cmd->add_option("--ws", o->ws,
