@@ -18,6 +18,8 @@ packages=(
   openssl iproute2 chromium
   # benchmark plots (bench/compare.sh)
   gnuplot-nox
+  # API reference (cmake --build build --target docs)
+  doxygen
 )
 
 sudo_cmd=()

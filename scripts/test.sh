@@ -6,6 +6,7 @@
 #   4. each libFuzzer target for a bounded time;
 #   5. install, and build a consumer project against the installed copy;
 #   6. the README's other quick-start command (scripts/demo.sh), as written.
+# After the release tests it also builds the Doxygen API reference (warnings as errors).
 # Set MSGTRANS_FUZZ_SECONDS to change the fuzzing time per target (default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,9 @@ cmake --preset release >/dev/null
 cmake --build --preset release
 step "release tests"
 ctest --preset release
+
+step "API reference (Doxygen, warnings are errors)"
+cmake --build --preset release --target docs
 
 step "sanitizer build (ASan + UBSan)"
 cmake --preset sanitize >/dev/null

@@ -13,5 +13,6 @@ enum exit_code : int { ok = 0, usage = 1, connect_failed = 2, timed_out = 3, fai
 void add_serve(CLI::App& app, int& exit_status);
 void add_client_commands(CLI::App& app, int& exit_status);
 void add_bench(CLI::App& app, int& exit_status);
+void add_cert(CLI::App& app, int& exit_status);
 
 }  // namespace msgtrans::cli

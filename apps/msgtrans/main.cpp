@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   msgtrans::cli::add_serve(app, status);
   msgtrans::cli::add_client_commands(app, status);
   msgtrans::cli::add_bench(app, status);
+  msgtrans::cli::add_cert(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,36 +1,60 @@
-// `msgtrans serve`: runs the echo (or discard) service on any mix of listeners and
+// `msgtrans serve`: runs the echo, discard or chat service on any mix of listeners and
 // shuts down gracefully on SIGINT / SIGTERM.
 #include "commands.hpp"
 #include "metrics_http.hpp"
+#include "serve_config.hpp"
 
 #include <msgtrans/msgtrans.hpp>
 
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <map>
+#include <mutex>
+#include <set>
 #include <pthread.h>
 
 namespace msgtrans::cli {
 
 namespace {
 
-struct serve_options {
-  std::vector<std::string> tcp;
-  std::vector<std::string> quic;
-  std::vector<std::string> ws;    // HOST:PORT[/PATH]
-  std::string tls_cert, tls_key;  // wss and QUIC; QUIC without one: self-signed for localhost
-  double ws_ping_interval_s = 30;
-  double ws_pong_timeout_s = 10;
-  std::vector<std::string> ws_origins;
-  std::string mode = "echo";
-  std::size_t threads = 0;
-  std::size_t max_connections = 10000;
-  std::size_t max_message_size = default_max_message_size;
-  double idle_timeout_s = 300;
-  std::string metrics;  // HOST:PORT of the Prometheus endpoint, empty = off
+/// Levelled logging to stderr, one fprintf per line (stdio locks the stream, so lines
+/// from several loops never interleave). Per connection at most; never per message.
+enum class log_level { error = 0, warn = 1, info = 2, debug = 3 };
+log_level g_level = log_level::info;
+
+template <class... A>
+void slog(log_level l, const char* fmt, A... args) {
+  if (l > g_level) return;
+  static const char* names[] = {"error", "warn", "info", "debug"};
+  char line[1024];
+  std::snprintf(line, sizeof line, fmt, args...);
+  std::fprintf(stderr, "serve: %s: %s\n", names[static_cast<int>(l)], line);
+}
+void slog(log_level l, const char* text) { slog(l, "%s", text); }
+
+struct chat_rooms {
+  std::mutex mu;  // handlers run on several loops
+  std::map<session_id, std::string> room_of;
+  std::map<std::string, std::set<session_id>> members;
 };
 
+
 int run_serve(const serve_options& o) {
+  if (o.quiet) {
+    g_level = log_level::error;
+  } else if (o.log_level == "error") {
+    g_level = log_level::error;
+  } else if (o.log_level == "warn") {
+    g_level = log_level::warn;
+  } else if (o.log_level == "info") {
+    g_level = log_level::info;
+  } else if (o.log_level == "debug") {
+    g_level = log_level::debug;
+  } else {
+    slog(log_level::error, "unknown --log-level '%s' (error, warn, info or debug)", o.log_level.c_str());
+    return usage;
+  }
   // Signals are taken by sigwait below: block them before any loop thread starts.
   sigset_t sigs;
   sigemptyset(&sigs);
@@ -41,7 +65,7 @@ int run_serve(const serve_options& o) {
   server_builder b;
   for (auto& a : o.tcp) b.listen(tcp_server_config{a});
   if (o.tls_cert.empty() != o.tls_key.empty()) {
-    std::cerr << "serve: --tls-cert and --tls-key go together\n";
+    slog(log_level::error, "--tls-cert and --tls-key go together");
     return usage;
   }
   for (auto& a : o.ws) {
@@ -61,7 +85,7 @@ int run_serve(const serve_options& o) {
     try {
       b.listen(c);
     } catch (const std::invalid_argument& e) {
-      std::cerr << "serve: --ws " << a << ": " << e.what() << "\n";
+      slog(log_level::error, "--ws %s: %s", a.c_str(), e.what());
       return usage;
     }
   }
@@ -73,7 +97,7 @@ int run_serve(const serve_options& o) {
     b.listen(q);
   }
   if (o.tcp.empty() && o.ws.empty() && o.quic.empty()) {
-    std::cerr << "serve: no listener; add --tcp HOST:PORT, --ws HOST:PORT/PATH or --quic HOST:PORT\n";
+    slog(log_level::error, "no listener; add --tcp HOST:PORT, --ws HOST:PORT/PATH or --quic HOST:PORT");
     return usage;
   }
   session_options so;
@@ -81,8 +105,31 @@ int run_serve(const serve_options& o) {
   so.idle_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.idle_timeout_s * 1000));
   so.first_packet_timeout = std::chrono::milliseconds(0);
   b.threads(o.threads).max_connections(o.max_connections).options(so);
+  b.on_connected([](const connection_info& c) {
+    slog(log_level::info, "open session-%llu %s from %s", static_cast<unsigned long long>(c.session.value),
+        c.endpoint.protocol.c_str(), c.endpoint.peer_address.c_str());
+  });
+  auto log_closed = [](session_id s, const close_info& c) {
+    // Limits and protocol errors are worth a warning; ordinary closes are info.
+    bool bad = c.reason == close_reason::protocol_error || c.reason == close_reason::limit_reached ||
+               c.reason == close_reason::error || c.reason == close_reason::handshake_timeout;
+    slog(bad ? log_level::warn : log_level::info, "close session-%llu: %s%s%s%s",
+        static_cast<unsigned long long>(s.value), to_string(c.reason), c.detail.empty() ? "" : " (",
+        c.detail.c_str(), c.detail.empty() ? "" : ")");
+  };
 
   server* self = nullptr;
+  auto chat = std::make_shared<chat_rooms>();
+  b.on_closed([log_closed, chat](session_id s, const close_info& c) {
+    log_closed(s, c);
+    std::lock_guard lock(chat->mu);
+    if (auto it = chat->room_of.find(s); it != chat->room_of.end()) {
+      auto m = chat->members.find(it->second);
+      m->second.erase(s);
+      if (m->second.empty()) chat->members.erase(m);
+      chat->room_of.erase(it);
+    }
+  });
   if (o.mode == "echo") {
     // One-way comes back one-way, a request gets its response; biz_type, extension
     // header, flags, payload and compression are kept.
@@ -96,23 +143,52 @@ int run_serve(const serve_options& o) {
   } else if (o.mode == "discard") {
     b.on_message([](const message&) {});
     b.on_request([](request& r) { (void)r.respond(bytes_view{}); });
+  } else if (o.mode == "chat") {
+    // Rooms, as in examples/chat_server.cpp: "/join ROOM" joins (or moves to) a room,
+    // any other message goes to everyone in the sender's room, the sender included.
+    b.on_message([&self, chat](const message& m) {
+      std::string text(m.text());
+      std::vector<session_id> targets;
+      std::string line;
+      {
+        std::lock_guard lock(chat->mu);
+        if (text.rfind("/join ", 0) == 0 && text.size() > 6) {
+          auto& room = chat->room_of[m.session];
+          if (!room.empty()) chat->members[room].erase(m.session);
+          room = text.substr(6);
+          chat->members[room].insert(m.session);
+          line = "joined " + room;
+          targets = {m.session};
+        } else if (auto it = chat->room_of.find(m.session); it != chat->room_of.end()) {
+          line = "[" + it->second + "] session-" + std::to_string(m.session.value) + ": " + text;
+          targets.assign(chat->members[it->second].begin(), chat->members[it->second].end());
+        } else {
+          line = "join a room first: /join ROOM";
+          targets = {m.session};
+        }
+      }
+      self->broadcast(targets, as_bytes(line));
+    });
+    b.on_request([](request& r) { (void)r.respond(std::string_view("chat: send one-way messages")); });
   } else {
-    std::cerr << "serve: unknown --mode '" << o.mode << "' (echo or discard)\n";
+    slog(log_level::error, "unknown --mode '%s' (echo, discard or chat)", o.mode.c_str());
     return usage;
   }
   server s = b.build();
   self = &s;
   std::string why;
   if (auto ec = s.start(&why)) {
-    std::cerr << "serve: " << why << "\n";
+    slog(log_level::error, "%s", why.c_str());
     return connect_failed;
   }
   for (auto& [proto, addr] : s.local_addresses()) std::printf("listening %s %s\n", proto.c_str(), addr.c_str());
+  slog(log_level::debug, "mode %s, %zu threads, max %zu connections, max message %zu bytes, idle timeout %gs",
+       o.mode.c_str(), o.threads, o.max_connections, o.max_message_size, o.idle_timeout_s);
   std::unique_ptr<metrics_endpoint> metrics;
   if (!o.metrics.empty()) {
     metrics = std::make_unique<metrics_endpoint>(o.metrics, [&s] { return to_prometheus(s.stats()); });
     if (!metrics->error().empty()) {
-      std::cerr << "serve: " << metrics->error() << "\n";
+      slog(log_level::error, "%s", metrics->error().c_str());
       s.stop(std::chrono::seconds(1));
       return connect_failed;
     }
@@ -122,11 +198,12 @@ int run_serve(const serve_options& o) {
 
   int sig = 0;
   sigwait(&sigs, &sig);
-  std::cerr << "serve: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", stopping gracefully\n";
+  slog(log_level::info, "%s, stopping gracefully", sig == SIGINT ? "SIGINT" : "SIGTERM");
   s.stop(std::chrono::seconds(5));
   auto st = s.stats();
-  std::cerr << "serve: stopped; " << st.accepted_total << " connections, " << st.packets_in << " packets in, "
-            << st.packets_out << " out\n";
+  slog(log_level::info, "stopped; %llu connections, %llu packets in, %llu out",
+      static_cast<unsigned long long>(st.accepted_total), static_cast<unsigned long long>(st.packets_in),
+      static_cast<unsigned long long>(st.packets_out));
   return ok;
 }
 
@@ -135,6 +212,9 @@ int run_serve(const serve_options& o) {
 void add_serve(CLI::App& app, int& exit_status) {
   auto o = std::make_shared<serve_options>();
   auto* cmd = app.add_subcommand("serve", "Run a server (echo by default) on one or more listeners");
+  cmd->add_option("--config", o->config,
+                  "TOML file with the same settings (keys: README, Command line); flags given here override it")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--tcp", o->tcp, "TCP listener HOST:PORT (repeatable; port 0 picks a free port)");
   cmd->add_option("--ws", o->ws,
                   "WebSocket listener HOST:PORT/PATH (repeatable; other paths get HTTP 404; wss with --tls-cert)");
@@ -147,7 +227,7 @@ void add_serve(CLI::App& app, int& exit_status) {
   cmd->add_option("--ws-pong-timeout", o->ws_pong_timeout_s, "seconds a ping may wait for its pong")
       ->capture_default_str();
   cmd->add_option("--ws-origin", o->ws_origins, "accept WebSocket handshakes from this Origin only (repeatable)");
-  cmd->add_option("--mode", o->mode, "echo: send everything back; discard: swallow messages, answer requests empty")
+  cmd->add_option("--mode", o->mode, "echo: send everything back; discard: swallow messages, answer requests empty; chat: rooms (\"/join ROOM\", then text goes to the room)")
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "event loops (0 = one per hardware thread)")->capture_default_str();
   cmd->add_option("--max-connections", o->max_connections, "connections open at once")->capture_default_str();
@@ -155,7 +235,20 @@ void add_serve(CLI::App& app, int& exit_status) {
   cmd->add_option("--idle-timeout", o->idle_timeout_s, "seconds without traffic before a connection is closed")
       ->capture_default_str();
   cmd->add_option("--metrics", o->metrics, "serve Prometheus metrics at http://HOST:PORT/metrics");
-  cmd->callback([o, &exit_status] { exit_status = run_serve(*o); });
+  cmd->add_option("--log-level", o->log_level, "stderr log level: error, warn, info (connection open/close) or debug")
+      ->capture_default_str();
+  cmd->add_flag("--quiet,-q", o->quiet, "log errors only (same as --log-level error)");
+  cmd->callback([o, cmd, &exit_status] {
+    if (!o->config.empty()) {
+      auto e = load_serve_config(o->config, *o, [cmd](const std::string& f) { return cmd->count(f) > 0; });
+      if (!e.empty()) {
+        std::fprintf(stderr, "serve: error: %s\n", e.c_str());
+        exit_status = usage;
+        return;
+      }
+    }
+    exit_status = run_serve(*o);
+  });
 }
 
 }  // namespace msgtrans::cli

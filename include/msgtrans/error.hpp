@@ -48,5 +48,7 @@ inline std::error_code make_error_code(errc e) noexcept {
 
 }  // namespace msgtrans
 
+/// @cond STD_SPECIALISATIONS (plumbing, not API; doxygen cannot place std:: specialisations)
 template <>
 struct std::is_error_code_enum<msgtrans::errc> : std::true_type {};
+/// @endcond

@@ -110,7 +110,9 @@ class request : public message {
 
 }  // namespace msgtrans
 
+/// @cond STD_SPECIALISATIONS (plumbing, not API; doxygen cannot place std:: specialisations)
 template <>
 struct std::hash<msgtrans::session_id> {
   std::size_t operator()(const msgtrans::session_id& s) const noexcept { return std::hash<std::uint64_t>{}(s.value); }
 };
+/// @endcond

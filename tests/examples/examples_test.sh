@@ -14,13 +14,23 @@ grep -q "server answers: what time is it?" "$work/rr" || fail "request_response:
 grep -q "client answers: who are you?" "$work/rr" || fail "request_response: server->client"
 "$bin/unix_socket_transport" | grep -q "hello over a unix socket" || fail unix_socket_transport
 
-"$bin/echo_server" 127.0.0.1:0 >"$work/echo" &
+"$bin/echo_server" 127.0.0.1:0 127.0.0.1:0/ws 127.0.0.1:0 >"$work/echo" &
 pids+=($!)
-wait_line "$work/echo" || fail "echo_server did not start"
-addr=$(grep '^listening tcp' "$work/echo" | cut -d' ' -f3)
-"$bin/echo_client_tcp" "tcp://$addr" >"$work/client" || fail "echo_client_tcp exited non-zero"
-grep -q "response: What time is it?" "$work/client" || fail "echo_client_tcp: response"
-[ "$(grep -c '^echo: ' "$work/client")" = 2 ] || fail "echo_client_tcp: echoes"
+for _ in $(seq 100); do [ "$(grep -c '^listening' "$work/echo")" -ge 3 ] && break; sleep 0.05; done
+[ "$(grep -c '^listening' "$work/echo")" = 3 ] || fail "echo_server did not start: $(cat "$work/echo")"
+tcp=$(grep '^listening tcp' "$work/echo" | cut -d' ' -f3)
+ws=$(grep '^listening ws' "$work/echo" | cut -d' ' -f3)
+quic=$(grep '^listening quic' "$work/echo" | cut -d' ' -f3)
+for client in "tcp tcp://$tcp" "websocket ws://${ws%%/*}/ws" "quic quic://$quic"; do
+  set -- $client
+  "$bin/echo_client_$1" "$2" >"$work/client" || fail "echo_client_$1 exited non-zero"
+  grep -q "response: What time is it?" "$work/client" || fail "echo_client_$1: response"
+  [ "$(grep -c '^echo: ' "$work/client")" = 2 ] || fail "echo_client_$1: echoes"
+  grep -q "^disconnected" "$work/client" || fail "echo_client_$1: no clean disconnect"
+done
+[ "$(grep -c '^connected: .* over tcp$' "$work/echo")" = 1 ] || fail "echo_server: no tcp connection seen"
+[ "$(grep -c '^connected: .* over ws$' "$work/echo")" = 1 ] || fail "echo_server: no ws connection seen"
+[ "$(grep -c '^connected: .* over quic$' "$work/echo")" = 1 ] || fail "echo_server: no quic connection seen"
 
 "$bin/chat_server" 127.0.0.1:0 >"$work/chat" &
 pids+=($!)

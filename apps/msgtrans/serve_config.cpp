@@ -1,0 +1,144 @@
+// `msgtrans serve --config FILE`: the TOML form of serve's flags.
+//
+//   mode = "echo"                 # echo, discard or chat
+//   threads = 0
+//   max_connections = 10000
+//   max_message_size = 16777216
+//   idle_timeout = 300            # seconds
+//   metrics = "127.0.0.1:9100"
+//   log_level = "info"            # or quiet = true
+//   [listeners]
+//   tcp = ["127.0.0.1:8001"]
+//   ws = ["127.0.0.1:8002/ws"]
+//   quic = ["127.0.0.1:8003"]
+//   [tls]
+//   cert = "cert.pem"
+//   key = "key.pem"
+//   [ws]
+//   ping_interval = 30
+//   pong_timeout = 10
+//   origins = ["https://example.com"]
+#include "serve_config.hpp"
+
+#include <toml++/toml.h>
+
+#include <map>
+#include <optional>
+
+namespace msgtrans::cli {
+
+namespace {
+
+// Each setter returns "" or what is wrong with the value.
+using setter = std::function<std::string(const toml::node&, serve_options&)>;
+
+setter text(std::string serve_options::*field) {
+  return [field](const toml::node& n, serve_options& o) -> std::string {
+    auto v = n.value<std::string>();
+    if (!v) return "expected a string";
+    o.*field = *v;
+    return "";
+  };
+}
+setter texts(std::vector<std::string> serve_options::*field) {
+  return [field](const toml::node& n, serve_options& o) -> std::string {
+    const auto* a = n.as_array();
+    if (!a) return "expected an array of strings";
+    std::vector<std::string> out;
+    for (auto& e : *a) {
+      auto v = e.value<std::string>();
+      if (!v) return "expected an array of strings";
+      out.push_back(*v);
+    }
+    o.*field = std::move(out);
+    return "";
+  };
+}
+setter count(std::size_t serve_options::*field) {
+  return [field](const toml::node& n, serve_options& o) -> std::string {
+    auto v = n.value<std::int64_t>();
+    if (!v || *v < 0) return "expected a non-negative integer";
+    o.*field = static_cast<std::size_t>(*v);
+    return "";
+  };
+}
+setter seconds(double serve_options::*field) {
+  return [field](const toml::node& n, serve_options& o) -> std::string {
+    auto v = n.value<double>();  // integers convert
+    if (!v || *v < 0) return "expected a non-negative number of seconds";
+    o.*field = *v;
+    return "";
+  };
+}
+setter flag(bool serve_options::*field) {
+  return [field](const toml::node& n, serve_options& o) -> std::string {
+    auto v = n.value<bool>();
+    if (!v) return "expected true or false";
+    o.*field = *v;
+    return "";
+  };
+}
+
+struct key_spec {
+  const char* flag;  // the command-line flag that overrides it
+  setter set;
+};
+
+const std::map<std::string, key_spec>& keys() {
+  static const std::map<std::string, key_spec> k = {
+      {"mode", {"--mode", text(&serve_options::mode)}},
+      {"threads", {"--threads", count(&serve_options::threads)}},
+      {"max_connections", {"--max-connections", count(&serve_options::max_connections)}},
+      {"max_message_size", {"--max-message-size", count(&serve_options::max_message_size)}},
+      {"idle_timeout", {"--idle-timeout", seconds(&serve_options::idle_timeout_s)}},
+      {"metrics", {"--metrics", text(&serve_options::metrics)}},
+      {"log_level", {"--log-level", text(&serve_options::log_level)}},
+      {"quiet", {"--quiet", flag(&serve_options::quiet)}},
+      {"listeners.tcp", {"--tcp", texts(&serve_options::tcp)}},
+      {"listeners.ws", {"--ws", texts(&serve_options::ws)}},
+      {"listeners.quic", {"--quic", texts(&serve_options::quic)}},
+      {"tls.cert", {"--tls-cert", text(&serve_options::tls_cert)}},
+      {"tls.key", {"--tls-key", text(&serve_options::tls_key)}},
+      {"ws.ping_interval", {"--ws-ping-interval", seconds(&serve_options::ws_ping_interval_s)}},
+      {"ws.pong_timeout", {"--ws-pong-timeout", seconds(&serve_options::ws_pong_timeout_s)}},
+      {"ws.origins", {"--ws-origin", texts(&serve_options::ws_origins)}},
+  };
+  return k;
+}
+
+std::string apply(const toml::table& t, const std::string& prefix, serve_options& o,
+                  const std::function<bool(const std::string&)>& given, const std::string& path) {
+  for (auto&& [k, v] : t) {
+    std::string name = prefix + std::string(k.str());
+    auto where = path + ":" + std::to_string(v.source().begin.line) + ": ";
+    if (prefix.empty() && v.is_table() && (name == "listeners" || name == "tls" || name == "ws")) {
+      if (auto e = apply(*v.as_table(), name + ".", o, given, path); !e.empty()) return e;
+      continue;
+    }
+    auto it = keys().find(name);
+    if (it == keys().end()) {
+      std::string known;
+      for (auto& [n, _] : keys()) known += (known.empty() ? "" : ", ") + n;
+      return where + "unknown key '" + name + "' (known: " + known + ")";
+    }
+    if (given(it->second.flag)) continue;  // the flag wins
+    if (auto e = it->second.set(v, o); !e.empty()) return where + "'" + name + "': " + e;
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string load_serve_config(const std::string& path, serve_options& o,
+                              const std::function<bool(const std::string& flag)>& given) {
+  toml::table t;
+  try {
+    t = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    auto& b = e.source().begin;
+    return path + ":" + std::to_string(b.line) + ":" + std::to_string(b.column) + ": " + std::string(e.description());
+  }
+  return apply(t, "", o, given, path);
+}
+
+}  // namespace msgtrans::cli

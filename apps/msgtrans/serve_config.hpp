@@ -1,0 +1,37 @@
+// Settings of `msgtrans serve`, from flags and from a TOML file (serve --config).
+#pragma once
+
+#include <msgtrans/msgtrans.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace msgtrans::cli {
+
+struct serve_options {
+  std::string config;  // TOML file, read before the flags (flags win)
+  std::vector<std::string> tcp;
+  std::vector<std::string> quic;
+  std::vector<std::string> ws;    // HOST:PORT[/PATH]
+  std::string tls_cert, tls_key;  // wss and QUIC; QUIC without one: self-signed for localhost
+  double ws_ping_interval_s = 30;
+  double ws_pong_timeout_s = 10;
+  std::vector<std::string> ws_origins;
+  std::string mode = "echo";
+  std::size_t threads = 0;
+  std::size_t max_connections = 10000;
+  std::size_t max_message_size = default_max_message_size;
+  double idle_timeout_s = 300;
+  std::string metrics;  // HOST:PORT of the Prometheus endpoint, empty = off
+  std::string log_level = "info";
+  bool quiet = false;
+};
+
+/// Reads the TOML file `path` into `o`. A key whose flag `given(flag)` reports as set on
+/// the command line is left alone: flags override the file. Returns an error text naming
+/// the file, the key and what is wrong (unknown keys included), or "" on success.
+std::string load_serve_config(const std::string& path, serve_options& o,
+                              const std::function<bool(const std::string& flag)>& given);
+
+}  // namespace msgtrans::cli
