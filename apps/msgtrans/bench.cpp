@@ -65,6 +65,7 @@ class bench_conn final : public connection_owner {
   }
 
   void start(std::unique_ptr<connection> c) {
+    started_ = true;
     conn_ = std::move(c);
     conn_->start(*this);
     if (o_.mode == "rate") {
@@ -79,6 +80,7 @@ class bench_conn final : public connection_owner {
   }
 
   asio::io_context& loop() noexcept { return loop_; }
+  bool started() const noexcept { return started_; }
 
   void stop() {
     stopped_ = true;
@@ -186,7 +188,7 @@ class bench_conn final : public connection_owner {
   std::vector<bytes_view> spans_;
   std::vector<clock_type::time_point> sent_at_;
   std::uint32_t next_id_ = 1;
-  bool writing_ = false, flush_posted_ = false, stopped_ = false;
+  bool writing_ = false, flush_posted_ = false, stopped_ = false, started_ = false;
   clock_type::time_point rate_start_;
   double per_conn_rate_ = 0;
   std::uint64_t scheduled_ = 0;
@@ -281,6 +283,8 @@ int run_bench(const bench_options& o) {
   std::uint64_t received = 0, bytes = 0;
   std::map<std::string, std::uint64_t> errors = connect_errors;
   for (auto& c : conns) {
+    // A connection that was up but got no reply in the whole measured run has stalled.
+    if (c->started() && !c->closed && c->received == 0) ++errors["stalled: connected, but no reply during the run"];
     hist.merge(c->hist);
     received += c->received;
     bytes += c->bytes;
