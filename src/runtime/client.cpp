@@ -63,7 +63,11 @@ class client_impl final : public session_host, public std::enable_shared_from_th
       user_disconnected_ = true;
       s = session_;
     }
-    asio::post(loop_, [self = shared_from_this()] { self->retry_timer_.cancel(); });
+    // A weak reference: this may be the last thing queued before the loop stops, and a
+    // strong one would keep the client alive through its own runtime.
+    asio::post(loop_, [weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->retry_timer_.cancel();
+    });
     if (!s) return;
     s->close(close_info{close_reason::normal, {}, "client disconnected"});
     if (on_loop()) return;
