@@ -1,6 +1,4 @@
-#include "runtime/event_queue.hpp"
-#include "runtime/owned_packet.hpp"
-#include "runtime/session_core.hpp"
+#include "runtime/event_router.hpp"
 
 #include <msgtrans/client.hpp>
 #include <msgtrans/error.hpp>
@@ -29,17 +27,16 @@ struct client_config {
 
 namespace detail {
 
-class client_impl final : public session_host, public std::enable_shared_from_this<client_impl> {
+class client_impl final : public event_router, public std::enable_shared_from_this<client_impl> {
  public:
   using connect_handler = asio::any_completion_handler<void(std::error_code)>;
 
   explicit client_impl(client_config cfg)
-      : cfg_(std::move(cfg)),
+      : event_router(std::move(cfg.h), cfg.event_capacity),
+        cfg_(std::move(cfg)),
         rt_(cfg_.rt ? cfg_.rt : std::make_shared<runtime>(1)),
         loop_(rt_->next_loop()),
-        retry_timer_(loop_),
-        events_(std::make_shared<event_queue>(cfg_.event_capacity ? cfg_.event_capacity : 1)),
-        stream_(events_) {}
+        retry_timer_(loop_) {}
 
   ~client_impl() = default;
 
@@ -104,44 +101,17 @@ class client_impl final : public session_host, public std::enable_shared_from_th
   server_stats stats() const {
     server_stats st;
     st.active = connected() ? 1 : 0;
-    st.packets_in = counters_.packets_in.load();
-    st.packets_out = counters_.packets_out.load();
-    st.bytes_in = counters_.bytes_in.load();
-    st.bytes_out = counters_.bytes_out.load();
-    st.requests_in_flight = counters_.requests_in_flight.load();
-    st.request_timeouts = counters_.request_timeouts.load();
-    st.queue_full_rejections = counters_.queue_full.load();
-    st.protocol_errors = counters_.protocol_errors.load();
-    st.unhandled = counters_.unhandled.load();
-    st.request_latency = counters_.request_latency.snapshot();
-    st.response_latency = counters_.response_latency.snapshot();
+    fill_stats(st);
     return st;
   }
 
-  event_stream& events() { return stream_; }
-
   void shutdown() {
     disconnect(std::chrono::seconds(2));
-    events_->close();
+    close_events();
     if (!cfg_.rt) rt_->stop();  // our own loop: nothing else runs on it
   }
 
   // ---- session_host ----
-  void session_established(session_core& s) override {
-    if (cfg_.h.on_connected) cfg_.h.on_connected(s.info());
-    else if (cfg_.event_capacity) events_->push(connected_event{s.id(), s.info()}, s.shared_from_this());
-  }
-  void session_message(session_core& s, const message& m) override {
-    if (cfg_.h.on_message) cfg_.h.on_message(m);
-    else if (cfg_.event_capacity) events_->push(message_event{s.id(), to_owned(m)}, s.shared_from_this());
-    else counters_.unhandled.fetch_add(1, std::memory_order_relaxed);
-  }
-  void session_request(session_core& s, msgtrans::request& r) override {
-    if (cfg_.h.on_request) cfg_.h.on_request(r);
-    else if (cfg_.event_capacity)
-      events_->push(request_event{s.id(), to_owned(r), r.take_responder()}, s.shared_from_this());
-    else counters_.unhandled.fetch_add(1, std::memory_order_relaxed);
-  }
   void session_closed(session_core& s, const close_info& info) override {
     bool reconnect = false;
     {
@@ -151,17 +121,12 @@ class client_impl final : public session_host, public std::enable_shared_from_th
       reconnect = cfg_.policy.auto_reconnect && !user_disconnected_ && info.reason != close_reason::shutdown;
     }
     closed_cv_.notify_all();
-    if (cfg_.h.on_closed) cfg_.h.on_closed(s.id(), info);
-    else if (cfg_.event_capacity) events_->push(closed_event{s.id(), info}, nullptr);
+    deliver_closed(s, info);
     if (reconnect) attempt(0, nullptr);
   }
-  host_counters& counters() noexcept override { return counters_; }
 
  private:
-  void report_error(error_event e) {
-    if (cfg_.h.on_error) cfg_.h.on_error(e);
-    else if (cfg_.event_capacity) events_->push(std::move(e), nullptr);
-  }
+  void report_error(error_event e) { deliver_error(std::move(e)); }
 
   static void complete(connect_handler h, std::error_code ec, asio::io_context& loop) {
     complete_later(std::move(h), loop, ec);
@@ -221,15 +186,12 @@ class client_impl final : public session_host, public std::enable_shared_from_th
   std::shared_ptr<runtime> rt_;
   asio::io_context& loop_;
   asio::steady_timer retry_timer_;
-  std::shared_ptr<event_queue> events_;
-  event_stream stream_;
   mutable std::mutex mu_;
   std::condition_variable closed_cv_;
   std::shared_ptr<session_core> session_;
   std::atomic<bool> connected_{false};
   bool user_disconnected_ = false;
   std::uint64_t next_session_ = 1;
-  host_counters counters_;
   std::mt19937 rng_{std::random_device{}()};
 };
 

@@ -1,6 +1,4 @@
-#include "runtime/event_queue.hpp"
-#include "runtime/owned_packet.hpp"
-#include "runtime/session_core.hpp"
+#include "runtime/event_router.hpp"
 
 #include <msgtrans/error.hpp>
 #include <msgtrans/runtime.hpp>
@@ -29,13 +27,10 @@ struct server_config {
 
 namespace detail {
 
-class server_impl final : public session_host {
+class server_impl final : public event_router {
  public:
   explicit server_impl(server_config cfg)
-      : cfg_(std::move(cfg)),
-        rt_(cfg_.threads),
-        events_(std::make_shared<event_queue>(std::max<std::size_t>(1, cfg_.event_capacity))),
-        stream_(events_) {
+      : event_router(std::move(cfg.h), cfg.event_capacity), cfg_(std::move(cfg)), rt_(cfg_.threads) {
     for (auto& [l, max] : cfg_.listeners) {
       auto sl = std::make_unique<slot>();
       sl->l = std::move(l);
@@ -144,21 +139,9 @@ class server_impl final : public session_host {
     }
     st.accepted_total = accepted_.load();
     st.rejected_by_limit = rejected_.load();
-    st.packets_in = counters_.packets_in.load();
-    st.packets_out = counters_.packets_out.load();
-    st.bytes_in = counters_.bytes_in.load();
-    st.bytes_out = counters_.bytes_out.load();
-    st.requests_in_flight = counters_.requests_in_flight.load();
-    st.request_timeouts = counters_.request_timeouts.load();
-    st.queue_full_rejections = counters_.queue_full.load();
-    st.protocol_errors = counters_.protocol_errors.load();
-    st.unhandled = counters_.unhandled.load();
-    st.request_latency = counters_.request_latency.snapshot();
-    st.response_latency = counters_.response_latency.snapshot();
+    fill_stats(st);
     return st;
   }
-
-  event_stream& events() { return stream_; }
 
   void stop(std::chrono::milliseconds timeout) {
     std::unique_lock life(lifecycle_mu_);
@@ -172,7 +155,7 @@ class server_impl final : public session_host {
     // 2. let requests already received be answered
     {
       std::unique_lock lock(wait_mu_);
-      wait_cv_.wait_until(lock, deadline, [&] { return counters_.inbound_requests_open.load() == 0; });
+      wait_cv_.wait_until(lock, deadline, [&] { return counters().inbound_requests_open.load() == 0; });
     }
     // 3 + 4. flush every queue, then close with reason shutdown (one close event each)
     for (auto& s : all_sessions()) s->close(close_info{close_reason::shutdown, errc::shutting_down, "server stopping"});
@@ -186,27 +169,12 @@ class server_impl final : public session_host {
                             return sessions_.empty();
                           });
     }
-    events_->close();
+    close_events();
     // 5. return
     rt_.stop();
   }
 
   // ---- session_host ----
-  void session_established(session_core& s) override {
-    if (cfg_.h.on_connected) cfg_.h.on_connected(s.info());
-    else if (cfg_.event_capacity) events_->push(connected_event{s.id(), s.info()}, s.shared_from_this());
-  }
-  void session_message(session_core& s, const message& m) override {
-    if (cfg_.h.on_message) cfg_.h.on_message(m);
-    else if (cfg_.event_capacity) events_->push(message_event{s.id(), to_owned(m)}, s.shared_from_this());
-    else counters_.unhandled.fetch_add(1, std::memory_order_relaxed);
-  }
-  void session_request(session_core& s, msgtrans::request& r) override {
-    if (cfg_.h.on_request) cfg_.h.on_request(r);
-    else if (cfg_.event_capacity)
-      events_->push(request_event{s.id(), to_owned(r), r.take_responder()}, s.shared_from_this());
-    else counters_.unhandled.fetch_add(1, std::memory_order_relaxed);
-  }
   void session_closed(session_core& s, const close_info& info) override {
     {
       std::unique_lock lock(table_mu_);
@@ -216,12 +184,10 @@ class server_impl final : public session_host {
         sessions_.erase(it);
       }
     }
-    if (cfg_.h.on_closed) cfg_.h.on_closed(s.id(), info);
-    else if (cfg_.event_capacity) events_->push(closed_event{s.id(), info}, nullptr);
+    deliver_closed(s, info);
     notify();
   }
   void request_answered() noexcept override { notify(); }
-  host_counters& counters() noexcept override { return counters_; }
 
  private:
   struct slot {
@@ -284,9 +250,6 @@ class server_impl final : public session_host {
   std::unordered_map<session_id, entry> sessions_;
   std::uint64_t next_id_ = 1;
   std::atomic<std::uint64_t> accepted_{0}, rejected_{0}, broadcast_ids_{0};
-  host_counters counters_;
-  std::shared_ptr<event_queue> events_;
-  event_stream stream_;
   std::mutex lifecycle_mu_;
   bool started_ = false, stopped_ = false;
   std::atomic<bool> stopping_{false};

@@ -839,14 +839,19 @@ TEST(Tcp, SlowEventConsumerLosesNothing) {
 TEST(Tcp, PacketsQueuedInOneLoopTurnLeaveInOneBatch) {
   server* sp = nullptr;
   waiter w;
-  std::optional<session_id> sid;
+  std::optional<connection_info> info;
   auto s = server_builder{}
                .listen(any_port())
                .threads(1)
                .on_message([&](const message& m) {
-                 // 100 sends from one handler call: one loop turn.
-                 for (int i = 0; i < 100; ++i) sp->send(m.session, as_bytes("burst"));
-                 w.update([&] { sid = m.session; });
+                 if (m.text() == "go") {
+                   // 100 sends from one handler call: one loop turn.
+                   for (int i = 0; i < 100; ++i) sp->send(m.session, as_bytes("burst"));
+                 } else {
+                   // Read on the loop, after the burst's write completed there.
+                   auto i = sp->info(m.session);
+                   w.update([&] { info = i; });
+                 }
                })
                .build();
   sp = &s;
@@ -854,9 +859,8 @@ TEST(Tcp, PacketsQueuedInOneLoopTurnLeaveInOneBatch) {
   raw_peer p(address_of(s));
   p.write(encode_packet(packet_type::one_way, 1, "go"));
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(p.read_packet());
-  ASSERT_TRUE(w.wait([&] { return sid.has_value(); }));
-  auto info = s.info(*sid);
-  ASSERT_TRUE(info);
+  p.write(encode_packet(packet_type::one_way, 2, "report"));
+  ASSERT_TRUE(w.wait([&] { return info.has_value(); }));
   EXPECT_EQ(info->packets_out, 100u);
   EXPECT_EQ(info->write_batches, 1u);  // all 100 in one writev
 }

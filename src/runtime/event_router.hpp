@@ -1,0 +1,75 @@
+// What a server and a client share as session hosts: each event goes to its handler when
+// one is set, otherwise to the event stream when it is enabled, otherwise it is counted as
+// unhandled. Also the counters and their snapshot.
+#pragma once
+
+#include "runtime/event_queue.hpp"
+#include "runtime/owned_packet.hpp"
+#include "runtime/session_core.hpp"
+
+#include <msgtrans/server.hpp>
+
+namespace msgtrans::detail {
+
+class event_router : public session_host {
+ public:
+  event_stream& events() noexcept { return stream_; }
+  host_counters& counters() noexcept override { return counters_; }
+
+  void session_established(session_core& s) override {
+    if (h_.on_connected) h_.on_connected(s.info());
+    else if (capacity_) events_->push(connected_event{s.id(), s.info()}, s.shared_from_this());
+  }
+  void session_message(session_core& s, const message& m) override {
+    if (h_.on_message) h_.on_message(m);
+    else if (capacity_) events_->push(message_event{s.id(), to_owned(m)}, s.shared_from_this());
+    else counters_.unhandled.fetch_add(1, std::memory_order_relaxed);
+  }
+  void session_request(session_core& s, msgtrans::request& r) override {
+    if (h_.on_request) h_.on_request(r);
+    else if (capacity_) events_->push(request_event{s.id(), to_owned(r), r.take_responder()}, s.shared_from_this());
+    else counters_.unhandled.fetch_add(1, std::memory_order_relaxed);
+  }
+
+ protected:
+  event_router(handlers h, std::size_t event_capacity)
+      : h_(std::move(h)),
+        capacity_(event_capacity),
+        events_(std::make_shared<event_queue>(std::max<std::size_t>(1, event_capacity))),
+        stream_(events_) {}
+  ~event_router() = default;
+
+  void deliver_closed(session_core& s, const close_info& info) {
+    if (h_.on_closed) h_.on_closed(s.id(), info);
+    else if (capacity_) events_->push(closed_event{s.id(), info}, nullptr);
+  }
+  void deliver_error(error_event e) {
+    if (h_.on_error) h_.on_error(e);
+    else if (capacity_) events_->push(std::move(e), nullptr);
+  }
+  void close_events() { events_->close(); }
+
+  /// The counters every host keeps, into `st`.
+  void fill_stats(server_stats& st) const {
+    st.packets_in = counters_.packets_in.load();
+    st.packets_out = counters_.packets_out.load();
+    st.bytes_in = counters_.bytes_in.load();
+    st.bytes_out = counters_.bytes_out.load();
+    st.requests_in_flight = counters_.requests_in_flight.load();
+    st.request_timeouts = counters_.request_timeouts.load();
+    st.queue_full_rejections = counters_.queue_full.load();
+    st.protocol_errors = counters_.protocol_errors.load();
+    st.unhandled = counters_.unhandled.load();
+    st.request_latency = counters_.request_latency.snapshot();
+    st.response_latency = counters_.response_latency.snapshot();
+  }
+
+ private:
+  handlers h_;
+  std::size_t capacity_;
+  std::shared_ptr<event_queue> events_;
+  event_stream stream_;
+  host_counters counters_;
+};
+
+}  // namespace msgtrans::detail
