@@ -16,7 +16,7 @@ build/bin/packet_example
 echo
 echo "== demo: msgtrans serve --tcp --ws --quic (ports picked by the system)"
 out=$(mktemp)
-build/bin/msgtrans serve --tcp 127.0.0.1:0 --ws 127.0.0.1:0/ws --quic 127.0.0.1:0 >"$out" &
+build/bin/msgtrans serve --tcp 127.0.0.1:0 --ws 127.0.0.1:0/ws --quic 127.0.0.1:0 --quiet >"$out" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -f "$out"' EXIT
 for _ in $(seq 100); do [ "$(wc -l <"$out")" -ge 3 ] && break; sleep 0.05; done
