@@ -4,39 +4,20 @@
 // window.result. Usage: node browser_test.mjs PATH/TO/msgtrans
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
-import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-import { startFixture, stopFixture } from './fixture.mjs';
+import { launchChromium, servePage, startFixture, stopFixture } from './fixture.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const page = readFileSync(join(here, 'browser_page.html'));
 const fx = await startFixture(process.argv[2], '/browser');
-const http = createServer((req, res) => {
-  if (req.url.startsWith('/page.html')) {
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end(page);
-  } else {
-    res.writeHead(404);
-    res.end();
-  }
-});
-http.listen(0, '127.0.0.1');
-await once(http, 'listening');
+const http = await servePage('page.html', page);
 const profile = mkdtempSync(join(tmpdir(), 'msgtrans-chromium-'));
 let context;
 let failed = false;
 try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    timeout: 60000,
-  });
+  context = await launchChromium(profile);
   const tab = context.pages()[0] ?? await context.newPage();
   tab.on('console', (m) => console.log(`[page] ${m.text()}`));
   const pageUrl = `http://127.0.0.1:${http.address().port}/page.html?ws=${encodeURIComponent(fx.url)}`;

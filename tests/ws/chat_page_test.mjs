@@ -3,39 +3,20 @@
 // appears in the other's log. Usage: node chat_page_test.mjs PATH/TO/msgtrans
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
-import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-import { startFixture, stopFixture } from './fixture.mjs';
+import { launchChromium, servePage, startFixture, stopFixture } from './fixture.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const page = readFileSync(join(here, '..', '..', 'examples', 'chat.html'));
 const fx = await startFixture(process.argv[2], '/chat', ['--mode', 'chat', '--quiet']);
-const http = createServer((req, res) => {
-  if (req.url.startsWith('/chat.html')) {
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end(page);
-  } else {
-    res.writeHead(404);
-    res.end();
-  }
-});
-http.listen(0, '127.0.0.1');
-await once(http, 'listening');
+const http = await servePage('chat.html', page);
 const profile = mkdtempSync(join(tmpdir(), 'msgtrans-chat-'));
 let context;
 let failed = false;
 try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    timeout: 60000,
-  });
+  context = await launchChromium(profile);
   const url = `http://127.0.0.1:${http.address().port}/chat.html?ws=${encodeURIComponent(fx.url)}`;
   const tabs = [context.pages()[0] ?? await context.newPage(), await context.newPage()];
   for (const tab of tabs) {

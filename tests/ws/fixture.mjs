@@ -45,3 +45,34 @@ export function requestPacket(id, payload, bizType = 0) {
   body.copy(p, 16);
   return p;
 }
+
+// Serves `body` as text/html at http://127.0.0.1:PORT/NAME (anything else: 404).
+export async function servePage(name, body) {
+  const { createServer } = await import('node:http');
+  const { once } = await import('node:events');
+  const http = createServer((req, res) => {
+    if (req.url.startsWith(`/${name}`)) {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(body);
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  http.listen(0, '127.0.0.1');
+  await once(http, 'listening');
+  return http;
+}
+
+// Headless Debian Chromium through playwright-core, with the flags this machine needs
+// (no sandbox as root, no background networking) and a fresh profile directory.
+export async function launchChromium(profile) {
+  const { chromium } = await import('playwright-core');
+  return chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    timeout: 60000,
+  });
+}
