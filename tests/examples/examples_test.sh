@@ -12,6 +12,7 @@ wait_line() { for _ in $(seq 100); do [ -s "$1" ] && return 0; sleep 0.05; done;
 "$bin/request_response" >"$work/rr"
 grep -q "server answers: what time is it?" "$work/rr" || fail "request_response: client->server"
 grep -q "client answers: who are you?" "$work/rr" || fail "request_response: server->client"
+"$bin/readme_tour" | grep -q "readme tour: ok" || fail "readme_tour (the README's API tour)"
 "$bin/unix_socket_transport" | grep -q "hello over a unix socket" || fail unix_socket_transport
 
 "$bin/echo_server" 127.0.0.1:0 127.0.0.1:0/ws 127.0.0.1:0 >"$work/echo" &
