@@ -280,11 +280,12 @@ int run_bench(const bench_options& o) {
     p.get_future().wait();
   }
   hdr_histogram hist;
-  std::uint64_t received = 0, bytes = 0;
+  std::uint64_t received = 0, bytes = 0, stalled = 0;
   std::map<std::string, std::uint64_t> errors = connect_errors;
   for (auto& c : conns) {
-    // A connection that was up but got no reply in the whole measured run has stalled.
-    if (o.mode != "flood" && c->started() && !c->closed && c->received == 0) ++errors["stalled: connected, but no reply during the run"];
+    // A connection that was up but got no reply in the whole measured run has stalled:
+    // reported on its own line (and in JSON), apart from the errors.
+    if (o.mode != "flood" && c->started() && !c->closed && c->received == 0) ++stalled;
     hist.merge(c->hist);
     received += c->received;
     bytes += c->bytes;
@@ -302,10 +303,11 @@ int run_bench(const bench_options& o) {
     std::printf("{\"url\":\"%s\",\"mode\":\"%s\",\"connections\":%zu,\"connected\":%zu,\"connect_failures\":%zu,"
                 "\"inflight\":%zu,\"size\":%zu,\"seconds\":%.3f,\"messages\":%llu,\"messages_per_sec\":%.1f,"
                 "\"mb_per_sec\":%.3f,\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f},"
-                "\"errors\":%llu}\n",
+                "\"errors\":%llu,\"stalled\":%llu}\n",
                 o.url.c_str(), o.mode.c_str(), o.connections, connected, failed_connects, o.inflight, o.size, secs,
                 static_cast<unsigned long long>(received), rate, mbps, us(0.5), us(0.9), us(0.99), us(0.999),
-                static_cast<double>(hist.max()) / 1000.0, static_cast<unsigned long long>(error_count));
+                static_cast<double>(hist.max()) / 1000.0, static_cast<unsigned long long>(error_count),
+                static_cast<unsigned long long>(stalled));
   } else {
     std::printf("%s %s: %zu connections (%zu failed), %zu in flight, %zu B, %.1f s\n", o.url.c_str(), o.mode.c_str(),
                 o.connections, failed_connects, o.inflight, o.size, secs);
@@ -314,6 +316,8 @@ int run_bench(const bench_options& o) {
       std::printf("  latency us: p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", us(0.5), us(0.9), us(0.99),
                   us(0.999), static_cast<double>(hist.max()) / 1000.0);
     for (auto& [k, v] : errors) std::printf("  error: %s x %llu\n", k.c_str(), static_cast<unsigned long long>(v));
+    if (stalled)
+      std::printf("  stalled: %llu connection(s) got no reply during the run\n", static_cast<unsigned long long>(stalled));
   }
   if (connected == 0) return connect_failed;
   return error_count == 0 ? ok : failed;

@@ -39,7 +39,7 @@ set -e
 [ $rc = 2 ] || fail "wrong path should fail to connect (exit 2), got $rc"
 ok "wrong path refused (HTTP 404)"
 
-"$bin" bench "ws://$ws" -c 4 -k 16 -d 0.5 -w 0.1 -q --json >"$work/bench.json" || fail "bench ws://"
+"$bin" bench "ws://$ws" -c 4 -k 16 -d 0.5 -w 0.1 -q --json >"$work/bench.json" 2>&1 || fail "bench ws://: $(cat "$work/bench.json")"
 grep -q '"errors":0' "$work/bench.json" || fail "bench errors: $(cat "$work/bench.json")"
 grep -q '"messages":0,' "$work/bench.json" && fail "bench moved nothing"
 ok "msgtrans bench over ws://"
