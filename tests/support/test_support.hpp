@@ -119,6 +119,13 @@ class raw_peer {
   boost::asio::ip::tcp::socket sock_;
 };
 
+/// A loopback port nothing listens on (bound once, then released).
+inline unsigned short unused_port() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor probe(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return probe.local_endpoint().port();
+}
+
 /// The address of a server's first listener.
 inline std::string address_of(const server& s, std::size_t i = 0) { return s.local_addresses().at(i).second; }
 

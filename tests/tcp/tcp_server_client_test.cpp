@@ -328,10 +328,7 @@ TEST(Tcp, TwoListenersOfOneProtocolAndBindErrorNamesAddress) {
 
 TEST(Tcp, ConnectFailureAndTimeout) {
   // A port with nothing listening: refused fast.
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor probe(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  auto port = probe.local_endpoint().port();
-  probe.close();
+  const auto port = unused_port();
   client c = client_builder{}.connect_to(tcp_client_config{"127.0.0.1:" + std::to_string(port)}).build();
   EXPECT_TRUE(c.connect());
   EXPECT_FALSE(c.is_connected());
@@ -339,10 +336,7 @@ TEST(Tcp, ConnectFailureAndTimeout) {
 }
 
 TEST(Tcp, ReconnectPolicyRetriesWithBackoff) {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor probe(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  auto port = probe.local_endpoint().port();
-  probe.close();
+  const auto port = unused_port();
   reconnect_policy p;
   p.max_attempts = 3;
   p.initial_delay = 50ms;
@@ -866,10 +860,7 @@ TEST(Tcp, PacketsQueuedInOneLoopTurnLeaveInOneBatch) {
 }
 
 TEST(Tcp, ClientReportsEachFailedConnectAttempt) {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor probe(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  auto port = probe.local_endpoint().port();
-  probe.close();
+  const auto port = unused_port();
   reconnect_policy p;
   p.max_attempts = 3;
   p.initial_delay = 10ms;
