@@ -109,8 +109,7 @@ class bench_conn final : public connection_owner {
   }
   void on_write_done() override {
     writing_ = false;
-    std::swap(out_, writing_buf_);
-    out_.clear();
+    writing_buf_.clear();  // what was queued meanwhile stays in out_ and goes next
     if (stopped_) return;
     if (o_.mode == "flood" && !st_.stopping.load(std::memory_order_relaxed))
       for (int i = 0; i < 64; ++i) queue_one(clock_type::now());
