@@ -1,6 +1,6 @@
 // QUIC transport benchmark over 127.0.0.1: server and client each on their own thread
 // (one io_context each), as the runtime would run them.
-//   bench_quic [seconds] [bulk|rate|latency|all] [gso|nogso]
+//   bench_quic [seconds] [bulk|rate|latency|all] [gso|nogso] [max UDP payload, 0 = per path]
 // 1. bulk: 1 MiB one-way messages client -> server, one connection (Gbit/s of payload)
 // 2. rate: 64-byte requests echoed by the server, 32 in flight (messages/s)
 // 3. lock-step: 64-byte request/response, 1 in flight (p50 / p99 latency)
@@ -104,10 +104,12 @@ int main(int argc, char** argv) {
   const double seconds = argc > 1 ? std::atof(argv[1]) : 3.0;
   const std::string only = argc > 2 ? argv[2] : "all";  // bulk | rate | latency | all
   const bool gso = !(argc > 3 && std::string(argv[3]) == "nogso");  // compare with plain sendmmsg
+  const std::size_t payload = argc > 4 ? static_cast<std::size_t>(std::atol(argv[4])) : 0;  // e.g. 1452
   loop_thread server_loop, client_loop;
   quic_server_config scfg;
   scfg.bind_address = "127.0.0.1:0";
   scfg.connection.udp_gso = gso;
+  scfg.connection.max_udp_payload = payload;
   std::unique_ptr<listener> l = make_listener(scfg);
   std::vector<std::unique_ptr<bench_owner>> server_side;
   std::string err;
@@ -143,6 +145,7 @@ int main(int argc, char** argv) {
     ccfg.address = addr;
     ccfg.insecure_skip_verify = true;
     ccfg.connection.udp_gso = gso;
+    ccfg.connection.max_udp_payload = payload;
     auto conn = make_connector(ccfg);
     std::promise<std::unique_ptr<connection>> p;
     client_loop.run([&] {

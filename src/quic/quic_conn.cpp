@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
@@ -24,6 +25,8 @@ namespace asio = boost::asio;
 namespace {
 constexpr std::size_t max_pkts_per_batch = 64;
 constexpr std::size_t max_udp_payload = 1452;  // what ngtcp2 0.12 sends at most by default
+constexpr std::size_t loopback_udp_payload = 65000;  // loopback MTU is 64 KiB
+constexpr std::size_t max_tx_buffer = 128 * 1024;   // a flush's datagrams, back to back
 constexpr std::size_t close_resends = 16;       // CONNECTION_CLOSE replays in the closing period
 constexpr auto close_flush_limit = std::chrono::seconds(3);
 constexpr ngtcp2_tstamp immediate_expiry_ns = 50 * 1000;
@@ -171,8 +174,22 @@ void log_to_stderr(void*, const char* fmt, ...) {
   std::fputc('\n', stderr);
 }
 
-void fill_settings(ngtcp2_settings& s, const conn_config& cfg) {
+bool is_loopback(const sockaddr* sa) {
+  if (sa->sa_family == AF_INET)
+    return (ntohl(reinterpret_cast<const sockaddr_in*>(sa)->sin_addr.s_addr) >> 24) == 127;
+  if (sa->sa_family == AF_INET6) return IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr);
+  return false;
+}
+
+void fill_settings(ngtcp2_settings& s, const conn_config& cfg, const sockaddr* remote) {
   ngtcp2_settings_default(&s);
+  // Datagram size: as configured, or per path (see quic_connection_options).
+  std::size_t payload = cfg.opts.max_udp_payload;
+  if (payload == 0 && is_loopback(remote)) payload = loopback_udp_payload;
+  if (payload > 0) {
+    s.max_tx_udp_payload_size = std::clamp<std::size_t>(payload, 1200, 65527);
+    s.no_tx_udp_payload_size_shaping = 1;
+  }
   static const bool log = std::getenv("MSGTRANS_QUIC_LOG") != nullptr;
   if (log) s.log_printf = log_to_stderr;
   s.initial_ts = now_ts();
@@ -225,7 +242,7 @@ std::shared_ptr<quic_conn> quic_conn::make_server(asio::io_context& loop, std::s
   std::shared_ptr<quic_conn> c(new quic_conn(loop, std::move(host), cfg, true));
   c->init_common(local, locallen, remote, remotelen);
   ngtcp2_settings s;
-  fill_settings(s, cfg);
+  fill_settings(s, cfg, remote);
   if (a.hd->token.len > 0) s.token = a.hd->token;
   ngtcp2_transport_params p;
   fill_params(p, cfg, true);
@@ -273,7 +290,7 @@ std::shared_ptr<quic_conn> quic_conn::make_client(asio::io_context& loop, std::s
   random_bytes(dcid.data, dcid.datalen);
   random_bytes(scid.data, scid.datalen);
   ngtcp2_settings s;
-  fill_settings(s, cfg);
+  fill_settings(s, cfg, remote);
   ngtcp2_transport_params p;
   fill_params(p, cfg, false);
   auto cb = callbacks::make(false);
@@ -434,9 +451,9 @@ void quic_conn::flush() {
   std::array<std::size_t, max_pkts_per_batch> lens{};
   std::size_t n = 0, off = 0;
   // One packet buffer per thread: a flush sends everything it builds before returning.
-  thread_local std::vector<std::uint8_t> txbuf(max_pkts_per_batch * max_udp_payload);
+  thread_local std::vector<std::uint8_t> txbuf(max_tx_buffer);
   stream_blocked_ = false;
-  const std::size_t mtu = std::min(max_udp_payload, ngtcp2_conn_get_max_tx_udp_payload_size(conn_));
+  const std::size_t mtu = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_);
   auto send_batch = [&] {
     if (n > 0) host_->send_packets(ps.path.remote, txbuf.data(), lens.data(), n);
     n = off = 0;
@@ -482,7 +499,7 @@ void quic_conn::flush() {
     if (nwrite == 0) break;
     lens[n++] = static_cast<std::size_t>(nwrite);
     off += static_cast<std::size_t>(nwrite);
-    if (n == max_pkts_per_batch) send_batch();
+    if (n == max_pkts_per_batch || off + mtu > txbuf.size()) send_batch();
   }
   --in_lib_;
   send_batch();
@@ -705,7 +722,7 @@ void quic_conn::send_connection_close(const ngtcp2_connection_close_error& ccerr
   ngtcp2_path_storage ps;
   ngtcp2_path_storage_zero(&ps);
   ngtcp2_pkt_info pi{};
-  close_pkt_.resize(max_udp_payload);
+  close_pkt_.resize(std::max(max_udp_payload, ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_)));
   auto n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, close_pkt_.data(), close_pkt_.size(), &ccerr,
                                               now_ts());
   notify_closed(std::move(info));

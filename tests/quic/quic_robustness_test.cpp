@@ -99,7 +99,7 @@ class lossy_relay {
                            pump(s, from_client);
                          });
   }
-  std::array<char, 2048>& buf(bool c) { return c ? cbuf_ : sbuf_; }
+  std::array<char, 65536>& buf(bool c) { return c ? cbuf_ : sbuf_; }
   udp::endpoint& from(bool c) { return c ? client_from_ : server_from_; }
   void send(const std::vector<char>& d, bool to_server) {
     boost::system::error_code ec;
@@ -133,7 +133,7 @@ class lossy_relay {
 
   udp::socket front_, back_;
   udp::endpoint server_, client_, client_from_, server_from_;
-  std::array<char, 2048> cbuf_{}, sbuf_{};
+  std::array<char, 65536> cbuf_{}, sbuf_{};
   double p_;
   std::mt19937 rng_;
   std::optional<held> held_;
@@ -145,10 +145,14 @@ udp::endpoint parse(const std::string& a) {
 }
 
 TEST_F(quic_robustness, lossy_path_delivers_everything_once_in_order) {
-  test_server srv(ioc, server_config(cert.path));
+  // The relay stands for a network path: Ethernet-sized datagrams, as on one.
+  auto scfg = server_config(cert.path);
+  scfg.connection.max_udp_payload = 1452;
+  test_server srv(ioc, scfg);
   lossy_relay relay(ioc, parse(srv.address()), 0.05, 12345);
   auto cfg = client_config(relay.address(), cert.path);
   cfg.server_name = "127.0.0.1";
+  cfg.connection.max_udp_payload = 1452;
   std::error_code ec;
   test_owner client;
   client.attach(connect(ioc, cfg, ec, 20s));

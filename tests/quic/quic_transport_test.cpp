@@ -345,5 +345,73 @@ TEST_F(quic_test, bad_configuration_is_reported) {
             errc::address_error);
 }
 
+// Forwards datagrams between one client and the server, and records the largest each way.
+class size_probe_relay {
+ public:
+  size_probe_relay(boost::asio::io_context& ioc, const std::string& server)
+      : front_(ioc, udp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0)),
+        back_(ioc, udp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0)) {
+    const auto colon = server.rfind(':');
+    server_ = {boost::asio::ip::make_address(server.substr(0, colon)),
+               static_cast<unsigned short>(std::stoi(server.substr(colon + 1)))};
+    pump(front_, true);
+    pump(back_, false);
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(front_.local_endpoint().port()); }
+  std::size_t largest_to_server = 0, largest_to_client = 0;
+
+ private:
+  using udp = boost::asio::ip::udp;
+  void pump(udp::socket& s, bool from_client) {
+    auto& buf = from_client ? cbuf_ : sbuf_;
+    s.async_receive_from(boost::asio::buffer(buf), from_client ? client_ : from_server_,
+                         [this, &s, &buf, from_client](boost::system::error_code ec, std::size_t n) {
+                           if (ec) return;
+                           auto& largest = from_client ? largest_to_server : largest_to_client;
+                           largest = std::max(largest, n);
+                           (from_client ? back_ : front_)
+                               .send_to(boost::asio::buffer(buf.data(), n), from_client ? server_ : client_, 0, ec);
+                           pump(s, from_client);
+                         });
+  }
+  udp::socket front_, back_;
+  udp::endpoint server_, client_, from_server_;
+  std::vector<char> cbuf_ = std::vector<char>(65536), sbuf_ = std::vector<char>(65536);
+};
+
+// quic_connection_options::max_udp_payload: automatic (large datagrams on a loopback
+// path) and configured (no datagram over the limit, either way).
+TEST_F(quic_test, udp_payload_size_per_path_and_configured) {
+  for (const std::size_t limit : {std::size_t{0}, std::size_t{1300}}) {
+    SCOPED_TRACE("max_udp_payload=" + std::to_string(limit));
+    auto scfg = server_config(cert.path);
+    scfg.connection.max_udp_payload = limit;
+    test_server srv(ioc, scfg);
+    size_probe_relay relay(ioc, srv.address());
+    auto ccfg = client_config(relay.address(), cert.path);
+    ccfg.server_name = "127.0.0.1";
+    ccfg.connection.max_udp_payload = limit;
+    std::error_code ec;
+    test_owner client;
+    client.attach(connect(ioc, ccfg, ec));
+    ASSERT_FALSE(ec) << ec.message();
+    std::vector<byte_buffer> sent;
+    for (std::uint32_t i = 1; i <= 4; ++i) {
+      sent.push_back(make_packet(i, 200 * 1024));
+      client.send(sent.back());
+    }
+    ASSERT_TRUE(run_until(ioc, [&] { return client.received.size() == sent.size(); }));
+    EXPECT_EQ(client.received, sent);
+    if (limit == 0) {  // loopback: far beyond an Ethernet MTU
+      EXPECT_GT(relay.largest_to_server, 16000u);
+      EXPECT_GT(relay.largest_to_client, 16000u);
+    } else {
+      EXPECT_LE(relay.largest_to_server, limit);
+      EXPECT_LE(relay.largest_to_client, limit);
+      EXPECT_GE(relay.largest_to_server, 1200u);  // QUIC's floor: the padded Initial
+    }
+  }
+}
+
 }  // namespace
 }  // namespace msgtrans::test
