@@ -11,6 +11,7 @@
 
 #include <cassert>
 #include <cstring>
+#include <memory>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -30,7 +31,7 @@ class frame_decoder {
   std::span<std::byte> prepare(std::size_t min_free = 16 * 1024);
   /// Marks `n` bytes of the prepared space as filled.
   void commit(std::size_t n) noexcept {
-    assert(n <= buf_.size() - end_);
+    assert(n <= cap_ - end_);
     end_ += n;
   }
 
@@ -56,7 +57,7 @@ class frame_decoder {
   /// Bytes buffered but not yet yielded.
   std::size_t buffered() const noexcept { return end_ - begin_; }
   /// Memory currently reserved for buffering.
-  std::size_t capacity() const noexcept { return buf_.size(); }
+  std::size_t capacity() const noexcept { return cap_; }
   /// Drops the buffer memory if nothing is buffered (for idle connections).
   void shrink() noexcept;
   std::error_code error() const noexcept { return error_; }
@@ -68,9 +69,12 @@ class frame_decoder {
 
   stream_framing framing_;
   decode_limits limits_;
-  byte_buffer buf_;
+  // Not a vector: growing it must not zero-fill what the next read overwrites anyway.
+  std::unique_ptr<std::byte[]> buf_;
+  std::size_t cap_ = 0;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
+  std::size_t pending_frame_ = 0;  // size of the incomplete frame at begin_, once known
   std::error_code error_;
 };
 
@@ -80,8 +84,10 @@ std::error_code frame_decoder::drain(F&& on_packet) {
   for (;;) {
     std::size_t frame = 0, skip = 0;
     if (auto ec = next_frame_size(frame, skip)) return error_ = ec;
+    pending_frame_ = frame;
     if (frame == 0 || buffered() < frame) break;
-    bytes_view pkt{buf_.data() + begin_ + skip, frame - skip};
+    pending_frame_ = 0;
+    bytes_view pkt{buf_.get() + begin_ + skip, frame - skip};
     begin_ += frame;
     if constexpr (std::is_same_v<decltype(on_packet(pkt)), bool>) {
       if (!on_packet(pkt)) break;

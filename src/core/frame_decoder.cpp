@@ -11,16 +11,26 @@ frame_decoder::frame_decoder(stream_framing framing, decode_limits limits)
     : framing_(framing), limits_(limits) {}
 
 std::span<std::byte> frame_decoder::prepare(std::size_t min_free) {
-  if (buf_.size() - end_ < min_free) {
+  if (cap_ - end_ < min_free) {
     compact();
-    if (buf_.size() - end_ < min_free) buf_.resize(std::max(end_ + min_free, buf_.size() * 2));
+    if (cap_ - end_ < min_free) {
+      // Room for the whole frame being assembled (its size is known once its header is
+      // in) plus this read, so a large message costs one allocation, not a doubling
+      // series; otherwise double.
+      std::size_t want = std::max(end_ + min_free, cap_ * 2);
+      if (pending_frame_ > 0) want = std::max(end_ + min_free, pending_frame_ + min_free);
+      std::unique_ptr<std::byte[]> bigger(new std::byte[want]);  // uninitialised on purpose
+      if (end_ > 0) std::memcpy(bigger.get(), buf_.get(), end_);
+      buf_ = std::move(bigger);
+      cap_ = want;
+    }
   }
-  return {buf_.data() + end_, buf_.size() - end_};
+  return {buf_.get() + end_, cap_ - end_};
 }
 
 void frame_decoder::compact() noexcept {
   if (begin_ == 0) return;
-  std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+  if (end_ > begin_) std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
   end_ -= begin_;
   begin_ = 0;
 }
@@ -28,12 +38,13 @@ void frame_decoder::compact() noexcept {
 void frame_decoder::shrink() noexcept {
   if (begin_ == end_) {
     begin_ = end_ = 0;
-    byte_buffer().swap(buf_);
+    buf_.reset();
+    cap_ = 0;
   }
 }
 
 std::error_code frame_decoder::next_frame_size(std::size_t& frame, std::size_t& skip) noexcept {
-  const std::byte* p = buf_.data() + begin_;
+  const std::byte* p = buf_.get() + begin_;
   const std::size_t have = buffered();
   if (framing_ == stream_framing::tcp) {
     if (have < header_size) return {};
