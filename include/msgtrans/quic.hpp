@@ -58,7 +58,10 @@ struct quic_connection_options {
   /// Largest UDP payload this side sends, in bytes (1200..65527). 0, the default, picks
   /// it per path: ngtcp2's 1452 bytes (with path MTU probing) on a network path, and
   /// 65,000 on a loopback path (127.0.0.0/8, ::1), whose MTU is 64 KiB, so local
-  /// traffic needs about 45 times fewer packets. A non-zero value is used on every path
+  /// traffic needs about 45 times fewer packets; a loopback path also acknowledges every
+  /// packet at once, so the ACK rides on the reply instead of following it in a datagram
+  /// of its own (lock-step request/response: 2 datagrams per round trip instead of 3).
+  /// A non-zero value is used on every path
   /// as is, without probing; set it to 1452 or less if a loopback address is forwarded
   /// to another host.
   std::size_t max_udp_payload = 0;

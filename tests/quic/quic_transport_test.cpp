@@ -358,7 +358,7 @@ class size_probe_relay {
     pump(back_, false);
   }
   std::string address() const { return "127.0.0.1:" + std::to_string(front_.local_endpoint().port()); }
-  std::size_t largest_to_server = 0, largest_to_client = 0;
+  std::size_t largest_to_server = 0, largest_to_client = 0, datagrams = 0;
 
  private:
   using udp = boost::asio::ip::udp;
@@ -369,6 +369,7 @@ class size_probe_relay {
                            if (ec) return;
                            auto& largest = from_client ? largest_to_server : largest_to_client;
                            largest = std::max(largest, n);
+                           ++datagrams;
                            (from_client ? back_ : front_)
                                .send_to(boost::asio::buffer(buf.data(), n), from_client ? server_ : client_, 0, ec);
                            pump(s, from_client);
@@ -411,6 +412,32 @@ TEST_F(quic_test, udp_payload_size_per_path_and_configured) {
       EXPECT_GE(relay.largest_to_server, 1200u);  // QUIC's floor: the padded Initial
     }
   }
+}
+
+// On a loopback path the ACK of a request rides on its reply (and the reply's ACK on the
+// next request): lock-step request/response costs 2 datagrams per round trip, not 3.
+TEST_F(quic_test, lock_step_on_loopback_needs_two_datagrams_per_round_trip) {
+  test_server srv(ioc, server_config(cert.path));
+  size_probe_relay relay(ioc, srv.address());
+  auto ccfg = client_config(relay.address(), cert.path);
+  ccfg.server_name = "127.0.0.1";
+  std::error_code ec;
+  test_owner client;
+  client.attach(connect(ioc, ccfg, ec));
+  ASSERT_FALSE(ec) << ec.message();
+  client.send(make_packet(1, 64));  // settle the handshake's own traffic first
+  ASSERT_TRUE(run_until(ioc, [&] { return client.received.size() == 1; }));
+  run_until(ioc, [] { return false; }, 50ms);
+  const std::size_t before = relay.datagrams;
+  constexpr std::uint32_t round_trips = 200;
+  client.on_packet_hook = [&](bytes_view) {
+    const auto n = static_cast<std::uint32_t>(client.received.size());
+    if (n <= round_trips) client.send(make_packet(n + 1, 64));
+  };
+  client.send(make_packet(2, 64));
+  ASSERT_TRUE(run_until(ioc, [&] { return client.received.size() == round_trips + 1; }));
+  const double per_round_trip = static_cast<double>(relay.datagrams - before) / round_trips;
+  EXPECT_LT(per_round_trip, 2.2) << relay.datagrams - before << " datagrams";
 }
 
 }  // namespace
