@@ -50,6 +50,9 @@ struct shared_state {
   std::atomic<bool> measuring{false};
   std::atomic<bool> stopping{false};
   clock_type::time_point started;
+  std::mutex mu;  // guards `closed`
+  std::condition_variable closed_cv;
+  std::size_t closed = 0;  // connections whose close has completed
 };
 
 class bench_conn final : public connection_owner {
@@ -117,6 +120,11 @@ class bench_conn final : public connection_owner {
   }
   void on_closed(close_info info) override {
     closed = true;
+    {
+      std::lock_guard lock(st_.mu);
+      ++st_.closed;
+    }
+    st_.closed_cv.notify_all();
     if (!stopped_ && !st_.stopping.load()) {
       ++errors[std::string("closed: ") + to_string(info.reason) + (info.detail.empty() ? "" : " (" + info.detail + ")")];
     }
@@ -269,22 +277,33 @@ int run_bench(const bench_options& o) {
   st.stopping = true;
   // The counters belong to the loops: run one handler on every loop (after it, no
   // loop updates them any more), stop the connections there, then read.
+  std::uint64_t stalled = 0;
+  std::size_t started = 0;
   for (std::size_t l = 0; l < rt.size(); ++l) {
     std::promise<void> p;
     asio::post(rt.loop(l), [&, l] {
-      for (auto& c : conns)
-        if (&rt.loop(l) == &c->loop()) c->stop();
+      for (auto& c : conns) {
+        if (&rt.loop(l) != &c->loop()) continue;
+        // A connection that was up but got no reply in the whole measured run has
+        // stalled: reported on its own line (and in JSON), apart from the errors.
+        if (o.mode != "flood" && c->started() && !c->closed && c->received == 0) ++stalled;
+        if (c->started()) ++started;  // every started connection reports its close once
+        c->stop();
+      }
       p.set_value();
     });
     p.get_future().wait();
   }
+  {
+    // Let the closes complete (a QUIC connection sends CONNECTION_CLOSE once what it
+    // wrote is acknowledged), so servers are not left waiting for an idle timeout.
+    std::unique_lock lock(st.mu);
+    st.closed_cv.wait_for(lock, std::chrono::seconds(2), [&] { return st.closed >= started; });
+  }
   hdr_histogram hist;
-  std::uint64_t received = 0, bytes = 0, stalled = 0;
+  std::uint64_t received = 0, bytes = 0;
   std::map<std::string, std::uint64_t> errors = connect_errors;
   for (auto& c : conns) {
-    // A connection that was up but got no reply in the whole measured run has stalled:
-    // reported on its own line (and in JSON), apart from the errors.
-    if (o.mode != "flood" && c->started() && !c->closed && c->received == 0) ++stalled;
     hist.merge(c->hist);
     received += c->received;
     bytes += c->bytes;
