@@ -57,8 +57,8 @@ struct shared_state {
 
 class bench_conn final : public connection_owner {
  public:
-  bench_conn(asio::io_context& loop, const bench_options& o, shared_state& st)
-      : loop_(loop), o_(o), st_(st), timer_(loop), sent_at_(ring) {
+  bench_conn(asio::io_context& loop, const bench_options& o, shared_state& st, std::size_t index)
+      : loop_(loop), o_(o), st_(st), index_(index), timer_(loop), sent_at_(ring) {
     packet_view v;
     v.header.type = o.mode == "flood" ? packet_type::one_way : packet_type::request;
     payload_.assign(o.size, std::byte{'x'});
@@ -72,8 +72,12 @@ class bench_conn final : public connection_owner {
     conn_ = std::move(c);
     conn_->start(*this);
     if (o_.mode == "rate") {
-      rate_start_ = clock_type::now();
       per_conn_rate_ = o_.rate / static_cast<double>(o_.connections);
+      // Spread the connections' schedules evenly over one interval, so the total is a
+      // steady stream rather than every connection sending at the same instant.
+      rate_start_ = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(
+                                            static_cast<double>(index_) / static_cast<double>(o_.connections) /
+                                            per_conn_rate_));
       tick();
     } else {
       const std::size_t first = o_.mode == "flood" ? 64 : o_.inflight;
@@ -172,7 +176,8 @@ class bench_conn final : public connection_owner {
     if (stopped_ || st_.stopping.load()) return;
     const auto now = clock_type::now();
     const double elapsed = std::chrono::duration<double>(now - rate_start_).count();
-    const auto due = static_cast<std::uint64_t>(elapsed * per_conn_rate_);
+    // Message k is due at rate_start_ + k / rate.
+    const auto due = elapsed < 0 ? 0 : static_cast<std::uint64_t>(elapsed * per_conn_rate_) + 1;
     while (scheduled_ < due) {
       auto intended = rate_start_ + std::chrono::duration_cast<clock_type::duration>(
                                         std::chrono::duration<double>(static_cast<double>(scheduled_) / per_conn_rate_));
@@ -180,7 +185,10 @@ class bench_conn final : public connection_owner {
       ++scheduled_;
     }
     flush();
-    timer_.expires_after(std::chrono::microseconds(200));
+    // Wake up exactly when the next message is due (not on a fixed tick: with many
+    // connections a short tick would keep the generator busy with empty wake-ups).
+    timer_.expires_at(rate_start_ + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(
+                                        static_cast<double>(scheduled_) / per_conn_rate_)));
     timer_.async_wait([this](boost::system::error_code ec) {
       if (!ec) tick();
     });
@@ -189,6 +197,7 @@ class bench_conn final : public connection_owner {
   asio::io_context& loop_;
   const bench_options& o_;
   shared_state& st_;
+  std::size_t index_;  // of this connection, for the open loop's schedule
   asio::steady_timer timer_;
   std::unique_ptr<connection> conn_, conn_keepalive_;
   byte_buffer payload_, template_, out_, writing_buf_;
@@ -227,7 +236,7 @@ int run_bench(const bench_options& o) {
   ctx.limits.max_message_size = std::max<std::size_t>(o.size + 64, default_max_message_size);
   for (std::size_t i = 0; i < o.connections; ++i) {
     auto& loop = rt.next_loop();
-    conns.push_back(std::make_unique<bench_conn>(loop, o, st));
+    conns.push_back(std::make_unique<bench_conn>(loop, o, st, i));
     bench_conn* bc = conns.back().get();
     asio::post(loop, [&, bc, &loop2 = loop] {
       target->connect(loop2, std::chrono::milliseconds(static_cast<std::int64_t>(o.connect_timeout_s * 1000)), ctx,
