@@ -48,8 +48,9 @@ struct quic_connection_options {
   /// Initial RTT estimate before a sample is taken. QUIC's default is 333 ms; lower it
   /// on known-fast paths (tests use 10 ms). Default 100 ms.
   std::chrono::milliseconds initial_rtt = std::chrono::milliseconds(100);
-  /// SO_SNDBUF / SO_RCVBUF of the UDP socket. Default 8 MiB (the kernel caps it at
-  /// net.core.{w,r}mem_max).
+  /// SO_SNDBUF / SO_RCVBUF of the UDP socket. Default 8 MiB. Set with SO_*BUFFORCE
+  /// where the process may (CAP_NET_ADMIN); otherwise the kernel caps it at
+  /// net.core.{w,r}mem_max.
   int udp_buffer_size = 8 * 1024 * 1024;
   /// Send runs of equal-size datagrams as one UDP GSO message, and receive coalesced
   /// ones with UDP GRO, where the kernel supports them (Linux 5.0+); otherwise one

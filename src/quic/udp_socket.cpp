@@ -49,10 +49,13 @@ std::error_code udp_socket::open(const udp::endpoint& bind, int buffer_size, boo
   sock_.open(bind.protocol(), ec);
   if (!ec) sock_.non_blocking(true, ec);
   if (!ec && buffer_size > 0) {
-    // Best effort: the kernel caps these at net.core.{r,w}mem_max.
-    boost::system::error_code ignored;
-    sock_.set_option(asio::socket_base::receive_buffer_size(buffer_size), ignored);
-    sock_.set_option(asio::socket_base::send_buffer_size(buffer_size), ignored);
+    // Past net.core.{r,w}mem_max only with CAP_NET_ADMIN (SO_*BUFFORCE); without it the
+    // kernel caps the plain options there. Best effort either way.
+    const int fd = sock_.native_handle();
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buffer_size, sizeof buffer_size) != 0)
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_size, sizeof buffer_size);
+    if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buffer_size, sizeof buffer_size) != 0)
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer_size, sizeof buffer_size);
   }
   if (!ec) sock_.bind(bind, ec);
   if (!ec && gso) {

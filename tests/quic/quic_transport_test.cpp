@@ -4,7 +4,12 @@
 
 #include <msgtrans/frame_decoder.hpp>
 
+#include <sys/socket.h>
+
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <regex>
 
 namespace msgtrans::test {
 namespace {
@@ -438,6 +443,39 @@ TEST_F(quic_test, lock_step_on_loopback_needs_two_datagrams_per_round_trip) {
   ASSERT_TRUE(run_until(ioc, [&] { return client.received.size() == round_trips + 1; }));
   const double per_round_trip = static_cast<double>(relay.datagrams - before) / round_trips;
   EXPECT_LT(per_round_trip, 2.2) << relay.datagrams - before << " datagrams";
+}
+
+// The receive buffer (skmem "rb") of the UDP socket bound to `port`, as `ss` reports it.
+long udp_receive_buffer_of(const std::string& port) {
+  const std::string cmd = "ss -uanm 'sport = :" + port + "' 2>/dev/null";
+  std::string out;
+  if (FILE* f = ::popen(cmd.c_str(), "r")) {
+    char line[512];
+    while (std::fgets(line, sizeof line, f)) out += line;
+    ::pclose(f);
+  }
+  std::smatch m;
+  return std::regex_search(out, m, std::regex(R"(rb(\d+))")) ? std::stol(m[1]) : -1;
+}
+
+// quic_connection_options::udp_buffer_size reaches the socket: the kernel reports twice
+// the size set (its bookkeeping share), capped at net.core.rmem_max unless the process
+// may force it (CAP_NET_ADMIN), as the library tries to.
+TEST_F(quic_test, udp_buffer_size_sets_the_socket_buffer) {
+  int force_probe = ::socket(AF_INET, SOCK_DGRAM, 0);
+  int v = 1 << 20;
+  const bool can_force = ::setsockopt(force_probe, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) == 0;
+  ::close(force_probe);
+  long rmem_max = 0;
+  std::ifstream("/proc/sys/net/core/rmem_max") >> rmem_max;
+  for (const int size : {512 * 1024, 3 * 1024 * 1024}) {
+    auto cfg = server_config(cert.path);
+    cfg.connection.udp_buffer_size = size;
+    test_server srv(ioc, cfg);
+    const auto port = srv.address().substr(srv.address().rfind(':') + 1);
+    const long expected = 2 * (can_force ? size : std::min<long>(size, rmem_max));
+    EXPECT_EQ(udp_receive_buffer_of(port), expected) << "udp_buffer_size " << size;
+  }
 }
 
 }  // namespace
