@@ -253,6 +253,14 @@ TEST_F(quic_test, connect_to_nothing_times_out) {
   auto c = connect(ioc, cfg, ec, 300ms);
   EXPECT_EQ(ec, errc::timeout) << ec.message();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+
+  // No timeout given to connect(): quic_client_config::connect_timeout applies.
+  cfg.connect_timeout = 300ms;
+  const auto start2 = std::chrono::steady_clock::now();
+  c = connect(ioc, cfg, ec, 0ms);
+  EXPECT_EQ(ec, errc::timeout) << ec.message();
+  EXPECT_GE(std::chrono::steady_clock::now() - start2, 250ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - start2, 3s);  // not the 10 s default
 }
 
 TEST_F(quic_test, certificate_and_key_files) {

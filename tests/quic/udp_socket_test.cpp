@@ -1,0 +1,63 @@
+// The batched UDP socket under the QUIC transport: what `udp_gso` changes on the wire.
+#include "quic/udp_socket.hpp"
+
+#include <boost/asio/io_context.hpp>
+
+#include <gtest/gtest.h>
+
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
+namespace msgtrans::quic_detail {
+namespace {
+
+// A plain receiver with UDP_GRO on: a GSO send arrives as one coalesced message (with
+// its segment size), separate datagrams arrive one by one.
+struct gro_receiver {
+  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in addr{};
+  gro_receiver() {
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    int one = 1;
+    EXPECT_EQ(::setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one), 0);
+  }
+  ~gro_receiver() { ::close(fd); }
+  // Bytes of the first message waiting (blocking read).
+  std::size_t first_message_size() {
+    std::vector<char> buf(65536);
+    iovec iov{buf.data(), buf.size()};
+    msghdr h{};
+    h.msg_iov = &iov;
+    h.msg_iovlen = 1;
+    const auto n = ::recvmsg(fd, &h, 0);
+    return n < 0 ? 0 : static_cast<std::size_t>(n);
+  }
+};
+
+TEST(udp_socket, gso_sends_a_run_of_datagrams_as_one_message) {
+  for (const bool gso : {true, false}) {
+    SCOPED_TRACE(gso ? "udp_gso on" : "udp_gso off");
+    boost::asio::io_context ioc;
+    udp_socket s(ioc);
+    ASSERT_FALSE(s.open(boost::asio::ip::udp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0), 1 << 20, gso));
+    gro_receiver r;
+    std::vector<std::uint8_t> buf(8 * 1000, 0x5a);
+    std::vector<std::size_t> lens(8, 1000);
+    s.send(reinterpret_cast<const sockaddr*>(&r.addr), sizeof r.addr, buf.data(), lens.data(), lens.size());
+    EXPECT_EQ(s.send_calls(), 1u);  // one sendmmsg either way
+    EXPECT_EQ(s.send_drops(), 0u);
+    EXPECT_EQ(r.first_message_size(), gso ? 8000u : 1000u);
+  }
+}
+
+}  // namespace
+}  // namespace msgtrans::quic_detail
