@@ -108,6 +108,8 @@ run ws_100x1x512 msgtrans_ws "$ws" -c 100 -k 1 -s 512
 run ws_10x64x64 msgtrans_ws "$ws" -c 10 -k 64 -s 64
 run quic_1x32x64 msgtrans_tcp "$tcp" -c 1 -k 32 -s 64
 run quic_1x32x64 msgtrans_quic "$quic" --insecure -c 1 -k 32 -s 64
+run tcp_1x1x64 msgtrans_quic "$quic" --insecure -c 1 -k 1 -s 64
+run tcp_100x1x64 msgtrans_quic "$quic" --insecure -c 100 -k 1 -s 64
 run bulk_1x4x1M msgtrans_tcp "$tcp" -c 1 -k 4 -s $mib
 run bulk_1x4x1M msgtrans_quic "$quic" --insecure -c 1 -k 4 -s $mib
 # Open loop at half the closed-loop rate of the same shape (100 connections, 64 B / 512 B).

@@ -80,6 +80,13 @@ goal_row("QUIC 1 conn, 1 MiB messages (4 in flight)", f"{g:.2f} Gbit/s" if g is 
 q, t = get("quic_1x32x64", "msgtrans_quic"), get("quic_1x32x64", "msgtrans_tcp")
 goal_row("QUIC 1 x 32 x 64 B", fmt_rate(q) + " msg/s", "msgtrans TCP " + fmt_rate(t),
          f"{ratio(q, t):.2f}x TCP" if q and t else "n/a", ">= 500k msg/s", bool(q and q >= 500e3))
+m, t = get("tcp_1x1x64", "msgtrans_quic", "p50"), get("tcp_1x1x64", "msgtrans_tcp", "p50")
+r = ratio(m, t)
+goal_row("QUIC 1 x 1 x 64 B lock-step, p50", f"{m:.1f} us" if m else "n/a", f"msgtrans TCP {t:.1f} us" if t else "n/a",
+         f"{r:.2f}x TCP" if r else "n/a", "p50 <= 1.2x TCP", bool(r and r <= 1.2))
+q, t = get("tcp_100x1x64", "msgtrans_quic"), get("tcp_100x1x64", "msgtrans_tcp")
+goals.append(("QUIC 100 x 1 x 64 B", fmt_rate(q) + " msg/s", "msgtrans TCP " + fmt_rate(t),
+              f"{ratio(q, t):.2f}x TCP" if q and t else "n/a", "(figure asked for, no goal)", "-"))
 for wid, server, label in (("rate_tcp_half", "msgtrans_tcp", "TCP"), ("rate_ws_half", "msgtrans_ws", "WS")):
     p99 = get(wid, server, "p99")
     offered = get(wid, server)
