@@ -9,6 +9,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <utility>
+
 namespace msgtrans::quic_detail {
 namespace asio = boost::asio;
 using udp = asio::ip::udp;
@@ -55,6 +57,9 @@ class client_host final : public conn_host, public std::enable_shared_from_this<
                                     locallen_, remote.data(), static_cast<socklen_t>(remote.size()), args, detail);
     if (!c) return finish(errc::tls_error);
     conn_ = c.get();
+    sock_.set_on_writable([this] {
+      if (auto c = std::exchange(writable_waiter_, {}).lock()) c->flush();
+    });
     sock_.start_receive(
         [this](const sockaddr* from, socklen_t fromlen, std::uint8_t* data, std::size_t len) {
           if (conn_) conn_->on_datagram(reinterpret_cast<sockaddr*>(&local_), locallen_, from, fromlen, data, len);
@@ -72,6 +77,8 @@ class client_host final : public conn_host, public std::enable_shared_from_this<
                     std::size_t n) override {
     sock_.send(remote.addr, remote.addrlen, buf, lens, n);
   }
+  bool send_blocked() const override { return sock_.blocked(); }
+  void wait_writable(const std::shared_ptr<quic_conn>& c) override { writable_waiter_ = c; }
   void add_cid(quic_conn&, const ngtcp2_cid&) override {}
   void remove_cid(const ngtcp2_cid&) override {}
   void on_established(const std::shared_ptr<quic_conn>& c) override {
@@ -101,6 +108,7 @@ class client_host final : public conn_host, public std::enable_shared_from_this<
   asio::steady_timer deadline_;
   connector::connect_handler done_;
   quic_conn* conn_ = nullptr;
+  std::weak_ptr<quic_conn> writable_waiter_;
   sockaddr_storage local_{};
   socklen_t locallen_ = 0;
 };

@@ -52,6 +52,12 @@ std::error_code endpoint::start(listener::accept_handler on_accept, std::string&
   local_address_ = to_string(reinterpret_cast<const sockaddr*>(&local_));
   on_accept_ = std::move(on_accept);
   accepting_ = true;
+  sock_.set_on_writable([this] {
+    auto waiters = std::move(writable_waiters_);
+    writable_waiters_.clear();
+    for (auto& w : waiters)
+      if (auto c = w.lock()) c->flush();
+  });
   sock_.start_receive([this](const sockaddr* from, socklen_t fromlen, std::uint8_t* data,
                              std::size_t len) { on_datagram(from, fromlen, data, len); },
                       nullptr, shared_from_this());
@@ -147,6 +153,12 @@ void endpoint::send_packets(const ngtcp2_addr& remote, const std::uint8_t* buf, 
 
 void endpoint::send_one(const sockaddr* to, socklen_t tolen, const std::uint8_t* p, std::size_t n) {
   sock_.send(to, tolen, p, &n, 1);
+}
+
+void endpoint::wait_writable(const std::shared_ptr<quic_conn>& c) {
+  for (const auto& w : writable_waiters_)
+    if (!w.owner_before(c) && !c.owner_before(w)) return;  // already waiting
+  writable_waiters_.push_back(c);
 }
 
 void endpoint::add_cid(quic_conn& c, const ngtcp2_cid& cid) { by_cid_[cid_key(cid)] = &c; }

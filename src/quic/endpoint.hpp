@@ -10,6 +10,7 @@
 
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 namespace msgtrans::quic_detail {
 
@@ -49,6 +50,8 @@ class endpoint final : public conn_host, public std::enable_shared_from_this<end
   void on_established(const std::shared_ptr<quic_conn>& c) override;
   void on_failed(quic_conn&, const close_info&) override {}
   void on_terminated(quic_conn& c) override;
+  bool send_blocked() const override { return sock_.blocked(); }
+  void wait_writable(const std::shared_ptr<quic_conn>& c) override;
 
  private:
   void on_datagram(const sockaddr* from, socklen_t fromlen, std::uint8_t* data, std::size_t len);
@@ -74,6 +77,7 @@ class endpoint final : public conn_host, public std::enable_shared_from_this<end
   std::unordered_set<quic_conn*> conns_;
   std::unordered_set<quic_conn*> handshaking_;
   std::unordered_set<quic_conn*> undelivered_;  // established, on_accept posted
+  std::vector<std::weak_ptr<quic_conn>> writable_waiters_;  // flushed when the socket drains
   std::uint64_t retries_sent_ = 0;
   // Stateless resets answer unknown packets; bounded per second so they cannot be used
   // to make us flood.

@@ -465,8 +465,9 @@ void quic_conn::flush() {
     if (n > 0) host_->send_packets(ps.path.remote, txbuf.data(), lens.data(), n);
     n = off = 0;
   };
+  bool blocked = host_->send_blocked();  // the socket is full: produce nothing until it drains
   ++in_lib_;
-  for (;;) {
+  while (!blocked) {
     std::array<ngtcp2_vec, 16> vec;
     std::size_t vcnt = 0;
     std::int64_t sid = -1;
@@ -506,10 +507,14 @@ void quic_conn::flush() {
     if (nwrite == 0) break;
     lens[n++] = static_cast<std::size_t>(nwrite);
     off += static_cast<std::size_t>(nwrite);
-    if (n == max_pkts_per_batch || off + mtu > txbuf.size()) send_batch();
+    if (n == max_pkts_per_batch || off + mtu > txbuf.size()) {
+      send_batch();
+      blocked = host_->send_blocked();
+    }
   }
   --in_lib_;
   send_batch();
+  if (blocked || host_->send_blocked()) host_->wait_writable(keep);
   ngtcp2_conn_update_pkt_tx_time(conn_, ts);
   after_lib_call();
   arm_timer();

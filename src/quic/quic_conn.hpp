@@ -41,6 +41,11 @@ class conn_host {
  public:
   virtual void send_packets(const ngtcp2_addr& remote, const std::uint8_t* buf, const std::size_t* lens,
                             std::size_t n) = 0;
+  /// True while the socket's send buffer is full (what is sent now waits in a queue):
+  /// connections stop producing packets until `wait_writable` calls them back.
+  virtual bool send_blocked() const { return false; }
+  /// Calls `c->flush()` once the socket has drained.
+  virtual void wait_writable(const std::shared_ptr<quic_conn>& c) { (void)c; }
   /// A new connection ID of `c` (server: route datagrams carrying it to `c`).
   virtual void add_cid(quic_conn& c, const ngtcp2_cid& cid) = 0;
   virtual void remove_cid(const ngtcp2_cid& cid) = 0;

@@ -22,6 +22,9 @@ constexpr std::size_t rx_size = 64 * 1024;   // one message may hold many GRO-co
 constexpr std::size_t max_gso_bytes = 63 * 1024;  // a GSO send stays under the 64 KiB UDP limit
 constexpr std::size_t rx_batches_per_wakeup = 8;  // then yield to other sockets of the loop
 constexpr std::size_t tx_batch = 64;
+constexpr std::size_t max_pending_bytes = 4 * 1024 * 1024;  // datagrams kept while the socket is full
+
+udp_socket::sendmmsg_fn sendmmsg_impl = ::sendmmsg;
 
 struct rx_buffers {
   std::array<std::array<std::uint8_t, rx_size>, rx_batch> data;
@@ -82,9 +85,9 @@ void udp_socket::close() {
   sock_.close(ignored);
 }
 
-void udp_socket::send(const sockaddr* to, socklen_t tolen, const std::uint8_t* buf, const std::size_t* lens,
-                      std::size_t n) {
-  if (!sock_.is_open()) return;
+std::size_t udp_socket::try_send(const sockaddr* to, socklen_t tolen, const std::uint8_t* buf, const std::size_t* lens,
+                                 std::size_t n) {
+  if (!sock_.is_open()) return n;
   // Each message is a run of datagrams laid back to back: with GSO, a run of equal-size
   // datagrams (the last may be shorter) goes as one message the kernel splits; without,
   // one datagram per message. All messages leave in one sendmmsg.
@@ -94,6 +97,7 @@ void udp_socket::send(const sockaddr* to, socklen_t tolen, const std::uint8_t* b
   std::array<std::size_t, tx_batch> segs;  // datagrams per message
   std::size_t i = 0;
   while (i < n) {
+    const std::size_t first = i;  // datagram index of msgs[0]
     std::size_t m = 0;
     for (; m < tx_batch && i < n; ++m) {
       const std::size_t seg = lens[i];
@@ -127,7 +131,7 @@ void udp_socket::send(const sockaddr* to, socklen_t tolen, const std::uint8_t* b
     std::size_t sent = 0;
     while (sent < m) {
       ++send_calls_;
-      int rv = ::sendmmsg(sock_.native_handle(), msgs.data() + sent, static_cast<unsigned>(m - sent), 0);
+      int rv = sendmmsg_impl(sock_.native_handle(), msgs.data() + sent, static_cast<unsigned>(m - sent), 0);
       if (rv < 0) {
         if (errno == EINTR) continue;
         if (segs[sent] > 1 && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
@@ -138,14 +142,26 @@ void udp_socket::send(const sockaddr* to, socklen_t tolen, const std::uint8_t* b
           std::memcpy(&seg, CMSG_DATA(CMSG_FIRSTHDR(&msgs[sent].msg_hdr)), sizeof seg);
           while (left > 0) {
             const std::size_t len = std::min<std::size_t>(seg, left);
-            send(to, tolen, p, &len, 1);
+            if (try_send(to, tolen, p, &len, 1) == 0) {
+              // Full in the middle of the run: keep the rest of it (and what follows).
+              std::size_t done = first;
+              for (std::size_t k = 0; k < sent; ++k) done += segs[k];
+              const std::size_t sent_bytes = static_cast<std::size_t>(p - static_cast<const std::uint8_t*>(
+                                                                                  msgs[sent].msg_hdr.msg_iov->iov_base));
+              return done + sent_bytes / seg;
+            }
             p += len;
             left -= len;
           }
           ++sent;
           continue;
         }
-        // EAGAIN (buffer full) or a per-destination error: drop it; QUIC resends.
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+          std::size_t done = first;  // the kernel's buffer is full: stop here
+          for (std::size_t k = 0; k < sent; ++k) done += segs[k];
+          return done;
+        }
+        // A per-destination error (unreachable, ...): drop it; QUIC resends if it matters.
         send_drops_ += segs[sent];
         ++sent;
         continue;
@@ -153,12 +169,78 @@ void udp_socket::send(const sockaddr* to, socklen_t tolen, const std::uint8_t* b
       sent += static_cast<std::size_t>(rv);
     }
   }
+  return n;
+}
+
+bool udp_socket::send(const sockaddr* to, socklen_t tolen, const std::uint8_t* buf, const std::size_t* lens,
+                      std::size_t n) {
+  if (!pending_.empty()) {  // keep the order: behind what waits already
+    keep_pending(to, tolen, buf, lens, n);
+    return false;
+  }
+  const std::size_t done = try_send(to, tolen, buf, lens, n);
+  if (done == n) return true;
+  std::size_t off = 0;
+  for (std::size_t k = 0; k < done; ++k) off += lens[k];
+  keep_pending(to, tolen, buf + off, lens + done, n - done);
+  ++send_blocks_;
+  wait_writable();
+  return false;
+}
+
+void udp_socket::keep_pending(const sockaddr* to, socklen_t tolen, const std::uint8_t* buf, const std::size_t* lens,
+                              std::size_t n) {
+  std::size_t bytes = 0;
+  for (std::size_t k = 0; k < n; ++k) bytes += lens[k];
+  if (pending_bytes_ + bytes > max_pending_bytes) {  // bounded: senders stop while blocked
+    send_drops_ += n;
+    return;
+  }
+  pending_run r;
+  std::memcpy(&r.to, to, tolen);
+  r.tolen = tolen;
+  r.bytes.assign(buf, buf + bytes);
+  r.lens.assign(lens, lens + n);
+  pending_bytes_ += bytes;
+  pending_.push_back(std::move(r));
+}
+
+void udp_socket::wait_writable() {
+  if (waiting_writable_ || !sock_.is_open()) return;
+  auto keep = owner_.lock();
+  waiting_writable_ = true;
+  sock_.async_wait(udp::socket::wait_write, [this, keep](boost::system::error_code ec) {
+    waiting_writable_ = false;
+    if (ec || !sock_.is_open()) return;
+    on_writable_ready();
+  });
+}
+
+void udp_socket::on_writable_ready() {
+  while (!pending_.empty()) {
+    pending_run& r = pending_.front();
+    const std::size_t done =
+        try_send(reinterpret_cast<const sockaddr*>(&r.to), r.tolen, r.bytes.data(), r.lens.data(), r.lens.size());
+    if (done < r.lens.size()) {
+      std::size_t off = 0;
+      for (std::size_t k = 0; k < done; ++k) off += r.lens[k];
+      r.bytes.erase(r.bytes.begin(), r.bytes.begin() + static_cast<std::ptrdiff_t>(off));
+      r.lens.erase(r.lens.begin(), r.lens.begin() + static_cast<std::ptrdiff_t>(done));
+      pending_bytes_ -= off;
+      wait_writable();
+      return;
+    }
+    pending_bytes_ -= r.bytes.size();
+    pending_.pop_front();
+  }
+  if (on_writable_) on_writable_();
 }
 
 void udp_socket::start_receive(datagram_handler on_datagram, std::function<void()> on_batch_end,
                                std::shared_ptr<void> keep_alive) {
   on_datagram_ = std::move(on_datagram);
   on_batch_end_ = std::move(on_batch_end);
+  owner_ = keep_alive;
   arm(std::move(keep_alive));
 }
 
@@ -203,6 +285,8 @@ void udp_socket::receive_batches() {
     if (static_cast<std::size_t>(rv) < rx_batch) return;
   }
 }
+
+void udp_socket::set_sendmmsg_for_tests(sendmmsg_fn f) noexcept { sendmmsg_impl = f ? f : ::sendmmsg; }
 
 bool split_host_port(const std::string& address, std::string& host, std::string& port) {
   if (address.empty()) return false;

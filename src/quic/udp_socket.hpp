@@ -10,9 +10,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <system_error>
+#include <vector>
 
 namespace msgtrans::quic_detail {
 
@@ -31,10 +33,19 @@ class udp_socket {
   void close();
 
   /// Sends `n` datagrams laid out back to back in `buf` (the i-th is lens[i] bytes) to
-  /// one address, in as few system calls as possible. Datagrams the kernel refuses
-  /// (full buffer) are dropped and counted: QUIC's loss recovery resends their content.
-  void send(const sockaddr* to, socklen_t tolen, const std::uint8_t* buf, const std::size_t* lens,
+  /// one address, in as few system calls as possible. When the kernel's buffer is full
+  /// (EAGAIN), what it did not take is kept, in order, and goes first once the socket is
+  /// writable again; then the `on_writable` callback runs. Returns false while that is so
+  /// (`blocked()`): callers should stop producing packets until `on_writable`. A datagram
+  /// the kernel refuses for good (an error for that destination) is dropped and counted.
+  bool send(const sockaddr* to, socklen_t tolen, const std::uint8_t* buf, const std::size_t* lens,
             std::size_t n);
+  bool blocked() const noexcept { return !pending_.empty(); }
+  void set_on_writable(std::function<void()> f) { on_writable_ = std::move(f); }
+
+  /// Test hook: replaces ::sendmmsg for every socket (nullptr restores it).
+  using sendmmsg_fn = int (*)(int, mmsghdr*, unsigned, int);
+  static void set_sendmmsg_for_tests(sendmmsg_fn f) noexcept;
 
   /// Receives until close(): `on_datagram` for each datagram, `on_batch_end` after each
   /// batch (the moment to flush what the datagrams produced). `keep_alive` is held while
@@ -44,18 +55,40 @@ class udp_socket {
 
   std::uint64_t send_drops() const noexcept { return send_drops_; }
   std::uint64_t send_calls() const noexcept { return send_calls_; }
+  /// Times a send found the kernel's buffer full and waited for it to drain.
+  std::uint64_t send_blocks() const noexcept { return send_blocks_; }
 
  private:
   void arm(std::shared_ptr<void> keep_alive);
   void receive_batches();
+  // Sends until done or EAGAIN; returns how many datagrams it got past (sent or dropped).
+  std::size_t try_send(const sockaddr* to, socklen_t tolen, const std::uint8_t* buf, const std::size_t* lens,
+                       std::size_t n);
+  void keep_pending(const sockaddr* to, socklen_t tolen, const std::uint8_t* buf, const std::size_t* lens,
+                    std::size_t n);
+  void wait_writable();
+  void on_writable_ready();
+
+  struct pending_run {  // datagrams to one address, back to back
+    sockaddr_storage to;
+    socklen_t tolen;
+    std::vector<std::uint8_t> bytes;
+    std::vector<std::size_t> lens;
+  };
 
   boost::asio::ip::udp::socket sock_;
   datagram_handler on_datagram_;
   std::function<void()> on_batch_end_;
+  std::function<void()> on_writable_;
+  std::weak_ptr<void> owner_;  // what start_receive was given: kept alive by a pending wait
+  std::deque<pending_run> pending_;
+  std::size_t pending_bytes_ = 0;
+  bool waiting_writable_ = false;
   bool gso_ = false;  // UDP_SEGMENT sends
   bool gro_ = false;  // UDP_GRO receives
   std::uint64_t send_drops_ = 0;
   std::uint64_t send_calls_ = 0;
+  std::uint64_t send_blocks_ = 0;
 };
 
 /// Parses "host:port" / "[v6]:port" into host and port; false if malformed.

@@ -1,6 +1,7 @@
 // QUIC transport over real UDP on 127.0.0.1: handshake, echo, sizes, server push,
 // verification, ALPN, idle/keep-alive, close and back-pressure.
 #include "quic_test_util.hpp"
+#include "quic/udp_socket.hpp"
 
 #include <msgtrans/frame_decoder.hpp>
 
@@ -484,6 +485,43 @@ TEST_F(quic_test, udp_buffer_size_sets_the_socket_buffer) {
     const long expected = 2 * (can_force ? size : std::min<long>(size, rmem_max));
     EXPECT_EQ(udp_receive_buffer_of(port), expected) << "udp_buffer_size " << size;
   }
+}
+
+int refused_sends = 0, send_calls = 0;
+int every_third_send_refused(int fd, mmsghdr* m, unsigned n, int flags) {
+  if (++send_calls % 3 == 0) {
+    ++refused_sends;
+    errno = EAGAIN;
+    return -1;
+  }
+  return ::sendmmsg(fd, m, n, flags);
+}
+
+// Both sides' sockets report a full buffer on every third send: connections pause and
+// resume on writability, and every message still arrives once, in order.
+TEST_F(quic_test, full_socket_buffers_pause_and_resume_without_loss) {
+  auto scfg = server_config(cert.path);
+  scfg.connection.max_udp_payload = 1452;
+  test_server srv(ioc, scfg);
+  auto ccfg = client_config(srv.address(), cert.path);
+  ccfg.connection.max_udp_payload = 1452;
+  std::error_code ec;
+  test_owner client;
+  client.attach(connect(ioc, ccfg, ec));
+  ASSERT_FALSE(ec) << ec.message();
+  quic_detail::udp_socket::set_sendmmsg_for_tests(every_third_send_refused);
+  std::vector<byte_buffer> sent;
+  for (std::uint32_t i = 1; i <= 200; ++i) {
+    sent.push_back(make_packet(i, (i * 7919) % 40000));
+    client.send(sent.back());
+  }
+  const bool done = run_until(ioc, [&] { return client.received.size() >= sent.size(); }, 30s);
+  quic_detail::udp_socket::set_sendmmsg_for_tests(nullptr);
+  ASSERT_TRUE(done) << client.received.size() << " of " << sent.size();
+  EXPECT_GT(refused_sends, 10);
+  EXPECT_TRUE(client.received == sent);
+  ASSERT_EQ(srv.owners.size(), 1u);
+  EXPECT_TRUE(srv.owners[0]->received == sent);
 }
 
 }  // namespace

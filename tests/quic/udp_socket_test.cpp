@@ -59,5 +59,65 @@ TEST(udp_socket, gso_sends_a_run_of_datagrams_as_one_message) {
   }
 }
 
+// A sendmmsg that reports a full buffer (EAGAIN) on chosen calls.
+int calls = 0;
+int refuse_every = 0;  // 0: never; n: every n-th call
+int flaky_sendmmsg(int fd, mmsghdr* m, unsigned n, int flags) {
+  if (refuse_every > 0 && ++calls % refuse_every == 0) {
+    errno = EAGAIN;
+    return -1;
+  }
+  return ::sendmmsg(fd, m, n, flags);
+}
+
+struct flaky_sends {
+  explicit flaky_sends(int every) {
+    calls = 0;
+    refuse_every = every;
+    udp_socket::set_sendmmsg_for_tests(flaky_sendmmsg);
+  }
+  ~flaky_sends() {
+    udp_socket::set_sendmmsg_for_tests(nullptr);
+    refuse_every = 0;
+  }
+};
+
+// A full send buffer does not drop datagrams: they wait, in order, for the socket to
+// drain, and the owner hears when it has.
+TEST(udp_socket, full_buffer_keeps_datagrams_until_writable) {
+  boost::asio::io_context ioc;
+  udp_socket s(ioc);
+  ASSERT_FALSE(s.open(boost::asio::ip::udp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0), 1 << 20, false));
+  auto owner = std::make_shared<int>(0);
+  s.start_receive([](const sockaddr*, socklen_t, std::uint8_t*, std::size_t) {}, nullptr, owner);
+  int writable = 0;
+  s.set_on_writable([&] { ++writable; });
+  gro_receiver r;
+  std::vector<std::uint8_t> buf;
+  std::vector<std::size_t> lens;
+  for (std::uint8_t i = 0; i < 8; ++i) {
+    buf.insert(buf.end(), 100, i);
+    lens.push_back(100);
+  }
+  flaky_sends flaky(1);  // the first call (and only it, below) finds the buffer full
+  EXPECT_FALSE(s.send(reinterpret_cast<const sockaddr*>(&r.addr), sizeof r.addr, buf.data(), lens.data(), 4));
+  EXPECT_TRUE(s.blocked());
+  // Sent while blocked: queued behind, not sent ahead.
+  EXPECT_FALSE(s.send(reinterpret_cast<const sockaddr*>(&r.addr), sizeof r.addr, buf.data() + 400, lens.data() + 4, 4));
+  refuse_every = 0;
+  for (int i = 0; i < 100 && writable == 0; ++i) ioc.run_one_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(writable, 1);
+  EXPECT_FALSE(s.blocked());
+  EXPECT_EQ(s.send_blocks(), 1u);
+  EXPECT_EQ(s.send_drops(), 0u);
+  for (std::uint8_t i = 0; i < 8; ++i) {  // all eight, in order
+    std::vector<char> d(2048);
+    const auto n = ::recv(r.fd, d.data(), d.size(), 0);
+    ASSERT_EQ(n, 100);
+    EXPECT_EQ(static_cast<std::uint8_t>(d[0]), i);
+  }
+  s.close();
+}
+
 }  // namespace
 }  // namespace msgtrans::quic_detail
