@@ -14,11 +14,12 @@ std::span<std::byte> frame_decoder::prepare(std::size_t min_free) {
   if (cap_ - end_ < min_free) {
     compact();
     if (cap_ - end_ < min_free) {
-      // Room for the whole frame being assembled (its size is known once its header is
-      // in) plus this read, so a large message costs one allocation, not a doubling
-      // series; otherwise double.
-      std::size_t want = std::max(end_ + min_free, cap_ * 2);
-      if (pending_frame_ > 0) want = std::max(end_ + min_free, pending_frame_ + min_free);
+      // Grow fourfold, up to the size of the frame being assembled (known once its header
+      // is in) plus this read: a large message costs a few allocations and copies of a
+      // third of its size at most, and memory never runs more than four times ahead of the
+      // bytes received (a peer announcing a huge frame and sending nothing gets nothing).
+      std::size_t want = std::max(end_ + min_free, cap_ * 4);
+      if (pending_frame_ > 0) want = std::min(want, std::max(end_ + min_free, pending_frame_ + min_free));
       std::unique_ptr<std::byte[]> bigger(new std::byte[want]);  // uninitialised on purpose
       if (end_ > 0) std::memcpy(bigger.get(), buf_.get(), end_);
       buf_ = std::move(bigger);

@@ -628,7 +628,7 @@ void quic_conn::write(std::span<const bytes_view> packets) {
 int quic_conn::on_recv_stream_data(std::uint32_t, std::int64_t sid, const std::uint8_t* data, std::size_t len) {
   if (stream_id_ < 0 && server_ && ngtcp2_is_bidi_stream(sid) && !ngtcp2_conn_is_local_stream(conn_, sid))
     stream_id_ = sid;
-  if (sid != stream_id_ || decoder_.error() || phase_ > phase::flushing) {
+  if (sid != stream_id_ || decoder_.error() || phase_ > phase::flushing || pending_app_close_) {
     extend_credit(len);  // not ours, or no longer read: consume and forget
     return 0;
   }
@@ -649,9 +649,14 @@ void quic_conn::deliver_packets() {
   if (draining_decoder_ || !owner_) return;
   draining_decoder_ = true;
   auto keep = shared_from_this();
-  auto ec = decoder_.drain([this](bytes_view p) {
-    if (owner_ && phase_ <= phase::flushing) owner_->on_packet(p);
-    return owner_ != nullptr && reading_ && phase_ <= phase::flushing;
+  // A close decided meanwhile (from on_packet, say, inside an ngtcp2 call, where it has to
+  // wait until the call returns) stops delivery at once, as on TCP.
+  auto delivering = [this] {
+    return owner_ != nullptr && reading_ && phase_ <= phase::flushing && !pending_app_close_ && !pending_close_;
+  };
+  auto ec = decoder_.drain([&](bytes_view p) {
+    if (delivering()) owner_->on_packet(p);
+    return delivering();
   });
   draining_decoder_ = false;
   if (decoder_.buffered() == 0 && decoder_.capacity() > 256 * 1024) decoder_.shrink();  // after a big message

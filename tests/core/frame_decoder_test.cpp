@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
 
 #include "support.hpp"
@@ -229,6 +230,30 @@ TEST_P(FrameDecoder, ShrinkDropsMemoryOnlyWhenIdle) {
   EXPECT_EQ(d.capacity(), 0u);
   ASSERT_FALSE(d.feed(s, c.sink()));
   EXPECT_EQ(c.packets.size(), 2u);
+}
+
+// A header announcing a large frame reserves memory only in step with the bytes that
+// actually arrive (at most four times ahead), and a large frame costs a few allocations.
+TEST_P(FrameDecoder, MemoryFollowsTheBytesReceivedNotTheAnnouncedSize) {
+  frame_decoder d(framing(), decode_limits{16 * MiB, 4096});
+  collector c;
+  byte_buffer s;
+  frame(s, framing(), raw_packet(0, 1, "", std::string(8 * MiB, 'x')));
+  ASSERT_FALSE(d.feed(bytes_view(s).first(64), c.sink()));  // the header, and nothing more
+  EXPECT_LE(d.capacity(), 4096u);
+  std::size_t off = 64, grows = 0, last_cap = d.capacity();
+  while (off < s.size()) {
+    const std::size_t n = std::min<std::size_t>(1400, s.size() - off);
+    auto space = d.prepare(n);
+    std::memcpy(space.data(), s.data() + off, n);
+    d.commit(n);
+    off += n;
+    EXPECT_LE(d.capacity(), 4 * off + 4 * 16384) << "at " << off;
+    if (d.capacity() != last_cap) ++grows, last_cap = d.capacity();
+    ASSERT_FALSE(d.drain(c.sink()));
+  }
+  ASSERT_EQ(c.packets.size(), 1u);
+  EXPECT_LE(grows, 8u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Both, FrameDecoder,
