@@ -845,6 +845,8 @@ class ws_listener final : public listener {
     auto acc = std::make_unique<tcp::acceptor>(accept_loop);
     acc->open(ep.protocol(), ec);
     if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec && cfg_.reuse_port)
+      acc->set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
     if (!ec) acc->bind(ep, ec);
     if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
     // "HOST:PORT/PATH": "ws://" + this is the URL clients use.
