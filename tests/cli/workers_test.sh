@@ -92,4 +92,16 @@ set -e
 kill -TERM "$other"
 wait "$other" || true
 other=""
+
+# The same from a config file: `workers = 3`.
+printf 'workers = 3\nthreads = 1\n[listeners]\ntcp = ["127.0.0.1:0"]\n' >"$work/serve.toml"
+"$bin" serve --config "$work/serve.toml" >"$work/out" 2>"$work/err" &
+pid=$!
+wait_for "$work/err" 'workers running' || fail "workers from the config file did not start"
+grep -q '3 workers running' "$work/err" || fail "workers = 3 not applied: $(grep running "$work/err")"
+[ "$(pgrep -P "$pid" | wc -l)" = 3 ] || fail "not 3 worker processes"
+[ "$("$bin" request "tcp://$(awk '{ print $3 }' "$work/out")" "cfg")" = "cfg" ] || fail "request (config file)"
+kill -TERM "$pid"
+wait "$pid" || fail "config-file supervisor did not exit 0"
+pid=""
 echo "workers: 1 passed, 0 failed"
