@@ -1,5 +1,6 @@
 #include "runtime/session_core.hpp"
 
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
@@ -74,7 +75,9 @@ session_core::session_core(session_host& host, asio::io_context& loop, std::uniq
       limits_(opts.limits()),
       server_side_(server_side),
       established_at_(std::chrono::system_clock::now()),
-      timer_(loop) {}
+      timer_(loop) {
+  if (opts.backpressure == backpressure_mode::wait) room_ = std::make_unique<room_wait>();
+}
 
 session_core::~session_core() = default;
 
@@ -119,8 +122,8 @@ std::error_code session_core::send(packet_type type, std::uint32_t response_id, 
   if (check_room(n) && opts_.backpressure == backpressure_mode::wait) {
     // Wait for the queue to drain below the mark (bounded by request_timeout).
     room_waiters_.fetch_add(1);
-    std::unique_lock lock(room_mu_);
-    room_cv_.wait_for(lock, opts_.request_timeout, [&] {
+    std::unique_lock lock(room_->mu);
+    room_->cv.wait_for(lock, opts_.request_timeout, [&] {
       return !check_room(n) || state_.load(std::memory_order_acquire) != state::open;
     });
     room_waiters_.fetch_sub(1);
@@ -156,7 +159,7 @@ std::error_code session_core::enqueue(packet_type type, std::uint32_t id, bytes_
   }
   const std::size_t n = header_size + o.ext_header.size() + body.size();
   if (n > opts_.max_message_size) return errc::message_too_large;
-  if (!admitted && queue_.queued_bytes() > 0 && queue_.queued_bytes() + n > opts_.write_high_water) {
+  if (!admitted && queue().queued_bytes() > 0 && queue().queued_bytes() + n > opts_.write_high_water) {
     host_.counters().queue_full.fetch_add(1, std::memory_order_relaxed);
     // Stop taking input from a peer whose answers cannot be written.
     paused_by_queue_ = true;
@@ -172,9 +175,9 @@ std::error_code session_core::enqueue(packet_type type, std::uint32_t id, bytes_
   v.header.flags = o.flags;
   v.ext_header = o.ext_header;
   v.payload = body;
-  auto out = queue_.append(n, (o.flags & flags::high_priority) != 0);
+  auto out = queue().append(n, (o.flags & flags::high_priority) != 0);
   (void)encode_to(v, out);
-  queued_bytes_.store(queue_.queued_bytes(), std::memory_order_relaxed);
+  queued_bytes_.store(queue().queued_bytes(), std::memory_order_relaxed);
   last_tx_ = clock::now();
   schedule_flush();
   update_reading();
@@ -189,8 +192,8 @@ std::error_code session_core::send_shared(const std::shared_ptr<const byte_buffe
   }
   auto run = [self = shared_from_this(), encoded, high] {
     if (self->state_.load(std::memory_order_relaxed) != state::open) return;
-    self->queue_.append_shared(encoded, high);
-    self->queued_bytes_.store(self->queue_.queued_bytes(), std::memory_order_relaxed);
+    self->queue().append_shared(encoded, high);
+    self->queued_bytes_.store(self->queue().queued_bytes(), std::memory_order_relaxed);
     self->schedule_flush();
     self->update_reading();
   };
@@ -237,7 +240,7 @@ void session_core::request(bytes_view payload, std::chrono::milliseconds timeout
     const std::size_t n = header_size + ext.size() + body.size();
     std::error_code ec;
     if (n > s.opts_.max_message_size) ec = errc::message_too_large;
-    else if (s.queue_.queued_bytes() > 0 && s.queue_.queued_bytes() + n > s.opts_.write_high_water) {
+    else if (s.queue().queued_bytes() > 0 && s.queue().queued_bytes() + n > s.opts_.write_high_water) {
       ec = errc::queue_full;
       s.host_.counters().queue_full.fetch_add(1, std::memory_order_relaxed);
     }
@@ -257,8 +260,8 @@ void session_core::request(bytes_view payload, std::chrono::milliseconds timeout
     v.header.flags = flags;
     v.ext_header = ext;
     v.payload = body;
-    (void)encode_to(v, s.queue_.append(n, (flags & flags::high_priority) != 0));
-    s.queued_bytes_.store(s.queue_.queued_bytes(), std::memory_order_relaxed);
+    (void)encode_to(v, s.queue().append(n, (flags & flags::high_priority) != 0));
+    s.queued_bytes_.store(s.queue().queued_bytes(), std::memory_order_relaxed);
     s.last_tx_ = now;
     s.schedule_flush();
     s.update_reading();
@@ -277,19 +280,19 @@ void session_core::schedule_flush() {
 void session_core::flush() {
   flush_posted_ = false;
   if (writing_ || state_.load(std::memory_order_relaxed) == state::closed) return;
-  if (!queue_.has_pending()) {
+  if (!queue_ || !queue_->has_pending()) {
     if (state_.load(std::memory_order_relaxed) == state::closing) conn_->close(pending_close_);
     return;
   }
   writing_ = true;
-  conn_->write(queue_.take_batch());
+  conn_->write(queue().take_batch());
 }
 
 void session_core::on_write_done() {
   writing_ = false;
-  const std::size_t packets = queue_.batch_count();
-  const std::size_t bytes = queue_.batch_done();
-  queued_bytes_.store(queue_.queued_bytes(), std::memory_order_relaxed);
+  const std::size_t packets = queue().batch_count();
+  const std::size_t bytes = queue().batch_done();
+  queued_bytes_.store(queue().queued_bytes(), std::memory_order_relaxed);
   bytes_out_.store(bytes_out_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
   packets_out_.store(packets_out_.load(std::memory_order_relaxed) + packets, std::memory_order_relaxed);
   batches_out_.store(batches_out_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -300,11 +303,11 @@ void session_core::on_write_done() {
   // Pairs with the waiter's increment (Dekker): either it sees the new queue size, or
   // we see it waiting.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (room_waiters_.load(std::memory_order_relaxed) > 0) {
-    std::lock_guard lock(room_mu_);
-    room_cv_.notify_all();
+  if (room_waiters_.load(std::memory_order_relaxed) > 0) {  // only in backpressure_mode::wait
+    std::lock_guard lock(room_->mu);
+    room_->cv.notify_all();
   }
-  if (queue_.has_pending()) {
+  if (queue().has_pending()) {
     flush();
   } else if (state_.load(std::memory_order_relaxed) == state::closing) {
     conn_->close(pending_close_);
@@ -312,7 +315,7 @@ void session_core::on_write_done() {
 }
 
 void session_core::update_reading() {
-  const std::size_t q = queue_.queued_bytes();
+  const std::size_t q = queue_ ? queue_->queued_bytes() : 0;
   if (!paused_by_queue_ && q >= opts_.write_high_water) paused_by_queue_ = true;
   else if (paused_by_queue_ && q <= opts_.write_high_water / 2) paused_by_queue_ = false;
   const bool want = !paused_by_queue_ && !paused_by_events_;
@@ -420,9 +423,9 @@ void session_core::on_closed(close_info info) {
   if (state_.exchange(state::closed) == state::closed) return;
   auto self = shared_from_this();  // the host drops its reference in session_closed
   timer_.cancel();
-  {
-    std::lock_guard lock(room_mu_);
-    room_cv_.notify_all();
+  if (room_) {
+    std::lock_guard lock(room_->mu);
+    room_->cv.notify_all();
   }
   if (info.reason == close_reason::protocol_error)
     host_.counters().protocol_errors.fetch_add(1, std::memory_order_relaxed);
@@ -457,11 +460,13 @@ void session_core::arm_timer() {
     return;
   }
   timer_.expires_at(next);
-  timer_.async_wait([self = shared_from_this(), next](boost::system::error_code ec) {
+  // Pending for as long as the connection idles: a block of its own size (op_allocator).
+  timer_.async_wait(asio::bind_allocator(op_allocator<void>{}, [self = shared_from_this(),
+                                                                 next](boost::system::error_code ec) {
     if (ec || self->timer_at_ != next) return;  // re-armed or cancelled
     self->timer_at_ = clock::time_point::max();
     self->on_timer();
-  });
+  }));
 }
 
 void session_core::on_timer() {
