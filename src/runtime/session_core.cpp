@@ -250,7 +250,8 @@ void session_core::request(bytes_view payload, std::chrono::milliseconds timeout
     }
     const auto now = clock::now();
     const auto deadline = now + timeout;
-    s.requests_.add(id, now, deadline, std::move(h));
+    if (!s.requests_) s.requests_ = std::make_unique<request_table<response_handler>>();  // first request
+    s.requests_->add(id, now, deadline, std::move(h));
     s.host_.counters().requests_in_flight.fetch_add(1, std::memory_order_relaxed);
     packet_view v;
     v.header.compression = c;
@@ -386,7 +387,8 @@ void session_core::on_packet(bytes_view bytes) {
 
   switch (v->header.type) {
     case packet_type::response: {
-      auto e = requests_.take(v->header.message_id);
+      if (!requests_) return;  // never sent a request: nothing awaits a response
+      auto e = requests_->take(v->header.message_id);
       if (!e) return;  // late (timed out) or unknown: the requester was already told
       c.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
       c.request_latency.record(last_rx_ - e->started);
@@ -437,7 +439,8 @@ void session_core::on_closed(close_info info) {
 
 void session_core::fail_all_requests(std::error_code ec) {
   auto& c = host_.counters();
-  requests_.clear([&](std::uint32_t, auto& e) {
+  if (!requests_) return;
+  requests_->clear([&](std::uint32_t, auto& e) {
     c.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
     complete_later(std::move(e.done), loop_, std::error_code(ec), packet{});
   });
@@ -448,7 +451,7 @@ void session_core::fail_all_requests(std::error_code ec) {
 void session_core::arm_timer() {
   if (state_.load(std::memory_order_relaxed) == state::closed) return;
   auto next = close_deadline_;
-  if (auto d = requests_.next_deadline()) next = std::min(next, *d);
+  if (auto d = requests_ ? requests_->next_deadline() : std::nullopt) next = std::min(next, *d);
   if (opts_.idle_timeout.count() > 0) next = std::min(next, last_rx_ + opts_.idle_timeout);
   if (server_side_ && !got_packet_ && opts_.first_packet_timeout.count() > 0)
     next = std::min(next, established_mono_ + opts_.first_packet_timeout);
@@ -478,7 +481,7 @@ void session_core::on_timer() {
   }
   if (state_.load(std::memory_order_relaxed) != state::open) return;
   auto& c = host_.counters();
-  requests_.expire(now, [&](std::uint32_t, auto& e) {
+  if (requests_) requests_->expire(now, [&](std::uint32_t, auto& e) {
     c.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
     c.request_timeouts.fetch_add(1, std::memory_order_relaxed);
     complete_later(std::move(e.done), loop_, std::error_code(errc::timeout), packet{});

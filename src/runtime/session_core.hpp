@@ -153,7 +153,7 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   std::atomic<std::size_t> queued_bytes_{0};     // mirror of queue_.queued_bytes() for other threads
   std::atomic<std::size_t> posted_bytes_{0};     // cross-thread sends on their way to the loop
   message_id_allocator ids_;
-  request_table<response_handler> requests_;
+  std::unique_ptr<request_table<response_handler>> requests_;  // made by the first request sent
   byte_buffer compress_scratch_;
   byte_buffer rx_scratch_;
 
