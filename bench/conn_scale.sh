@@ -203,7 +203,7 @@ for proto in $protos; do
       printf "\"open_seconds\":%.3f,\"accept_seconds\":%.3f,", topen / 1000, tacc / 1000
       printf "\"server_rss_kib_before\":%d,\"server_rss_kib_after\":%d,\"server_rss_bytes_per_conn\":%.1f,", rb, ra, (ra - rb) * 1024 / nd
       printf "\"tcp_inuse_delta\":%d,\"tcp_mem_bytes_per_conn\":%.1f,", ia - ib, (ma - mb) * 4096 / nd
-      printf "\"slab_bytes_per_conn_both_ends\":%.1f,\"slab_bytes_total_delta\":%d,", (sb >= 0 ? (sa - sb) / nd : -1), sa - sb
+      printf "\"slab_bytes_per_conn_both_ends\":%.1f,\"slab_bytes_total_delta\":%.0f,", (sb >= 0 ? (sa - sb) / nd : -1), sa - sb
       printf "\"fresh_request_us\":%d,\"mem_available_mib_min\":%d,\"limit\":\"%s\"}\n", fresh, memmin, limit
     }')
   echo "  $line" >&2
