@@ -282,7 +282,7 @@ void session_core::flush() {
   flush_posted_ = false;
   if (writing_ || state_.load(std::memory_order_relaxed) == state::closed) return;
   if (!queue_ || !queue_->has_pending()) {
-    if (state_.load(std::memory_order_relaxed) == state::closing) conn_->close(pending_close_);
+    if (state_.load(std::memory_order_relaxed) == state::closing) conn_->close(pending_close());
     return;
   }
   writing_ = true;
@@ -311,7 +311,7 @@ void session_core::on_write_done() {
   if (queue().has_pending()) {
     flush();
   } else if (state_.load(std::memory_order_relaxed) == state::closing) {
-    conn_->close(pending_close_);
+    conn_->close(pending_close());
   }
 }
 
@@ -346,7 +346,7 @@ void session_core::close(close_info info) {
     session_core& s = *self;
     if (s.state_.load() != state::open) return;
     s.state_.store(state::closing, std::memory_order_release);
-    s.pending_close_ = std::move(info);
+    s.pending_close_ = std::make_unique<close_info>(std::move(info));
     // A peer that does not read must not hold the close up forever.
     s.close_deadline_ = clock::now() + std::chrono::seconds(5);
     s.arm_timer();
@@ -475,7 +475,7 @@ void session_core::arm_timer() {
 void session_core::on_timer() {
   const auto now = clock::now();
   if (state_.load(std::memory_order_relaxed) == state::closing) {
-    if (now >= close_deadline_) conn_->close(pending_close_);
+    if (now >= close_deadline_) conn_->close(pending_close());
     else arm_timer();
     return;
   }

@@ -136,7 +136,10 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   std::chrono::system_clock::time_point established_at_;
 
   std::atomic<state> state_{state::open};
-  close_info pending_close_;  // set when closing: what to tell the transport after the flush
+  // Set by close(): what to tell the transport after the flush (made then: most
+  // connections never hold one while idle).
+  std::unique_ptr<close_info> pending_close_;
+  close_info pending_close() const { return pending_close_ ? *pending_close_ : close_info{}; }
   bool started_ = false;
   bool flush_posted_ = false;
   bool writing_ = false;

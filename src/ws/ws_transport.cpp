@@ -640,9 +640,14 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
   std::shared_ptr<const conn_settings> st_;
   std::shared_ptr<ssl::context> tls_;  // outlives the TLS stream
   // Ping, pong and idle deadlines, then the close handshake's; made when first needed.
-  std::unique_ptr<asio::steady_timer> timer_;
-  asio::steady_timer& timer() {
-    if (!timer_) timer_ = std::make_unique<asio::steady_timer>(lowest(stream_).get_executor());
+  // Bound to the loop's own executor type (not any_io_executor): smaller timer, smaller op.
+  using loop_timer = asio::basic_waitable_timer<clock, asio::wait_traits<clock>, asio::io_context::executor_type>;
+  std::unique_ptr<loop_timer> timer_;
+  loop_timer& timer() {
+    if (!timer_) {
+      auto& loop = asio::query(lowest(stream_).get_executor(), asio::execution::context);
+      timer_ = std::make_unique<loop_timer>(static_cast<asio::io_context&>(loop));
+    }
     return *timer_;
   }
   connection_owner* owner_ = nullptr;
