@@ -42,6 +42,7 @@ constexpr milliseconds first_backoff{100};  // delay before the first restart of
 constexpr milliseconds max_backoff{5000};   // doubling stops here
 constexpr auto stable_after = std::chrono::seconds(10);  // a worker that lived this long resets its delay
 constexpr auto stop_grace = std::chrono::seconds(15);    // then SIGKILL: workers stop within ~8 s themselves
+constexpr std::size_t max_workers = 1024;
 
 bool g_info = true, g_warn = true;
 
@@ -128,6 +129,10 @@ struct worker {
 int run_workers(const serve_options& o, const serve_function& serve_one) {
   g_info = !o.quiet && (o.log_level == "info" || o.log_level == "debug");
   g_warn = !o.quiet && o.log_level != "error";
+  if (o.workers > max_workers) {
+    plog("error", "--workers %zu: at most %zu", o.workers, max_workers);
+    return usage;
+  }
   if (!o.quic.empty()) {
     plog("error", "--quic cannot be combined with --workers yet (the QUIC listener cannot share its port)");
     return usage;

@@ -77,6 +77,8 @@ set +e
 "$bin" serve --workers 2 --tcp 127.0.0.1:0 --mode bogus >/dev/null 2>"$work/err"; rc=$?
 [ $rc = 1 ] || fail "a bad --mode should exit 1, got $rc"
 grep -q 'restarting' "$work/err" && fail "a worker that cannot start was restarted"
+"$bin" serve --workers 100000 --tcp 127.0.0.1:0 >/dev/null 2>"$work/err"; rc=$?
+[ $rc = 1 ] || fail "--workers 100000 should exit 1 (at most 1024), got $rc"
 "$bin" serve --workers 2 --quic 127.0.0.1:0 >/dev/null 2>"$work/err"; rc=$?
 [ $rc = 1 ] || fail "--quic with --workers should exit 1 (not supported), got $rc"
 set -e
