@@ -53,6 +53,7 @@ void plog(const char* level, const char* fmt, A... args) {
   std::snprintf(line, sizeof line, fmt, args...);
   std::fprintf(stderr, "serve: %s: %s\n", level, line);
 }
+void plog(const char* level, const char* text) { plog(level, "%s", text); }
 
 struct reservation {
   int fd = -1;
