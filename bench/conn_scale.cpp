@@ -5,11 +5,19 @@
 //
 //   conn_scale HOST:PORT -n N [--ws PATH] [--pid SERVER_PID] [--per-source 5000]
 //              [--window 256] [--hold SECS] [--json]
+//              [--src-offset K] [--timeout SECS] [--hold-until-signal]
 //
-// Source addresses are spread over 127.1.x.y (per-source connections each) with
-// IP_BIND_ADDRESS_NO_PORT, so the kernel picks the port at connect() time and one source
-// address is not limited to the ephemeral port range. WebSocket: the HTTP upgrade is
+// Source addresses are spread over 127.1.x.y (per-source connections each; 127.2.x.y and
+// on past 64,000 addresses) with IP_BIND_ADDRESS_NO_PORT, so the kernel picks the port at
+// connect() time and one source address is not limited to the ephemeral port range.
+// --src-offset K starts at the K-th address, so that several processes (each under its
+// own file-descriptor limit) use disjoint addresses. WebSocket: the HTTP upgrade is
 // written by hand with a fixed Sec-WebSocket-Key.
+//
+// --hold-until-signal (for bench/conn_scale.sh with several processes): opens, prints the
+// open report at once (no server figures, no fresh request: the script measures those
+// for all processes together), holds the connections until SIGTERM or SIGINT, then
+// prints {"dropped":N} (connections the server closed meanwhile) and exits.
 #include <msgtrans/packet.hpp>
 
 #include <arpa/inet.h>
@@ -22,6 +30,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -48,6 +57,9 @@ struct options {
   std::size_t window = 256;
   double hold_s = 2;
   bool json = false;
+  std::size_t src_offset = 0;
+  double timeout_s = 120;
+  bool hold_until_signal = false;
 };
 
 // VmRSS of a process in KiB (0 if unreadable).
@@ -109,7 +121,7 @@ int connect_from(const options& o, std::size_t index) {
   int one = 1;
   setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  const std::size_t k = index / o.per_source;  // source address number
+  const std::size_t k = o.src_offset + index / o.per_source;  // source address number
   sockaddr_in src{};
   src.sin_family = AF_INET;
   src.sin_addr.s_addr = htonl((127u << 24) | (1u << 16) | static_cast<std::uint32_t>(((k / 250) << 8) + k % 250 + 1));
@@ -245,7 +257,7 @@ double fresh_request(const options& o) {
 int usage() {
   std::fprintf(stderr,
                "usage: conn_scale HOST:PORT -n N [--ws PATH] [--pid SERVER_PID] [--per-source 5000] "
-               "[--window 256] [--hold SECS] [--json]\n");
+               "[--window 256] [--hold SECS] [--json] [--src-offset K] [--timeout SECS] [--hold-until-signal]\n");
   return 2;
 }
 
@@ -271,9 +283,19 @@ int main(int argc, char** argv) {
     else if (a == "--window") o.window = std::strtoull(next().c_str(), nullptr, 10);
     else if (a == "--hold") o.hold_s = std::atof(next().c_str());
     else if (a == "--json") o.json = true;
+    else if (a == "--src-offset") o.src_offset = std::strtoull(next().c_str(), nullptr, 10);
+    else if (a == "--timeout") o.timeout_s = std::atof(next().c_str());
+    else if (a == "--hold-until-signal") o.hold_until_signal = true;
     else return usage();
   }
   if (o.per_source == 0 || o.window == 0) return usage();
+  if (o.hold_until_signal) {  // taken by sigwait after the connections are open
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigprocmask(SIG_BLOCK, &sigs, nullptr);
+  }
   rlimit rl{};
   getrlimit(RLIMIT_NOFILE, &rl);
   if (rl.rlim_cur < rl.rlim_max) {
@@ -298,7 +320,7 @@ int main(int argc, char** argv) {
   const std::string req = upgrade_request(o);
   std::size_t next = 0, in_progress = 0, done = 0, failed = 0;
   const auto t0 = clock_type::now();
-  const auto give_up = t0 + std::chrono::seconds(120);
+  const auto give_up = t0 + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.timeout_s));
   std::vector<epoll_event> evs(1024);
   while (done + failed < o.n && clock_type::now() < give_up) {
     while (in_progress < o.window && next < o.n) {
@@ -370,6 +392,28 @@ int main(int argc, char** argv) {
       ++failed;
     }
   close(ep);
+
+  if (o.hold_until_signal) {
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    std::printf("{\"proto\":\"%s\",\"requested\":%zu,\"opened\":%zu,\"failed\":%zu,\"open_seconds\":%.3f}\n",
+                o.ws ? "ws" : "tcp", o.n, done, failed, open_s);
+    std::fflush(stdout);
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    std::size_t dropped = 0;
+    for (int fd : open_fds) {
+      char b;
+      ssize_t r = recv(fd, &b, 1, MSG_DONTWAIT | MSG_PEEK);
+      if (r == 0 || (r < 0 && errno != EAGAIN)) ++dropped;
+    }
+    std::printf("{\"dropped\":%zu}\n", dropped);
+    std::fflush(stdout);
+    for (int fd : open_fds) close(fd);
+    return done == o.n && dropped == 0 ? 0 : 1;
+  }
 
   // Hold, let the server settle, then measure.
   std::this_thread::sleep_for(std::chrono::duration<double>(o.hold_s));

@@ -3,6 +3,7 @@
 #include "commands.hpp"
 #include "metrics_http.hpp"
 #include "serve_config.hpp"
+#include "workers.hpp"
 
 #include <msgtrans/msgtrans.hpp>
 
@@ -13,6 +14,7 @@
 #include <mutex>
 #include <set>
 #include <pthread.h>
+#include <unistd.h>
 
 namespace msgtrans::cli {
 
@@ -22,6 +24,7 @@ namespace {
 /// from several loops never interleave). Per connection at most; never per message.
 enum class log_level { error = 0, warn = 1, info = 2, debug = 3 };
 log_level g_level = log_level::info;
+char g_who[48] = "serve";  // "serve worker 2" in a worker process
 
 template <class... A>
 void slog(log_level l, const char* fmt, A... args) {
@@ -29,7 +32,7 @@ void slog(log_level l, const char* fmt, A... args) {
   static const char* names[] = {"error", "warn", "info", "debug"};
   char line[1024];
   std::snprintf(line, sizeof line, fmt, args...);
-  std::fprintf(stderr, "serve: %s: %s\n", names[static_cast<int>(l)], line);
+  std::fprintf(stderr, "%s: %s: %s\n", g_who, names[static_cast<int>(l)], line);
 }
 void slog(log_level l, const char* text) { slog(l, "%s", text); }
 
@@ -41,6 +44,7 @@ struct chat_rooms {
 
 
 int run_serve(const serve_options& o) {
+  if (o.worker_index > 0) std::snprintf(g_who, sizeof g_who, "serve worker %zu", o.worker_index);
   if (o.quiet) {
     g_level = log_level::error;
   } else if (o.log_level == "error") {
@@ -63,7 +67,11 @@ int run_serve(const serve_options& o) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   server_builder b;
-  for (auto& a : o.tcp) b.listen(tcp_server_config{a});
+  for (auto& a : o.tcp) {
+    tcp_server_config c{a};
+    c.reuse_port = o.reuse_port;
+    b.listen(c);
+  }
   if (o.tls_cert.empty() != o.tls_key.empty()) {
     slog(log_level::error, "--tls-cert and --tls-key go together");
     return usage;
@@ -82,6 +90,7 @@ int run_serve(const serve_options& o) {
     c.allowed_origins = o.ws_origins;
     c.tls_cert_file = o.tls_cert;
     c.tls_key_file = o.tls_key;
+    c.reuse_port = o.reuse_port;
     try {
       b.listen(c);
     } catch (const std::invalid_argument& e) {
@@ -181,7 +190,19 @@ int run_serve(const serve_options& o) {
     slog(log_level::error, "%s", why.c_str());
     return connect_failed;
   }
-  for (auto& [proto, addr] : s.local_addresses()) std::printf("listening %s %s\n", proto.c_str(), addr.c_str());
+  std::string listening;
+  for (auto& [proto, addr] : s.local_addresses()) listening += "listening " + proto + " " + addr + "\n";
+  if (o.ready_fd >= 0) {
+    // A worker: the supervisor prints the lines once for all workers.
+    for (std::size_t off = 0; off < listening.size();) {
+      auto n = ::write(o.ready_fd, listening.data() + off, listening.size() - off);
+      if (n <= 0) break;
+      off += static_cast<std::size_t>(n);
+    }
+    ::close(o.ready_fd);
+  } else {
+    std::fputs(listening.c_str(), stdout);
+  }
   slog(log_level::debug, "mode %s, %zu threads, max %zu connections, max message %zu bytes, idle timeout %gs",
        o.mode.c_str(), o.threads, o.max_connections, o.max_message_size, o.idle_timeout_s);
   std::unique_ptr<metrics_endpoint> metrics;
@@ -229,7 +250,12 @@ void add_serve(CLI::App& app, int& exit_status) {
   cmd->add_option("--ws-origin", o->ws_origins, "accept WebSocket handshakes from this Origin only (repeatable)");
   cmd->add_option("--mode", o->mode, "echo: send everything back; discard: swallow messages, answer requests empty; chat: rooms (\"/join ROOM\", then text goes to the room)")
       ->capture_default_str();
-  cmd->add_option("--threads", o->threads, "event loops (0 = one per hardware thread)")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "event loops (0 = one per hardware thread); per worker with --workers")
+      ->capture_default_str();
+  cmd->add_option("--workers", o->workers,
+                  "N worker processes sharing each TCP/WebSocket port (SO_REUSEPORT), restarted if they die; "
+                  "0 = serve in this process")
+      ->capture_default_str();
   cmd->add_option("--max-connections", o->max_connections, "connections open at once")->capture_default_str();
   cmd->add_option("--max-message-size", o->max_message_size, "largest packet in bytes")->capture_default_str();
   cmd->add_option("--idle-timeout", o->idle_timeout_s, "seconds without traffic before a connection is closed")
@@ -247,7 +273,7 @@ void add_serve(CLI::App& app, int& exit_status) {
         return;
       }
     }
-    exit_status = run_serve(*o);
+    exit_status = o->workers > 0 ? run_workers(*o, run_serve) : run_serve(*o);
   });
 }
 

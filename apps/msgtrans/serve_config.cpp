@@ -2,6 +2,7 @@
 //
 //   mode = "echo"                 # echo, discard or chat
 //   threads = 0
+//   workers = 0                   # N: N worker processes sharing the ports
 //   max_connections = 10000
 //   max_message_size = 16777216
 //   idle_timeout = 300            # seconds
@@ -88,6 +89,7 @@ const std::map<std::string, key_spec>& keys() {
   static const std::map<std::string, key_spec> k = {
       {"mode", {"--mode", text(&serve_options::mode)}},
       {"threads", {"--threads", count(&serve_options::threads)}},
+      {"workers", {"--workers", count(&serve_options::workers)}},
       {"max_connections", {"--max-connections", count(&serve_options::max_connections)}},
       {"max_message_size", {"--max-message-size", count(&serve_options::max_message_size)}},
       {"idle_timeout", {"--idle-timeout", seconds(&serve_options::idle_timeout_s)}},

@@ -26,6 +26,12 @@ struct serve_options {
   std::string metrics;  // HOST:PORT of the Prometheus endpoint, empty = off
   std::string log_level = "info";
   bool quiet = false;
+  std::size_t workers = 0;  // 0: serve in this process; N: N supervised worker processes
+
+  // Set by the supervisor for a worker, not by flags.
+  bool reuse_port = false;        // listeners share their port (SO_REUSEPORT)
+  int ready_fd = -1;              // write the "listening" lines here, then close it
+  std::size_t worker_index = 0;   // 1..N in log lines
 };
 
 /// Reads the TOML file `path` into `o`. A key whose flag `given(flag)` reports as set on

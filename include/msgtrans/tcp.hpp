@@ -21,6 +21,11 @@ struct tcp_server_config {
   /// SO_KEEPALIVE with this idle time (TCP_KEEPIDLE); nullopt turns keep-alive off.
   std::optional<std::chrono::seconds> keepalive = std::chrono::seconds(60);
   bool reuse_address = true;  ///< SO_REUSEADDR on the listening socket
+  /// SO_REUSEPORT on the listening socket: several listeners (in this process or in
+  /// others of the same user) that all set it may bind the same address and port, and
+  /// the kernel spreads new connections over them (`msgtrans serve --workers`).
+  /// Default false: a second bind of the port fails with bind_failed.
+  bool reuse_port = false;
   int backlog = 1024;         ///< listen() backlog
 };
 

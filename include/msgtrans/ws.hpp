@@ -80,6 +80,11 @@ struct ws_server_config {
   /// Both empty (default): ws://. One without the other is a configuration error.
   std::string tls_cert_file;
   std::string tls_key_file;
+  /// SO_REUSEPORT on the listening socket: several listeners (in this process or in
+  /// others of the same user) that all set it may bind the same address and port, and
+  /// the kernel spreads new connections over them (`msgtrans serve --workers`).
+  /// Default false: a second bind of the port fails with bind_failed.
+  bool reuse_port = false;
 };
 
 /// A WebSocket client target. Configuration mistakes make `make_connector` throw

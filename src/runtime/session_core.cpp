@@ -1,5 +1,6 @@
 #include "runtime/session_core.hpp"
 
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
@@ -74,7 +75,9 @@ session_core::session_core(session_host& host, asio::io_context& loop, std::uniq
       limits_(opts.limits()),
       server_side_(server_side),
       established_at_(std::chrono::system_clock::now()),
-      timer_(loop) {}
+      timer_(loop) {
+  if (opts.backpressure == backpressure_mode::wait) room_ = std::make_unique<room_wait>();
+}
 
 session_core::~session_core() = default;
 
@@ -119,8 +122,8 @@ std::error_code session_core::send(packet_type type, std::uint32_t response_id, 
   if (check_room(n) && opts_.backpressure == backpressure_mode::wait) {
     // Wait for the queue to drain below the mark (bounded by request_timeout).
     room_waiters_.fetch_add(1);
-    std::unique_lock lock(room_mu_);
-    room_cv_.wait_for(lock, opts_.request_timeout, [&] {
+    std::unique_lock lock(room_->mu);
+    room_->cv.wait_for(lock, opts_.request_timeout, [&] {
       return !check_room(n) || state_.load(std::memory_order_acquire) != state::open;
     });
     room_waiters_.fetch_sub(1);
@@ -156,7 +159,7 @@ std::error_code session_core::enqueue(packet_type type, std::uint32_t id, bytes_
   }
   const std::size_t n = header_size + o.ext_header.size() + body.size();
   if (n > opts_.max_message_size) return errc::message_too_large;
-  if (!admitted && queue_.queued_bytes() > 0 && queue_.queued_bytes() + n > opts_.write_high_water) {
+  if (!admitted && queue().queued_bytes() > 0 && queue().queued_bytes() + n > opts_.write_high_water) {
     host_.counters().queue_full.fetch_add(1, std::memory_order_relaxed);
     // Stop taking input from a peer whose answers cannot be written.
     paused_by_queue_ = true;
@@ -172,9 +175,9 @@ std::error_code session_core::enqueue(packet_type type, std::uint32_t id, bytes_
   v.header.flags = o.flags;
   v.ext_header = o.ext_header;
   v.payload = body;
-  auto out = queue_.append(n, (o.flags & flags::high_priority) != 0);
+  auto out = queue().append(n, (o.flags & flags::high_priority) != 0);
   (void)encode_to(v, out);
-  queued_bytes_.store(queue_.queued_bytes(), std::memory_order_relaxed);
+  queued_bytes_.store(queue().queued_bytes(), std::memory_order_relaxed);
   last_tx_ = clock::now();
   schedule_flush();
   update_reading();
@@ -189,8 +192,8 @@ std::error_code session_core::send_shared(const std::shared_ptr<const byte_buffe
   }
   auto run = [self = shared_from_this(), encoded, high] {
     if (self->state_.load(std::memory_order_relaxed) != state::open) return;
-    self->queue_.append_shared(encoded, high);
-    self->queued_bytes_.store(self->queue_.queued_bytes(), std::memory_order_relaxed);
+    self->queue().append_shared(encoded, high);
+    self->queued_bytes_.store(self->queue().queued_bytes(), std::memory_order_relaxed);
     self->schedule_flush();
     self->update_reading();
   };
@@ -237,7 +240,7 @@ void session_core::request(bytes_view payload, std::chrono::milliseconds timeout
     const std::size_t n = header_size + ext.size() + body.size();
     std::error_code ec;
     if (n > s.opts_.max_message_size) ec = errc::message_too_large;
-    else if (s.queue_.queued_bytes() > 0 && s.queue_.queued_bytes() + n > s.opts_.write_high_water) {
+    else if (s.queue().queued_bytes() > 0 && s.queue().queued_bytes() + n > s.opts_.write_high_water) {
       ec = errc::queue_full;
       s.host_.counters().queue_full.fetch_add(1, std::memory_order_relaxed);
     }
@@ -247,7 +250,8 @@ void session_core::request(bytes_view payload, std::chrono::milliseconds timeout
     }
     const auto now = clock::now();
     const auto deadline = now + timeout;
-    s.requests_.add(id, now, deadline, std::move(h));
+    if (!s.requests_) s.requests_ = std::make_unique<request_table<response_handler>>();  // first request
+    s.requests_->add(id, now, deadline, std::move(h));
     s.host_.counters().requests_in_flight.fetch_add(1, std::memory_order_relaxed);
     packet_view v;
     v.header.compression = c;
@@ -257,8 +261,8 @@ void session_core::request(bytes_view payload, std::chrono::milliseconds timeout
     v.header.flags = flags;
     v.ext_header = ext;
     v.payload = body;
-    (void)encode_to(v, s.queue_.append(n, (flags & flags::high_priority) != 0));
-    s.queued_bytes_.store(s.queue_.queued_bytes(), std::memory_order_relaxed);
+    (void)encode_to(v, s.queue().append(n, (flags & flags::high_priority) != 0));
+    s.queued_bytes_.store(s.queue().queued_bytes(), std::memory_order_relaxed);
     s.last_tx_ = now;
     s.schedule_flush();
     s.update_reading();
@@ -277,19 +281,19 @@ void session_core::schedule_flush() {
 void session_core::flush() {
   flush_posted_ = false;
   if (writing_ || state_.load(std::memory_order_relaxed) == state::closed) return;
-  if (!queue_.has_pending()) {
-    if (state_.load(std::memory_order_relaxed) == state::closing) conn_->close(pending_close_);
+  if (!queue_ || !queue_->has_pending()) {
+    if (state_.load(std::memory_order_relaxed) == state::closing) conn_->close(pending_close());
     return;
   }
   writing_ = true;
-  conn_->write(queue_.take_batch());
+  conn_->write(queue().take_batch());
 }
 
 void session_core::on_write_done() {
   writing_ = false;
-  const std::size_t packets = queue_.batch_count();
-  const std::size_t bytes = queue_.batch_done();
-  queued_bytes_.store(queue_.queued_bytes(), std::memory_order_relaxed);
+  const std::size_t packets = queue().batch_count();
+  const std::size_t bytes = queue().batch_done();
+  queued_bytes_.store(queue().queued_bytes(), std::memory_order_relaxed);
   bytes_out_.store(bytes_out_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
   packets_out_.store(packets_out_.load(std::memory_order_relaxed) + packets, std::memory_order_relaxed);
   batches_out_.store(batches_out_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -300,19 +304,19 @@ void session_core::on_write_done() {
   // Pairs with the waiter's increment (Dekker): either it sees the new queue size, or
   // we see it waiting.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (room_waiters_.load(std::memory_order_relaxed) > 0) {
-    std::lock_guard lock(room_mu_);
-    room_cv_.notify_all();
+  if (room_waiters_.load(std::memory_order_relaxed) > 0) {  // only in backpressure_mode::wait
+    std::lock_guard lock(room_->mu);
+    room_->cv.notify_all();
   }
-  if (queue_.has_pending()) {
+  if (queue().has_pending()) {
     flush();
   } else if (state_.load(std::memory_order_relaxed) == state::closing) {
-    conn_->close(pending_close_);
+    conn_->close(pending_close());
   }
 }
 
 void session_core::update_reading() {
-  const std::size_t q = queue_.queued_bytes();
+  const std::size_t q = queue_ ? queue_->queued_bytes() : 0;
   if (!paused_by_queue_ && q >= opts_.write_high_water) paused_by_queue_ = true;
   else if (paused_by_queue_ && q <= opts_.write_high_water / 2) paused_by_queue_ = false;
   const bool want = !paused_by_queue_ && !paused_by_events_;
@@ -342,7 +346,7 @@ void session_core::close(close_info info) {
     session_core& s = *self;
     if (s.state_.load() != state::open) return;
     s.state_.store(state::closing, std::memory_order_release);
-    s.pending_close_ = std::move(info);
+    s.pending_close_ = std::make_unique<close_info>(std::move(info));
     // A peer that does not read must not hold the close up forever.
     s.close_deadline_ = clock::now() + std::chrono::seconds(5);
     s.arm_timer();
@@ -383,7 +387,8 @@ void session_core::on_packet(bytes_view bytes) {
 
   switch (v->header.type) {
     case packet_type::response: {
-      auto e = requests_.take(v->header.message_id);
+      if (!requests_) return;  // never sent a request: nothing awaits a response
+      auto e = requests_->take(v->header.message_id);
       if (!e) return;  // late (timed out) or unknown: the requester was already told
       c.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
       c.request_latency.record(last_rx_ - e->started);
@@ -420,9 +425,9 @@ void session_core::on_closed(close_info info) {
   if (state_.exchange(state::closed) == state::closed) return;
   auto self = shared_from_this();  // the host drops its reference in session_closed
   timer_.cancel();
-  {
-    std::lock_guard lock(room_mu_);
-    room_cv_.notify_all();
+  if (room_) {
+    std::lock_guard lock(room_->mu);
+    room_->cv.notify_all();
   }
   if (info.reason == close_reason::protocol_error)
     host_.counters().protocol_errors.fetch_add(1, std::memory_order_relaxed);
@@ -434,7 +439,8 @@ void session_core::on_closed(close_info info) {
 
 void session_core::fail_all_requests(std::error_code ec) {
   auto& c = host_.counters();
-  requests_.clear([&](std::uint32_t, auto& e) {
+  if (!requests_) return;
+  requests_->clear([&](std::uint32_t, auto& e) {
     c.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
     complete_later(std::move(e.done), loop_, std::error_code(ec), packet{});
   });
@@ -445,7 +451,7 @@ void session_core::fail_all_requests(std::error_code ec) {
 void session_core::arm_timer() {
   if (state_.load(std::memory_order_relaxed) == state::closed) return;
   auto next = close_deadline_;
-  if (auto d = requests_.next_deadline()) next = std::min(next, *d);
+  if (auto d = requests_ ? requests_->next_deadline() : std::nullopt) next = std::min(next, *d);
   if (opts_.idle_timeout.count() > 0) next = std::min(next, last_rx_ + opts_.idle_timeout);
   if (server_side_ && !got_packet_ && opts_.first_packet_timeout.count() > 0)
     next = std::min(next, established_mono_ + opts_.first_packet_timeout);
@@ -457,23 +463,25 @@ void session_core::arm_timer() {
     return;
   }
   timer_.expires_at(next);
-  timer_.async_wait([self = shared_from_this(), next](boost::system::error_code ec) {
+  // Pending for as long as the connection idles: a block of its own size (op_allocator).
+  timer_.async_wait(asio::bind_allocator(op_allocator<void>{}, [self = shared_from_this(),
+                                                                 next](boost::system::error_code ec) {
     if (ec || self->timer_at_ != next) return;  // re-armed or cancelled
     self->timer_at_ = clock::time_point::max();
     self->on_timer();
-  });
+  }));
 }
 
 void session_core::on_timer() {
   const auto now = clock::now();
   if (state_.load(std::memory_order_relaxed) == state::closing) {
-    if (now >= close_deadline_) conn_->close(pending_close_);
+    if (now >= close_deadline_) conn_->close(pending_close());
     else arm_timer();
     return;
   }
   if (state_.load(std::memory_order_relaxed) != state::open) return;
   auto& c = host_.counters();
-  requests_.expire(now, [&](std::uint32_t, auto& e) {
+  if (requests_) requests_->expire(now, [&](std::uint32_t, auto& e) {
     c.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
     c.request_timeouts.fetch_add(1, std::memory_order_relaxed);
     complete_later(std::move(e.done), loop_, std::error_code(errc::timeout), packet{});

@@ -3,6 +3,7 @@
 // "any thread" post to it.
 #pragma once
 
+#include "core/op_allocator.hpp"
 #include "core/request_table.hpp"
 #include "core/write_queue.hpp"
 
@@ -129,13 +130,16 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   std::unique_ptr<connection> conn_;
   endpoint_info endpoint_;
   session_id id_;
-  session_options opts_;
+  const session_options& opts_;  // the host's: it outlives its sessions
   decode_limits limits_;
   bool server_side_;
   std::chrono::system_clock::time_point established_at_;
 
   std::atomic<state> state_{state::open};
-  close_info pending_close_;  // set when closing: what to tell the transport after the flush
+  // Set by close(): what to tell the transport after the flush (made then: most
+  // connections never hold one while idle).
+  std::unique_ptr<close_info> pending_close_;
+  close_info pending_close() const { return pending_close_ ? *pending_close_ : close_info{}; }
   bool started_ = false;
   bool flush_posted_ = false;
   bool writing_ = false;
@@ -144,15 +148,21 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   bool reading_ = true;
   bool got_packet_ = false;
 
-  write_queue queue_;
+  std::unique_ptr<write_queue> queue_;  // made by the first send: an idle connection has none
+  write_queue& queue() {
+    if (!queue_) queue_ = std::make_unique<write_queue>();
+    return *queue_;
+  }
   std::atomic<std::size_t> queued_bytes_{0};     // mirror of queue_.queued_bytes() for other threads
   std::atomic<std::size_t> posted_bytes_{0};     // cross-thread sends on their way to the loop
   message_id_allocator ids_;
-  request_table<response_handler> requests_;
+  std::unique_ptr<request_table<response_handler>> requests_;  // made by the first request sent
   byte_buffer compress_scratch_;
   byte_buffer rx_scratch_;
 
-  boost::asio::steady_timer timer_;
+  // Bound to the loop's own executor type (not any_io_executor): smaller timer, smaller op.
+  boost::asio::basic_waitable_timer<clock, boost::asio::wait_traits<clock>, boost::asio::io_context::executor_type>
+      timer_;
   clock::time_point timer_at_ = clock::time_point::max();
   clock::time_point last_rx_;
   clock::time_point last_tx_;
@@ -162,9 +172,13 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   std::atomic<std::uint64_t> packets_in_{0}, packets_out_{0}, bytes_in_{0}, bytes_out_{0}, batches_out_{0};
   std::atomic<std::uint64_t> inbound_open_{0};
 
-  // backpressure_mode::wait: senders on other threads wait here for room.
-  std::mutex room_mu_;
-  std::condition_variable room_cv_;
+  // backpressure_mode::wait: senders on other threads wait here for room. Made only in
+  // that mode (an idle connection should not carry a mutex and a condition variable).
+  struct room_wait {
+    std::mutex mu;
+    std::condition_variable cv;
+  };
+  std::unique_ptr<room_wait> room_;
   std::atomic<int> room_waiters_{0};
 };
 

@@ -1,9 +1,11 @@
 #include "tcp/tcp_connection.hpp"
 
 #include "core/address.hpp"
+#include "core/op_allocator.hpp"
 
 #include <msgtrans/error.hpp>
 
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
@@ -13,43 +15,128 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 namespace {
-constexpr std::size_t min_read = 512;         // an idle connection keeps this little
-constexpr std::size_t max_read = 256 * 1024;  // busy connections grow up to this
+constexpr std::size_t min_read = 512;          // reads behind a partial frame start this small
+constexpr std::size_t max_read = 256 * 1024;   // and grow up to this while they fill
+constexpr std::size_t loop_read = 64 * 1024;   // the per-loop buffer a readable connection reads into
 constexpr auto close_linger = std::chrono::seconds(2);
+
+// One read buffer per thread, that is per loop (a loop runs on one thread), shared by
+// all its connections: a connection waits for readability holding no buffer, then reads
+// here; complete packets are handed on from here, only a partial frame is kept.
+struct loop_buffer {
+  std::unique_ptr<std::byte[]> data;
+  bool busy = false;  // a handler on this thread re-entered a read: use the decoder then
+};
+thread_local loop_buffer t_loop_buffer;
 }  // namespace
 
 struct tcp_connection::state : std::enable_shared_from_this<state> {
-  state(asio::ip::tcp::socket s, const decode_limits& limits, std::string protocol)
-      : sock(std::move(s)), decoder(stream_framing::tcp, limits), timer(sock.get_executor()) {
-    info.protocol = std::move(protocol);
+  state(asio::ip::tcp::socket s, const decode_limits& l, std::string p)
+      : sock(std::move(s)), decoder(stream_framing::tcp, l), limits(l), protocol(std::move(p)) {
     error_code ec;
-    auto l = sock.local_endpoint(ec);
-    if (!ec) info.local_address = to_string(l);
-    auto r = sock.remote_endpoint(ec);
-    if (!ec) info.peer_address = to_string(r);
     sock.non_blocking(true, ec);
   }
 
   asio::ip::tcp::socket sock;
-  frame_decoder decoder;
-  asio::steady_timer timer;  // bounds the lingering close
-  endpoint_info info;
+  frame_decoder decoder;  // holds only a partial frame (or packets held back while paused)
+  decode_limits limits;
+  std::unique_ptr<asio::steady_timer> timer;  // bounds the lingering close; made by it
+  std::string protocol;
   connection_owner* owner = nullptr;  // null once detached or closed
   std::vector<asio::const_buffer> iov;
-  std::size_t read_size = min_read;
+  std::uint32_t read_size = min_read;
   bool reading = true;
   bool read_armed = false;
+  bool streaming = false;  // the last read filled its buffer: keep the decoder's memory
   bool writing = false;
   bool closing = false;
   bool closed = false;
   close_info why;
 
+  endpoint_info info() const {
+    endpoint_info i;
+    i.protocol = protocol;
+    error_code ec;
+    auto l = sock.local_endpoint(ec);
+    if (!ec) i.local_address = to_string(l);
+    auto r = sock.remote_endpoint(ec);
+    if (!ec) i.peer_address = to_string(r);
+    return i;
+  }
+
   void arm_read() {
     if (read_armed || !reading || closing || closed) return;
     read_armed = true;
+    if (decoder.buffered() == 0) {
+      // Nothing partial: wait for readability without a buffer. (Asio re-arms the
+      // descriptor for a wait, so data that came while nobody waited is seen at once.)
+      if (!streaming && decoder.capacity() > 0) decoder.shrink();
+      sock.async_wait(asio::socket_base::wait_read,
+                      asio::bind_allocator(op_allocator<void>{},
+                                           [self = shared_from_this()](error_code ec) { self->on_readable(ec); }));
+      return;
+    }
+    // A partial frame: read straight behind it.
     auto space = decoder.prepare(read_size);
     sock.async_read_some(asio::buffer(space.data(), space.size()),
                          [self = shared_from_this()](error_code ec, std::size_t n) { self->on_read(ec, n); });
+  }
+
+  void on_readable(error_code ec) {
+    read_armed = false;
+    if (closed) return;
+    if (closing) {  // lingering close: discard until EOF
+      if (ec) finish();
+      else arm_linger_read();
+      return;
+    }
+    if (ec) return fail(close_info{close_reason::peer_closed, ec, ec.message()});
+    auto& lb = t_loop_buffer;
+    if (lb.busy) {  // re-entered from a handler on this thread: read into the decoder
+      read_armed = true;
+      auto space = decoder.prepare(read_size);
+      sock.async_read_some(asio::buffer(space.data(), space.size()),
+                           [self = shared_from_this()](error_code ec, std::size_t n) { self->on_read(ec, n); });
+      return;
+    }
+    if (!lb.data) lb.data = std::make_unique<std::byte[]>(loop_read);
+    std::size_t n = sock.read_some(asio::buffer(lb.data.get(), loop_read), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) return arm_read();
+    if (ec) return fail(read_error(ec));
+    streaming = n == loop_read;
+    lb.busy = true;
+    deliver({lb.data.get(), n});
+    lb.busy = false;
+    arm_read();
+  }
+
+  // Hands every whole packet in `data` to the owner, as the decoder would, and keeps the
+  // rest (a partial frame, or packets held back because reading was paused).
+  void deliver(bytes_view data) {
+    const std::byte* p = data.data();
+    std::size_t left = data.size();
+    while (left >= header_size && owner && reading && !closing && !closed) {
+      auto h = decode_header({p, header_size}, limits);
+      if (!h) {
+        begin_close(close_info{close_reason::protocol_error, h.error(), "stream rejected: " + h.error().message()});
+        return;
+      }
+      const auto total = static_cast<std::size_t>(h->total_size());
+      if (left < total) break;
+      owner->on_packet({p, total});
+      p += total;
+      left -= total;
+    }
+    if (left > 0 && !closing && !closed) {
+      auto space = decoder.prepare(left);
+      std::memcpy(space.data(), p, left);
+      decoder.commit(left);
+    }
+  }
+
+  static close_info read_error(error_code ec) {
+    return ec == asio::error::eof ? close_info{close_reason::peer_closed, {}, "peer closed the connection"}
+                                  : close_info{close_reason::peer_closed, ec, ec.message()};
   }
 
   void on_read(error_code ec, std::size_t n) {
@@ -60,16 +147,13 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
       else arm_linger_read();
       return;
     }
-    if (ec) {
-      return fail(ec == asio::error::eof ? close_info{close_reason::peer_closed, {}, "peer closed the connection"}
-                                         : close_info{close_reason::peer_closed, ec, ec.message()});
-    }
+    if (ec) return fail(read_error(ec));
     decoder.commit(n);
-    // Adapt the read size: grow while reads fill it, shrink back when idle.
+    // Adapt the read size: grow while reads fill it, shrink back when they do not.
+    streaming = n == read_size;
     if (n == read_size && read_size < max_read) read_size *= 2;
     else if (n < read_size / 4 && read_size > min_read) read_size /= 2;
     drain();
-    if (decoder.buffered() == 0 && read_size == min_read && decoder.capacity() > 4 * min_read) decoder.shrink();
     arm_read();
   }
 
@@ -156,8 +240,9 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
     if (closing || closed) return;
     closing = true;
     why = std::move(info);
-    timer.expires_after(close_linger);
-    timer.async_wait([self = shared_from_this()](error_code ec) {
+    timer = std::make_unique<asio::steady_timer>(sock.get_executor());
+    timer->expires_after(close_linger);
+    timer->async_wait([self = shared_from_this()](error_code ec) {
       if (!ec) self->finish();
     });
     // Lingering protects data we sent in a graceful close; a peer that broke the
@@ -190,7 +275,7 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
     if (closed) return;
     closed = true;
     error_code ignored;
-    timer.cancel();
+    if (timer) timer->cancel();
     sock.close(ignored);
     if (auto* o = std::exchange(owner, nullptr)) {
       // Report from a fresh handler: the caller may be inside the owner.
@@ -207,7 +292,7 @@ tcp_connection::~tcp_connection() {
   if (!s_->closed) {
     s_->closed = true;
     error_code ignored;
-    s_->timer.cancel();
+    if (s_->timer) s_->timer->cancel();
     s_->sock.close(ignored);
   }
 }
@@ -219,6 +304,6 @@ void tcp_connection::start(connection_owner& owner) {
 void tcp_connection::write(std::span<const bytes_view> packets) { s_->write(packets); }
 void tcp_connection::set_reading(bool enabled) { s_->set_reading(enabled); }
 void tcp_connection::close(close_info info) { s_->begin_close(std::move(info)); }
-endpoint_info tcp_connection::info() const { return s_->info; }
+endpoint_info tcp_connection::info() const { return s_->info(); }
 
 }  // namespace msgtrans::detail

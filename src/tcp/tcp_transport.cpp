@@ -20,6 +20,8 @@ using asio::ip::tcp;
 
 namespace {
 
+using reuse_port_option = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
 void apply_socket_options(tcp::socket& s, bool nodelay, const std::optional<std::chrono::seconds>& keepalive) {
   error_code ignored;
   s.set_option(tcp::no_delay(nodelay), ignored);
@@ -52,6 +54,7 @@ class tcp_listener final : public listener {
     acceptor_.emplace(accept_loop);
     acceptor_->open(ep.protocol(), ec);
     if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(cfg_.reuse_address), ec);
+    if (!ec && cfg_.reuse_port) acceptor_->set_option(reuse_port_option(true), ec);
     if (!ec) acceptor_->bind(ep, ec);
     if (!ec) acceptor_->listen(cfg_.backlog, ec);
     if (ec) {

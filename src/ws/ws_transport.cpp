@@ -9,8 +9,10 @@
 #include <msgtrans/error.hpp>
 #include <msgtrans/ws.hpp>
 
+#include "core/op_allocator.hpp"
 #include "ws/ws_frame.hpp"
 
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -46,6 +48,8 @@ using tls_stream = ssl::stream<tcp::socket>;
 
 tcp::socket& lowest(plain_stream& s) { return s; }
 tcp::socket& lowest(tls_stream& s) { return s.next_layer(); }
+const tcp::socket& lowest(const plain_stream& s) { return s; }
+const tcp::socket& lowest(const tls_stream& s) { return s.next_layer(); }
 
 std::string to_string(const tcp::endpoint& ep) {
   auto a = ep.address();
@@ -123,6 +127,15 @@ constexpr std::size_t copy_threshold = 2048;
 // connections read up to max_read_buffer at once), and it shrinks back when idle.
 constexpr std::size_t initial_read_buffer = 512;
 constexpr std::size_t max_read_buffer = 256 * 1024;
+// A plain (not TLS) connection with nothing buffered waits for readability holding no
+// read buffer, then reads into its loop's buffer (one per thread, that is per loop); it
+// keeps only what is left of a partial frame.
+constexpr std::size_t loop_read_buffer = 64 * 1024;
+struct loop_buffer {
+  byte_buffer buf;
+  bool busy = false;  // a handler on this thread re-entered a read: use the connection's own
+};
+thread_local loop_buffer t_loop_buffer;
 
 template <class Stream>
 class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
@@ -131,18 +144,12 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
           bytes_view leftover)
       : stream_(std::move(stream)),
         st_(std::move(st)),
-        tls_(std::move(tls)),
-        timer_(lowest(stream_).get_executor()),
-        close_timer_(lowest(stream_).get_executor()) {
+        tls_(std::move(tls)) {
     boost::system::error_code ec;
-    info_.protocol = st_->protocol;
-    auto local = lowest(stream_).local_endpoint(ec);
-    if (!ec) info_.local_address = to_string(local);
-    auto peer = lowest(stream_).remote_endpoint(ec);
-    if (!ec) info_.peer_address = to_string(peer);
     lowest(stream_).set_option(tcp::no_delay(true), ec);
-    rbuf_.resize(std::max(initial_read_buffer, leftover.size()));
-    copy_bytes(rbuf_.data(), leftover.data(), leftover.size());
+    // Plain streams read synchronously after a readiness wait: never block there.
+    if constexpr (std::is_same_v<Stream, plain_stream>) lowest(stream_).non_blocking(true, ec);
+    rbuf_.assign(leftover.begin(), leftover.end());  // usually nothing
     rend_ = leftover.size();
   }
 
@@ -182,7 +189,16 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
     if (state_ != state::closed) finish();
   }
 
-  endpoint_info info() const { return info_; }
+  endpoint_info info() const {
+    endpoint_info i;
+    i.protocol = st_->protocol;
+    boost::system::error_code ec;
+    auto local = lowest(stream_).local_endpoint(ec);
+    if (!ec) i.local_address = to_string(local);
+    auto peer = lowest(stream_).remote_endpoint(ec);
+    if (!ec) i.peer_address = to_string(peer);
+    return i;
+  }
 
  private:
   enum class state { open, closing, closed };
@@ -201,6 +217,19 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
   void do_read() {
     // Never from inside process(): it may still move the buffered bytes.
     if (read_in_progress_ || processing_ || !may_read()) return;
+    if constexpr (std::is_same_v<Stream, plain_stream>) {
+      if (rbeg_ == rend_ && !last_read_filled_) {
+        // Idle (not streaming): drop the buffer and wait for readability.
+        byte_buffer().swap(rbuf_);
+        rbeg_ = rend_ = 0;
+        read_in_progress_ = true;
+        lowest(stream_).async_wait(
+            tcp::socket::wait_read,
+            asio::bind_allocator(detail::op_allocator<void>{}, [self = this->shared_from_this()](
+                                                           boost::system::error_code ec) { self->on_readable(ec); }));
+        return;
+      }
+    }
     prepare_read();
     read_in_progress_ = true;
     stream_.async_read_some(
@@ -222,8 +251,46 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
     }
     if (rbuf_.size() < target) {
       const std::size_t cap = st_->max_message + ws::max_header_size;
-      rbuf_.resize(std::max(target, std::min(rbuf_.size() * 2, cap)));
+      rbuf_.resize(std::max(target, std::max(initial_read_buffer, std::min(rbuf_.size() * 2, cap))));
     }
+  }
+
+  // Plain streams: readable after an idle wait. Reads into the loop's buffer, handles the
+  // frames there, and keeps only the unprocessed rest.
+  void on_readable(boost::system::error_code ec) {
+    if (ec || state_ == state::closed) return on_read(ec, 0);
+    auto& lb = t_loop_buffer;
+    if (lb.busy) {  // re-entered: read into our own buffer as before
+      read_in_progress_ = false;
+      last_read_filled_ = true;  // so that do_read takes the buffered path
+      do_read();
+      return;
+    }
+    if (lb.buf.size() < loop_read_buffer) lb.buf.resize(loop_read_buffer);
+    lb.busy = true;
+    rbuf_.swap(lb.buf);  // rbuf_ was empty
+    const std::size_t n = lowest(stream_).read_some(asio::buffer(rbuf_.data(), rbuf_.size()), ec);
+    if (ec) {
+      rbuf_.swap(lb.buf);
+      lb.busy = false;
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        read_in_progress_ = false;
+        return do_read();
+      }
+      return on_read(ec, 0);
+    }
+    read_in_progress_ = false;
+    last_read_filled_ = n == rbuf_.size();
+    rbeg_ = 0;
+    rend_ = n;
+    process();
+    byte_buffer rest(rbuf_.begin() + static_cast<std::ptrdiff_t>(rbeg_), rbuf_.begin() + static_cast<std::ptrdiff_t>(rend_));
+    rbuf_.swap(lb.buf);  // the loop gets its buffer back
+    lb.busy = false;
+    rbuf_.swap(rest);
+    rbeg_ = 0;
+    rend_ = rbuf_.size();
+    do_read();
   }
 
   void on_read(boost::system::error_code ec, std::size_t n) {
@@ -412,9 +479,9 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
   void enter_closing() {
     state_ = state::closing;
     data_pending_ = false;
-    timer_.cancel();
-    close_timer_.expires_after(st_->close_timeout);
-    close_timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
+    // The keep-alive deadlines end here; the same timer bounds the close handshake.
+    timer().expires_after(st_->close_timeout);
+    timer().async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
       if (!ec) self->finish();
     });
   }
@@ -425,8 +492,7 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
     boost::system::error_code ignored;
     lowest(stream_).shutdown(tcp::socket::shutdown_both, ignored);
     lowest(stream_).close(ignored);
-    timer_.cancel();
-    close_timer_.cancel();
+    if (timer_) timer_->cancel();
     frag_ = {};
     auto keep_alive = this->shared_from_this();  // the owner may drop its handle in on_closed
     if (auto* o = std::exchange(owner_, nullptr)) o->on_closed(std::move(final_));
@@ -439,7 +505,7 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
     const bool mask = st_->role == ws::role::client;
     std::byte hdr[ws::max_header_size];
     std::array<std::uint8_t, 4> m{};
-    if (mask) m = masks_.next();
+    if (mask) m = masks().next();
     const std::size_t hl = ws::encode_frame_header(hdr, op, payload.size(), mask ? m.data() : nullptr);
     const std::size_t at = ctl_.size();
     ctl_.insert(ctl_.end(), hdr, hdr + hl);
@@ -483,7 +549,7 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
     if (data_pending_) {
       for (auto p : pending_) {
         if (mask) {
-          auto m = masks_.next();
+          auto m = masks().next();
           pos += ws::encode_frame_header(w + pos, ws::opcode::binary, p.size(), m.data());
           copy_bytes(w + pos, p.data(), p.size());
           ws::apply_mask(w + pos, p.size(), m);
@@ -537,10 +603,11 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
     if (awaiting_pong_) at = std::min(at, pong_deadline_);
     else if (st_->ping_interval.count() > 0) at = std::min(at, next_ping_);
     if (at == clock::time_point::max()) return;
-    timer_.expires_at(at);
-    timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
+    timer().expires_at(at);
+    timer().async_wait(asio::bind_allocator(detail::op_allocator<void>{}, [self = this->shared_from_this()](
+                                                                     boost::system::error_code ec) {
       if (!ec) self->on_keepalive();
-    });
+    }));
   }
 
   void on_keepalive() {
@@ -572,10 +639,18 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
   Stream stream_;
   std::shared_ptr<const conn_settings> st_;
   std::shared_ptr<ssl::context> tls_;  // outlives the TLS stream
-  asio::steady_timer timer_;           // ping, pong and idle deadlines
-  asio::steady_timer close_timer_;     // bounds the close handshake
+  // Ping, pong and idle deadlines, then the close handshake's; made when first needed.
+  // Bound to the loop's own executor type (not any_io_executor): smaller timer, smaller op.
+  using loop_timer = asio::basic_waitable_timer<clock, asio::wait_traits<clock>, asio::io_context::executor_type>;
+  std::unique_ptr<loop_timer> timer_;
+  loop_timer& timer() {
+    if (!timer_) {
+      auto& loop = asio::query(lowest(stream_).get_executor(), asio::execution::context);
+      timer_ = std::make_unique<loop_timer>(static_cast<asio::io_context&>(loop));
+    }
+    return *timer_;
+  }
   connection_owner* owner_ = nullptr;
-  endpoint_info info_;
   state state_ = state::open;
   close_info final_;
 
@@ -600,7 +675,11 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
   bool write_in_progress_ = false;
   bool batch_has_data_ = false;
   bool batch_has_close_ = false;
-  ws::mask_source masks_;
+  std::unique_ptr<ws::mask_source> masks_;  // clients only (they mask), made on first use
+  ws::mask_source& masks() {
+    if (!masks_) masks_ = std::make_unique<ws::mask_source>();
+    return *masks_;
+  }
 
   // close handshake
   bool close_queued_ = false;
@@ -845,6 +924,8 @@ class ws_listener final : public listener {
     auto acc = std::make_unique<tcp::acceptor>(accept_loop);
     acc->open(ep.protocol(), ec);
     if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec && cfg_.reuse_port)
+      acc->set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
     if (!ec) acc->bind(ep, ec);
     if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
     // "HOST:PORT/PATH": "ws://" + this is the URL clients use.

@@ -148,9 +148,11 @@ TEST(TcpFault, StopUnderLoadLosesNothingAccepted) {
       while (go) {
         auto r = cs[i].call(as_bytes("load"), 5s);
         if (!r) break;
-        ++answered;
+        w.update([&] { ++answered; });
       }
     });
+  // The load is on before the stop (else "answered > 0" below races the stop).
+  EXPECT_TRUE(w.wait([&] { return answered.load() > 0; }));
   std::map<std::uint64_t, int> accepted;
   std::vector<session_id> snapshot;
   {

@@ -55,6 +55,37 @@ TEST(Tcp, RequestResponseRoundTrip) {
   EXPECT_GE(st.packets_in, 1u);
 }
 
+TEST(Tcp, ReusePortLetsTwoServersShareOnePort) {
+  auto echo = [](tcp_server_config c) {
+    return server_builder{}.listen(c).threads(1).on_request([](request& r) { (void)r.respond(r.payload); }).build();
+  };
+  tcp_server_config cfg{"127.0.0.1:0"};
+  cfg.reuse_port = true;
+  auto a = echo(cfg);
+  ASSERT_FALSE(a.start());
+  cfg.bind_address = address_of(a);
+  auto without = cfg;
+  without.reuse_port = false;
+  auto b = echo(without);  // the port is taken, and b does not ask to share it
+  std::string why;
+  EXPECT_EQ(b.start(&why), std::error_code(errc::bind_failed)) << why;
+  auto c = echo(cfg);
+  ASSERT_FALSE(c.start(&why)) << why;
+  EXPECT_EQ(address_of(c), address_of(a));
+  // The kernel spreads connections over both servers (by a hash of the addresses): with
+  // 32 connections, all of them landing on one server has odds of 2^-31.
+  for (int i = 0; i < 32; ++i) {
+    client cl = client_builder{}.connect_to(tcp_client_config{address_of(a)}).build();
+    ASSERT_FALSE(cl.connect());
+    auto r = cl.call(as_bytes("shared " + std::to_string(i)));
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(as_string(r->payload), "shared " + std::to_string(i));
+  }
+  EXPECT_GT(a.stats().accepted_total, 0u);
+  EXPECT_GT(c.stats().accepted_total, 0u);
+  EXPECT_EQ(a.stats().accepted_total + c.stats().accepted_total, 32u);
+}
+
 TEST(Tcp, RequestWithCoroutineToken) {
   auto s = make_echo();
   ASSERT_FALSE(s.start());

@@ -126,6 +126,10 @@ class test_server {
   }
 
   asio::io_context& io() { return io_; }
+  int accepted() {
+    std::lock_guard lk(m_);
+    return accepted_;
+  }
 
  private:
   asio::io_context io_;
@@ -871,6 +875,34 @@ TEST(ws_transport, connections_live_on_the_loop_pick_loop_returns) {
   b.stop();
   for (auto& t : threads) t.join();
   owners.clear();  // loops stopped: no handler runs concurrently any more
+}
+
+TEST(ws_transport, reuse_port_lets_two_listeners_share_one_port) {
+  auto cfg = quiet_config();
+  cfg.reuse_port = true;
+  test_server a(cfg);
+  ASSERT_FALSE(a.start_error()) << a.start_detail();
+  auto same = cfg;
+  same.bind = "127.0.0.1:" + std::to_string(a.port());
+  auto without = same;
+  without.reuse_port = false;
+  {
+    test_server b(without);  // the port is taken, and b does not ask to share it
+    EXPECT_EQ(b.start_error(), std::error_code(errc::bind_failed));
+  }
+  test_server c(same);
+  ASSERT_FALSE(c.start_error()) << c.start_detail();
+  EXPECT_EQ(c.port(), a.port());
+  // The kernel spreads connections over both listeners (by a hash of the addresses):
+  // with 32 connections, all of them landing on one listener has odds of 2^-31.
+  std::vector<std::unique_ptr<raw_client>> clients;
+  for (std::uint32_t i = 0; i < 32; ++i) {
+    clients.push_back(open_client(a.port()));
+    EXPECT_TRUE(clients.back()->echo_ok(i + 1));
+  }
+  EXPECT_GT(a.accepted(), 0);
+  EXPECT_GT(c.accepted(), 0);
+  EXPECT_EQ(a.accepted() + c.accepted(), 32);
 }
 
 TEST(ws_transport, listener_configuration_errors) {
