@@ -129,6 +129,11 @@ std::string apply(const toml::table& t, const std::string& prefix, serve_options
   return "";
 }
 
+std::string parse_error_text(const std::string& name, const toml::parse_error& e) {
+  auto& b = e.source().begin;
+  return name + ":" + std::to_string(b.line) + ":" + std::to_string(b.column) + ": " + std::string(e.description());
+}
+
 }  // namespace
 
 std::string load_serve_config(const std::string& path, serve_options& o,
@@ -137,10 +142,20 @@ std::string load_serve_config(const std::string& path, serve_options& o,
   try {
     t = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
-    auto& b = e.source().begin;
-    return path + ":" + std::to_string(b.line) + ":" + std::to_string(b.column) + ": " + std::string(e.description());
+    return parse_error_text(path, e);
   }
   return apply(t, "", o, given, path);
+}
+
+std::string parse_serve_config(std::string_view text, const std::string& name, serve_options& o,
+                               const std::function<bool(const std::string& flag)>& given) {
+  toml::table t;
+  try {
+    t = toml::parse(text, name);
+  } catch (const toml::parse_error& e) {
+    return parse_error_text(name, e);
+  }
+  return apply(t, "", o, given, name);
 }
 
 }  // namespace msgtrans::cli
