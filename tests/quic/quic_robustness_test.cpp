@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdio>
 #include <list>
+#include <ostream>
 #include <random>
 #include <sys/wait.h>
 #include <thread>
@@ -79,6 +80,10 @@ struct path_faults {
   double drop = 0, duplicate = 0, reorder = 0;
   std::chrono::milliseconds max_delay{4};
 };
+void PrintTo(const path_faults& f, std::ostream* os) {
+  *os << "drop " << f.drop << ", duplicate " << f.duplicate << ", delay " << f.reorder << " (up to "
+      << f.max_delay.count() << " ms)";
+}
 
 // A UDP relay between one client and the server with `path_faults` on both directions,
 // from a seeded generator (the same sequence of decisions every run; which datagram meets
