@@ -352,14 +352,11 @@ TEST_F(quic_robustness, ten_percent_lossy_path_carries_messages_and_requests_bot
               static_cast<long long>(took.count()), describe(path.relay).c_str());
 }
 
-// Documents a known bug in src/quic (found by fuzz_quic_read_path; src/quic is being
-// changed elsewhere, so it is reported rather than fixed here). When the owner closes the
-// connection from inside on_packet, as a session does on a packet it refuses, quic_conn
-// defers the close until ngtcp2 returns (pending_app_close_) and deliver_packets() goes on
-// handing the owner every frame already received in the same STREAM data. The TCP
-// transport stops delivering at once (tcp_connection::drain checks `closing`). Enable
-// this test when deliver_packets() stops on a pending close.
-TEST_F(quic_robustness, DISABLED_close_from_on_packet_stops_delivery) {
+// An owner that closes the connection from inside on_packet (as a session does on a
+// packet it refuses) gets no further packet, even those already received in the same
+// STREAM data, as on TCP. Found by fuzz_quic_read_path: quic_conn deferred that close
+// until ngtcp2 returned and went on delivering meanwhile (fixed in 3461bec).
+TEST_F(quic_robustness, close_from_on_packet_stops_delivery) {
   test_server srv(ioc, server_config(cert.path), false);
   srv.on_accept_hook = [&](test_owner& o) {
     o.on_packet_hook = [&o](bytes_view) { o.conn->close({close_reason::protocol_error, {}, "refused", 0}); };
