@@ -40,7 +40,8 @@ bool same(const serve_options& a, const serve_options& b) {
          a.ws_pong_timeout_s == b.ws_pong_timeout_s && a.ws_origins == b.ws_origins && a.mode == b.mode &&
          a.threads == b.threads && a.max_connections == b.max_connections &&
          a.max_message_size == b.max_message_size && a.idle_timeout_s == b.idle_timeout_s &&
-         a.metrics == b.metrics && a.log_level == b.log_level && a.quiet == b.quiet;
+         a.metrics == b.metrics && a.log_level == b.log_level && a.quiet == b.quiet && a.workers == b.workers &&
+         a.reuse_port == b.reuse_port && a.ready_fd == b.ready_fd && a.worker_index == b.worker_index;
 }
 
 const std::string name = "fuzz.toml";
