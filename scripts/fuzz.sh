@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target in build-sanitize/bin for SECONDS each (default 60),
-# seeded from ../shared/fixtures/wire and fuzz/corpus/<target>. Fails on any crash,
+# seeded from ../shared/fixtures/wire and fuzz/corpus/<target> (a target is registered by
+# being built there: fuzz/CMakeLists.txt). Fails on any crash,
 # leak or sanitizer report, and prints the input that caused it (to turn into a
 # regression test). Reports executions and the corpus each run ended with.
 set -euo pipefail
@@ -25,7 +26,8 @@ for t in "${targets[@]}"; do
     exit 1
   fi
   execs=$(grep 'stat::number_of_executed_units' "$work/log" | awk '{print $2}')
-  echo "  executions ${execs}, corpus $(ls "$work/corpus" | wc -l) inputs, $(grep 'stat::peak_rss_mb' "$work/log" | awk '{print $2}') MB peak"
+  rate=$(grep 'stat::average_exec_per_sec' "$work/log" | awk '{print $2}')
+  echo "  executions ${execs} (${rate}/s), corpus $(ls "$work/corpus" | wc -l) inputs, $(grep 'stat::peak_rss_mb' "$work/log" | awk '{print $2}') MB peak"
   total=$((total + seconds))
   rm -rf "$work"
 done

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace msgtrans::cli {
@@ -39,5 +40,10 @@ struct serve_options {
 /// the file, the key and what is wrong (unknown keys included), or "" on success.
 std::string load_serve_config(const std::string& path, serve_options& o,
                               const std::function<bool(const std::string& flag)>& given);
+
+/// The same for TOML `text` that did not come from a file; `name` stands for the file
+/// name in error texts.
+std::string parse_serve_config(std::string_view text, const std::string& name, serve_options& o,
+                               const std::function<bool(const std::string& flag)>& given);
 
 }  // namespace msgtrans::cli
