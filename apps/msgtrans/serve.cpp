@@ -7,6 +7,7 @@
 
 #include <msgtrans/msgtrans.hpp>
 
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -230,6 +231,18 @@ int run_serve(const serve_options& o) {
 
 }  // namespace
 
+// A duration flag in seconds: finite, 0..1e9 (as in the config file), so converting it
+// to milliseconds is defined.
+const CLI::Validator seconds_flag(
+    [](std::string& text) -> std::string {
+      char* end = nullptr;
+      const double v = std::strtod(text.c_str(), &end);
+      if (end == text.c_str() || *end != '\0' || !std::isfinite(v) || v < 0 || v > 1e9)
+        return "expected seconds from 0 to 1e9, got " + text;
+      return "";
+    },
+    "SECONDS");
+
 void add_serve(CLI::App& app, int& exit_status) {
   auto o = std::make_shared<serve_options>();
   auto* cmd = app.add_subcommand("serve", "Run a server (echo by default) on one or more listeners");
@@ -244,8 +257,10 @@ void add_serve(CLI::App& app, int& exit_status) {
                   "PEM certificate chain: --ws listeners speak wss://, --quic uses it (default: self-signed for localhost)");
   cmd->add_option("--tls-key", o->tls_key, "PEM private key for --tls-cert");
   cmd->add_option("--ws-ping-interval", o->ws_ping_interval_s, "seconds between WebSocket pings (0 = none)")
+      ->check(seconds_flag)
       ->capture_default_str();
   cmd->add_option("--ws-pong-timeout", o->ws_pong_timeout_s, "seconds a ping may wait for its pong")
+      ->check(seconds_flag)
       ->capture_default_str();
   cmd->add_option("--ws-origin", o->ws_origins, "accept WebSocket handshakes from this Origin only (repeatable)");
   cmd->add_option("--mode", o->mode, "echo: send everything back; discard: swallow messages, answer requests empty; chat: rooms (\"/join ROOM\", then text goes to the room)")
@@ -259,6 +274,7 @@ void add_serve(CLI::App& app, int& exit_status) {
   cmd->add_option("--max-connections", o->max_connections, "connections open at once")->capture_default_str();
   cmd->add_option("--max-message-size", o->max_message_size, "largest packet in bytes")->capture_default_str();
   cmd->add_option("--idle-timeout", o->idle_timeout_s, "seconds without traffic before a connection is closed")
+      ->check(seconds_flag)
       ->capture_default_str();
   cmd->add_option("--metrics", o->metrics, "serve Prometheus metrics at http://HOST:PORT/metrics");
   cmd->add_option("--log-level", o->log_level, "stderr log level: error, warn, info (connection open/close) or debug")
