@@ -3,10 +3,10 @@
 // keeps only a partial frame. These tests cut the byte stream where that path has edges
 // (inside a header, inside a body, across the loop buffer, a message far bigger than it)
 // and measure what an idle connection costs.
+#include "support/heap_probe.hpp"
 #include "support/test_support.hpp"
 
 #include <arpa/inet.h>
-#include <malloc.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -121,12 +121,7 @@ TEST(TcpReadPath, IdleConnectionCostsUnder2KiBOfHeap) {
   };
   std::vector<int> fds;
   fds.reserve(1100);
-  open_n(fds, 100);  // warm-up: the loop's buffers, tables and caches exist already
-  const auto before = mallinfo2().uordblks;
-  constexpr std::size_t n = 1000;
-  open_n(fds, n);
-  const auto after = mallinfo2().uordblks;
-  const double per_connection = static_cast<double>(after - before) / n;
+  const double per_connection = heap_per_connection([&](std::size_t k) { open_n(fds, k); }, 1000);
   std::printf("server heap per idle TCP connection: %.0f bytes\n", per_connection);
   EXPECT_LT(per_connection, 2048.0);
   for (int fd : fds) ::close(fd);

@@ -1,12 +1,13 @@
 // What an idle WebSocket connection costs the server: at most 2 KiB of heap (issue 6's
 // goal is 2 KiB of RSS). The clients are plain blocking sockets that do the HTTP upgrade
 // by hand, so they allocate nothing themselves.
+#include "support/heap_probe.hpp"
+
 #include <msgtrans/msgtrans.hpp>
 
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
-#include <malloc.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -66,12 +67,7 @@ TEST(WsIdleMemory, IdleConnectionCostsUnder2KiBOfHeap) {
   };
   std::vector<int> fds;
   fds.reserve(1100);
-  open_n(fds, 100);  // warm-up: the loop's buffers, tables and caches exist already
-  const auto before = mallinfo2().uordblks;
-  constexpr std::size_t n = 1000;
-  open_n(fds, n);
-  const auto after = mallinfo2().uordblks;
-  const double per_connection = static_cast<double>(after - before) / n;
+  const double per_connection = test::heap_per_connection([&](std::size_t k) { open_n(fds, k); }, 1000);
   std::printf("server heap per idle WebSocket connection: %.0f bytes\n", per_connection);
   EXPECT_LT(per_connection, 2048.0);
   for (int fd : fds) ::close(fd);
