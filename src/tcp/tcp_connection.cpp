@@ -82,14 +82,21 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
                          [self = shared_from_this()](error_code ec, std::size_t n) { self->on_read(ec, n); });
   }
 
-  void on_readable(error_code ec) {
+  // How every read completion starts: false if the connection is closed, or lingering in
+  // a close (then it goes on discarding until EOF).
+  bool still_reading(error_code ec) {
     read_armed = false;
-    if (closed) return;
+    if (closed) return false;
     if (closing) {  // lingering close: discard until EOF
       if (ec) finish();
       else arm_linger_read();
-      return;
+      return false;
     }
+    return true;
+  }
+
+  void on_readable(error_code ec) {
+    if (!still_reading(ec)) return;
     if (ec) return fail(close_info{close_reason::peer_closed, ec, ec.message()});
     auto& lb = t_loop_buffer;
     if (lb.busy) {  // re-entered from a handler on this thread: read into the decoder
@@ -140,13 +147,7 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
   }
 
   void on_read(error_code ec, std::size_t n) {
-    read_armed = false;
-    if (closed) return;
-    if (closing) {  // lingering close: discard until EOF
-      if (ec) finish();
-      else arm_linger_read();
-      return;
-    }
+    if (!still_reading(ec)) return;
     if (ec) return fail(read_error(ec));
     decoder.commit(n);
     // Adapt the read size: grow while reads fill it, shrink back when they do not.
