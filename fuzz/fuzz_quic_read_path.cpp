@@ -24,6 +24,7 @@
 // client gets every byte onto the stream unless the server closed the connection; and
 // the session counts exactly the packets a reference reading of the stream yields (the
 // valid frames before the first bad one: framing, packet or compression error).
+#include "echo_session_host.hpp"
 #include "quic/quic_conn.hpp"
 #include "quic/tls.hpp"
 #include "runtime/session_core.hpp"
@@ -70,20 +71,7 @@ using datagram = std::vector<std::uint8_t>;
 // The server side: a conn_host that queues datagrams for the client and, once the
 // handshake completes, hands the connection to a session (as endpoint + runtime do).
 
-class echo_host final : public detail::session_host {
- public:
-  void session_established(detail::session_core&) override {}
-  void session_message(detail::session_core& s, const message& m) override {
-    (void)s.send(packet_type::one_way, 0, m.payload, send_options{m.biz_type(), m.ext_header, m.header.flags});
-  }
-  void session_request(detail::session_core&, msgtrans::request& r) override {
-    (void)r.respond(r.payload, send_options{r.biz_type(), r.ext_header, r.header.flags, r.header.compression});
-  }
-  void session_closed(detail::session_core&, const close_info&) override { closed = true; }
-  detail::host_counters& counters() noexcept override { return counters_; }
-  bool closed = false;
-  detail::host_counters counters_;
-};
+using echo_host = fuzz::echo_session_host;
 
 struct server_host final : conn_host {
   boost::asio::io_context& io;

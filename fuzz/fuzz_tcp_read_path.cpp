@@ -2,6 +2,7 @@
 // the TCP frame decoder, handed to a real session (validation, decompression, request /
 // one-way dispatch, responder, encoding into the write queue), and the session's writes
 // go to an in-memory connection. Handlers echo, as `msgtrans serve` does.
+#include "echo_session_host.hpp"
 #include "runtime/session_core.hpp"
 
 #include <msgtrans/frame_decoder.hpp>
@@ -41,20 +42,7 @@ class memory_connection final : public connection {
   std::shared_ptr<wire> w_;
 };
 
-class echo_host final : public detail::session_host {
- public:
-  void session_established(detail::session_core&) override {}
-  void session_message(detail::session_core& s, const message& m) override {
-    (void)s.send(packet_type::one_way, 0, m.payload, send_options{m.biz_type(), m.ext_header, m.header.flags});
-  }
-  void session_request(detail::session_core&, msgtrans::request& r) override {
-    (void)r.respond(r.payload, send_options{r.biz_type(), r.ext_header, r.header.flags, r.header.compression});
-  }
-  void session_closed(detail::session_core&, const close_info&) override { closed = true; }
-  detail::host_counters& counters() noexcept override { return counters_; }
-  bool closed = false;
-  detail::host_counters counters_;
-};
+using echo_host = fuzz::echo_session_host;
 
 }  // namespace
 
