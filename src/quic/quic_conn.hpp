@@ -144,6 +144,7 @@ class quic_conn : public std::enable_shared_from_this<quic_conn> {
   std::shared_ptr<conn_host> host_;
   conn_config cfg_;
   bool server_;
+  bool pacing_ = true;  // off on a loopback path (flush())
   phase phase_ = phase::handshake;
   ngtcp2_conn* conn_ = nullptr;
   gnutls_session_t tls_ = nullptr;
@@ -172,7 +173,8 @@ class quic_conn : public std::enable_shared_from_this<quic_conn> {
   std::uint64_t pending_credit_ = 0;
 
   int in_lib_ = 0;  // > 0 while inside an ngtcp2 call (callbacks may not call it back)
-  bool flush_scheduled_ = false;
+  bool flush_scheduled_ = false;  // a flush is posted
+  bool flush_wanted_ = false;     // something happened since the last flush
   bool established_pending_ = false;
   std::optional<close_info> pending_close_;      // decided inside a callback, done after it
   std::optional<close_info> pending_app_close_;  // close() called from on_packet

@@ -70,6 +70,7 @@ class send_buffer {
   }
 
   bool has_unsent() const noexcept { return sent_ < end_; }
+  std::uint64_t unsent_bytes() const noexcept { return end_ - sent_; }
   /// Bytes written but not yet acknowledged (what back-pressure counts).
   std::uint64_t unacked() const noexcept { return end_ - acked_; }
   bool all_acked() const noexcept { return acked_ == end_; }

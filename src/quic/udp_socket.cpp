@@ -32,6 +32,27 @@ struct rx_buffers {
   std::array<iovec, rx_batch> iov;
   std::array<mmsghdr, rx_batch> msgs;
   std::array<std::array<char, CMSG_SPACE(sizeof(int))>, rx_batch> ctrl;
+  std::size_t used = rx_batch;  // headers the kernel filled in last time, to be reset
+
+  rx_buffers() {
+    for (std::size_t i = 0; i < rx_batch; ++i) {
+      iov[i] = {data[i].data(), rx_size};
+      msgs[i] = {};
+      msgs[i].msg_hdr.msg_name = &from[i];
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_control = ctrl[i].data();
+    }
+  }
+  // recvmmsg overwrites only the lengths and flags of the messages it filled.
+  void reset() {
+    for (std::size_t i = 0; i < used; ++i) {
+      msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+      msgs[i].msg_hdr.msg_controllen = ctrl[i].size();
+      msgs[i].msg_hdr.msg_flags = 0;
+    }
+    used = 0;
+  }
 };
 
 // Segment size of a GRO-coalesced message, or 0.
@@ -256,18 +277,10 @@ void udp_socket::receive_batches() {
   thread_local std::unique_ptr<rx_buffers> tl = std::make_unique<rx_buffers>();
   rx_buffers& b = *tl;
   for (std::size_t round = 0; round < rx_batches_per_wakeup && sock_.is_open(); ++round) {
-    for (std::size_t i = 0; i < rx_batch; ++i) {
-      b.iov[i] = {b.data[i].data(), rx_size};
-      b.msgs[i] = {};
-      b.msgs[i].msg_hdr.msg_name = &b.from[i];
-      b.msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
-      b.msgs[i].msg_hdr.msg_iov = &b.iov[i];
-      b.msgs[i].msg_hdr.msg_iovlen = 1;
-      b.msgs[i].msg_hdr.msg_control = b.ctrl[i].data();
-      b.msgs[i].msg_hdr.msg_controllen = b.ctrl[i].size();
-    }
+    b.reset();
     int rv = ::recvmmsg(sock_.native_handle(), b.msgs.data(), rx_batch, MSG_DONTWAIT, nullptr);
     if (rv <= 0) return;  // EAGAIN: wait for the next readiness
+    b.used = static_cast<std::size_t>(rv);
     for (int i = 0; i < rv && sock_.is_open(); ++i) {
       auto& h = b.msgs[static_cast<std::size_t>(i)];
       if (h.msg_hdr.msg_flags & MSG_TRUNC) continue;  // larger than any packet we accept
