@@ -8,11 +8,11 @@
 /// accepts "msgtrans" or no ALPN at all, and refuses any other with a TLS
 /// no_application_protocol alert (a CONNECTION_CLOSE with CRYPTO_ERROR 0x178).
 ///
-/// Threading: a listener owns one UDP socket and lives on the runtime's accept loop; every
-/// connection of that listener lives on the same loop (QUIC demultiplexes many
-/// connections over one socket, and handing datagrams between threads would cost more
-/// than it saves on this workload). Each client connection owns its own UDP socket on the
-/// loop it was connected on.
+/// Threading: a listener has one UDP socket per runtime loop, all bound to its port
+/// (quic_server_config::sockets); each connection lives on the loop of the socket its
+/// datagrams arrive on, which the kernel picks by connection ID. No datagram is handed
+/// between threads. Each client connection owns its own UDP socket on the loop it was
+/// connected on.
 ///
 /// The server can send as soon as the handshake completes: the client announces the
 /// stream at once with an empty STREAM frame, and anything the server writes before that
@@ -94,6 +94,14 @@ struct quic_server_config {
   /// Handshakes in progress past which new clients are sent a Retry even when `retry` is
   /// off, so a flood of Initials cannot commit unbounded state. Default 512.
   std::size_t max_pending_handshakes = 512;
+  /// UDP sockets on the port, one per runtime loop, so connections are spread over the
+  /// loops as TCP's are. They share the port with SO_REUSEPORT, and a classic BPF program
+  /// makes the kernel give each datagram to the socket of its connection: every
+  /// connection ID the server issues starts with a byte that names its socket, so
+  /// connections survive address changes (NAT rebinding) and none is ever handed between
+  /// threads. 0 (the default): as many as the runtime has loops (at most 64). 1: one
+  /// socket, every connection on the accept loop.
+  std::size_t sockets = 0;
   quic_connection_options connection;
 };
 

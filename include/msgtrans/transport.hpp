@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <vector>
 
 namespace msgtrans {
 
@@ -97,6 +98,9 @@ class connection {
 struct transport_context {
   /// Limits the transport enforces while framing (from the header, before buffering).
   decode_limits limits;
+  /// Every loop of the runtime, the accept loop first (empty: only the accept loop). For
+  /// a listener that spreads its own work over the loops, as QUIC does (a socket per loop).
+  std::vector<boost::asio::io_context*> loops;
 };
 
 /// Accepts connections for a server.

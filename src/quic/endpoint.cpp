@@ -1,13 +1,16 @@
-// QUIC listener: the UDP endpoint and its routing. All connections of an endpoint live on
-// the endpoint's loop (see quic.hpp for why).
+// QUIC listener: UDP endpoints (one per runtime loop, sharing the port) and their routing.
+// All connections of an endpoint live on the endpoint's loop.
 #include "quic/endpoint.hpp"
 
 #include <msgtrans/error.hpp>
 
 #include <boost/asio/ip/udp.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
 #include <ngtcp2/ngtcp2_crypto.h>
+
+#include <future>
 
 namespace msgtrans::quic_detail {
 namespace asio = boost::asio;
@@ -18,31 +21,58 @@ constexpr std::size_t max_resets_per_second = 256;
 constexpr auto retry_token_lifetime = std::chrono::seconds(10);
 }  // namespace
 
-endpoint::endpoint(asio::io_context& loop, const quic_server_config& cfg, const transport_context& ctx)
-    : loop_(loop), cfg_(cfg), sock_(loop) {
-  conn_cfg_.opts = cfg.connection;
-  conn_cfg_.handshake_timeout = cfg.handshake_timeout;
-  conn_cfg_.limits = ctx.limits;
-  random_bytes(conn_cfg_.secret.data(), conn_cfg_.secret.size());
+endpoint_group::endpoint_group(const quic_server_config& cfg, const transport_context& ctx, std::size_t n)
+    : count(n) {
+  conn_cfg.opts = cfg.connection;
+  conn_cfg.handshake_timeout = cfg.handshake_timeout;
+  conn_cfg.limits = ctx.limits;
+  conn_cfg.steer_count = static_cast<std::uint8_t>(n);
+  random_bytes(conn_cfg.secret.data(), conn_cfg.secret.size());
 }
 
-std::error_code endpoint::start(listener::accept_handler on_accept, std::string& detail) {
+endpoint::endpoint(asio::io_context& loop, const quic_server_config& cfg, const transport_context& ctx)
+    : endpoint(loop, cfg, std::make_shared<endpoint_group>(cfg, ctx, 1), 0) {}
+
+endpoint::endpoint(asio::io_context& loop, const quic_server_config& cfg, std::shared_ptr<endpoint_group> group,
+                   std::size_t index)
+    : loop_(loop), cfg_(cfg), group_(std::move(group)), conn_cfg_(group_->conn_cfg), sock_(loop) {
+  conn_cfg_.steer_index = static_cast<std::uint8_t>(index);
+}
+
+namespace {
+std::error_code resolve_bind(asio::io_context& loop, const std::string& address, udp::endpoint& out,
+                             std::string& detail) {
   std::string host, port;
-  if (!split_host_port(cfg_.bind_address, host, port)) {
-    detail = "quic_server_config.bind_address: expected host:port, got \"" + cfg_.bind_address + "\"";
+  if (!split_host_port(address, host, port)) {
+    detail = "quic_server_config.bind_address: expected host:port, got \"" + address + "\"";
     return errc::address_error;
   }
   boost::system::error_code ec;
-  udp::resolver resolver(loop_);
+  udp::resolver resolver(loop);
   auto results = resolver.resolve(host, port, udp::resolver::passive, ec);
   if (ec || results.empty()) {
-    detail = "cannot resolve " + cfg_.bind_address + ": " + ec.message();
+    detail = "cannot resolve " + address + ": " + ec.message();
     return errc::address_error;
   }
-  if (auto e = cred_.init_server(cfg_.cert_file, cfg_.key_file, cfg_.certificate_names, cfg_.write_self_signed_cert_to,
-                                 detail))
+  out = results.begin()->endpoint();
+  return {};
+}
+}  // namespace
+
+std::error_code endpoint::start(listener::accept_handler on_accept, std::string& detail) {
+  udp::endpoint addr;
+  if (auto e = resolve_bind(loop_, cfg_.bind_address, addr, detail)) return e;
+  if (auto e = group_->cred.init_server(cfg_.cert_file, cfg_.key_file, cfg_.certificate_names,
+                                        cfg_.write_self_signed_cert_to, detail))
     return e;
-  if (auto e = sock_.open(results.begin()->endpoint(), cfg_.connection.udp_buffer_size, cfg_.connection.udp_gso)) {
+  if (auto e = bind(addr, detail)) return e;
+  group_->members = {weak_from_this()};
+  start_receive(std::move(on_accept));
+  return {};
+}
+
+std::error_code endpoint::bind(const udp::endpoint& addr, std::string& detail) {
+  if (auto e = sock_.open(addr, cfg_.connection.udp_buffer_size, cfg_.connection.udp_gso, group_->count > 1)) {
     detail = "cannot bind udp " + cfg_.bind_address + ": " + e.message();
     return errc::bind_failed;
   }
@@ -50,6 +80,18 @@ std::error_code endpoint::start(listener::accept_handler on_accept, std::string&
   std::memcpy(&local_, le.data(), le.size());
   locallen_ = static_cast<socklen_t>(le.size());
   local_address_ = to_string(reinterpret_cast<const sockaddr*>(&local_));
+  return {};
+}
+
+std::error_code endpoint::steer_group(std::string& detail) {
+  if (auto e = sock_.steer_by_connection_id(group_->count)) {
+    detail = "cannot attach the connection-ID steering program to udp " + local_address_ + ": " + e.message();
+    return errc::bind_failed;
+  }
+  return {};
+}
+
+void endpoint::start_receive(listener::accept_handler on_accept) {
   on_accept_ = std::move(on_accept);
   accepting_ = true;
   sock_.set_on_writable([this] {
@@ -61,7 +103,6 @@ std::error_code endpoint::start(listener::accept_handler on_accept, std::string&
   sock_.start_receive([this](const sockaddr* from, socklen_t fromlen, std::uint8_t* data,
                              std::size_t len) { on_datagram(from, fromlen, data, len); },
                       nullptr, shared_from_this());
-  return {};
 }
 
 void endpoint::stop() {
@@ -76,8 +117,15 @@ void endpoint::stop() {
   maybe_close_socket();
 }
 
+// The sockets of a group close together, once every member has stopped and lost its
+// last connection: the kernel numbers the sockets of a port in the order they remain, so
+// closing one early would send other members' datagrams to the wrong socket.
 void endpoint::maybe_close_socket() {
-  if (!accepting_ && conns_.empty()) sock_.close();
+  if (accepting_ || !conns_.empty() || idle_) return;
+  idle_ = true;
+  if (group_->idle.fetch_add(1) + 1 < group_->count) return;
+  for (auto& w : group_->members)
+    if (auto m = w.lock()) asio::dispatch(m->loop_, [m] { m->sock_.close(); });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -96,7 +144,8 @@ void endpoint::on_datagram(const sockaddr* from, socklen_t fromlen, std::uint8_t
     return;
   }
   if (!(data[0] & 0x80)) {  // short header for no connection we know
-    send_stateless_reset(vc, from, fromlen, len);
+    // One of another member's connection IDs, misrouted: never reset it from here.
+    if (vc.dcidlen > 0 && mine(vc.dcid)) send_stateless_reset(vc, from, fromlen, len);
     return;
   }
   if (accepting_) accept_initial(from, fromlen, data, len);
@@ -107,7 +156,7 @@ void endpoint::accept_initial(const sockaddr* from, socklen_t fromlen, std::uint
   // Rejects anything but a well-formed client Initial in a datagram of at least 1200 bytes
   // (truncated Initials end here).
   if (ngtcp2_accept(&hd, data, len) != 0 || hd.type != NGTCP2_PKT_INITIAL) return;
-  if (conns_.size() >= cfg_.max_connections) {
+  if (group_->connections.load() >= cfg_.max_connections) {
     send_refusal(hd, NGTCP2_CONNECTION_REFUSED, from, fromlen);
     return;
   }
@@ -123,7 +172,7 @@ void endpoint::accept_initial(const sockaddr* from, socklen_t fromlen, std::uint
     podcid = &odcid;
   } else {
     hd.token.len = 0;  // we issue no NEW_TOKEN tokens; anything else is ignored
-    if (cfg_.retry || handshaking_.size() >= cfg_.max_pending_handshakes) {
+    if (cfg_.retry || group_->handshakes.load() >= cfg_.max_pending_handshakes) {
       send_retry(hd, from, fromlen);
       return;
     }
@@ -131,12 +180,15 @@ void endpoint::accept_initial(const sockaddr* from, socklen_t fromlen, std::uint
   quic_conn::server_args args{&hd, podcid, {}};
   args.scid.datalen = server_cid_len;
   random_bytes(args.scid.data, server_cid_len);
+  conn_cfg_.steer(args.scid.data);
   std::string detail;
-  auto c = quic_conn::make_server(loop_, shared_from_this(), cred_, conn_cfg_, reinterpret_cast<sockaddr*>(&local_),
+  auto c = quic_conn::make_server(loop_, shared_from_this(), group_->cred, conn_cfg_, reinterpret_cast<sockaddr*>(&local_),
                                   locallen_, from, fromlen, args, detail);
   if (!c) return;
   conns_.insert(c.get());
   handshaking_.insert(c.get());
+  group_->connections.fetch_add(1);
+  group_->handshakes.fetch_add(1);
   by_cid_[cid_key(hd.dcid)] = c.get();
   by_cid_[cid_key(args.scid)] = c.get();
   c->on_datagram(reinterpret_cast<const sockaddr*>(&local_), locallen_, from, fromlen, data, len);
@@ -166,7 +218,7 @@ void endpoint::add_cid(quic_conn& c, const ngtcp2_cid& cid) { by_cid_[cid_key(ci
 void endpoint::remove_cid(const ngtcp2_cid& cid) { by_cid_.erase(cid_key(cid)); }
 
 void endpoint::on_established(const std::shared_ptr<quic_conn>& c) {
-  handshaking_.erase(c.get());
+  if (handshaking_.erase(c.get())) group_->handshakes.fetch_sub(1);
   undelivered_.insert(c.get());
   asio::post(loop_, [self = shared_from_this(), c] {
     if (!self->undelivered_.erase(c.get())) return;  // closed by stop() meanwhile
@@ -185,8 +237,8 @@ void endpoint::on_terminated(quic_conn& c) {
   };
   for (auto& cid : c.cids()) erase_if_mine(cid);
   erase_if_mine(c.original_dcid());
-  conns_.erase(&c);
-  handshaking_.erase(&c);
+  if (conns_.erase(&c)) group_->connections.fetch_sub(1);
+  if (handshaking_.erase(&c)) group_->handshakes.fetch_sub(1);
   undelivered_.erase(&c);
   maybe_close_socket();
 }
@@ -234,6 +286,7 @@ void endpoint::send_retry(const ngtcp2_pkt_hd& hd, const sockaddr* to, socklen_t
   ngtcp2_cid scid;
   scid.datalen = server_cid_len;
   random_bytes(scid.data, scid.datalen);
+  conn_cfg_.steer(scid.data);
   std::uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
   auto tokenlen = ngtcp2_crypto_generate_retry_token(token, conn_cfg_.secret.data(), conn_cfg_.secret.size(),
                                                      hd.version, to, tolen, &scid, &hd.dcid, now_ts());
@@ -265,22 +318,70 @@ class quic_listener final : public listener {
 
   std::error_code start(asio::io_context& accept_loop, loop_picker, accept_handler on_accept,
                         const transport_context& ctx, std::string& detail) override {
-    // The endpoint and all its connections live on the accept loop: one UDP socket
-    // carries them all, and the runtime takes the loop a connection is delivered on.
-    ep_ = std::make_shared<endpoint>(accept_loop, cfg_, ctx);
-    auto ec = ep_->start(std::move(on_accept), detail);
-    if (ec) ep_.reset();
+    std::vector<asio::io_context*> loops = ctx.loops;
+    if (loops.empty()) loops.push_back(&accept_loop);
+    std::size_t n = cfg_.sockets == 0 ? loops.size() : std::min(cfg_.sockets, loops.size());
+    n = std::clamp<std::size_t>(n, 1, max_sockets);
+    auto ec = start_group(loops, n, on_accept, ctx, detail);
+    // A kernel that refuses the steering program (SO_ATTACH_REUSEPORT_CBPF, Linux 4.5+)
+    // still gets a working listener: one socket, every connection on the first loop.
+    if (ec && n > 1 && steer_failed_) ec = start_group(loops, 1, on_accept, ctx, detail);
     return ec;
   }
-  void stop() override {
-    if (ep_) ep_->stop();
+
+  std::error_code start_group(const std::vector<asio::io_context*>& loops, std::size_t n,
+                              const accept_handler& on_accept, const transport_context& ctx, std::string& detail) {
+    udp::endpoint addr;
+    if (auto e = resolve_bind(*loops.front(), cfg_.bind_address, addr, detail)) return e;
+    auto group = std::make_shared<endpoint_group>(cfg_, ctx, n);
+    if (auto e = group->cred.init_server(cfg_.cert_file, cfg_.key_file, cfg_.certificate_names,
+                                         cfg_.write_self_signed_cert_to, detail))
+      return e;
+    std::vector<std::shared_ptr<endpoint>> eps;
+    for (std::size_t i = 0; i < n; ++i) {
+      eps.push_back(std::make_shared<endpoint>(*loops[i], cfg_, group, i));
+      if (auto e = eps.back()->bind(addr, detail)) return e;  // the others close with eps
+      addr = eps.back()->bound_endpoint();                    // port 0: the others take its port
+    }
+    if (n > 1) {
+      if (auto e = eps.front()->steer_group(detail)) {
+        steer_failed_ = true;
+        return e;
+      }
+    }
+    for (auto& ep : eps) group->members.push_back(ep);
+    for (auto& ep : eps) ep->start_receive(on_accept);
+    eps_ = std::move(eps);
+    return {};
   }
-  std::string local_address() const override { return ep_ ? ep_->local_address() : cfg_.bind_address; }
+  // Each endpoint stops on its own loop, and this waits for it: the runtime may stop its
+  // loops right after, and a handshaking client must hear CONNECTION_CLOSE first.
+  void stop() override {
+    for (auto& ep : eps_) {
+      auto& loop = ep->loop();
+      if (loop.get_executor().running_in_this_thread() || loop.stopped()) {
+        ep->stop();
+        continue;
+      }
+      auto done = std::make_shared<std::promise<void>>();
+      auto stopped = done->get_future();
+      asio::post(loop, [ep, done] {
+        ep->stop();
+        done->set_value();
+      });
+      stopped.wait_for(std::chrono::seconds(5));  // bounded, should the loop never run again
+    }
+  }
+  std::string local_address() const override {
+    return eps_.empty() ? cfg_.bind_address : eps_.front()->local_address();
+  }
   std::string protocol() const override { return "quic"; }
 
  private:
+  static constexpr std::size_t max_sockets = 64;
   quic_server_config cfg_;
-  std::shared_ptr<endpoint> ep_;
+  std::vector<std::shared_ptr<endpoint>> eps_;
+  bool steer_failed_ = false;
 };
 
 }  // namespace

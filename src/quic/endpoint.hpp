@@ -8,6 +8,7 @@
 
 #include <msgtrans/quic.hpp>
 
+#include <atomic>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -29,12 +30,42 @@ struct cid_hash {
   }
 };
 
+class endpoint;
+
+/// What the endpoints of one listener share. A listener has an endpoint (a UDP socket
+/// and the connections it carries) per runtime loop, all bound to one port; the kernel
+/// steers each datagram to its connection's socket (quic_server_config::sockets).
+struct endpoint_group {
+  endpoint_group(const quic_server_config& cfg, const transport_context& ctx, std::size_t count);
+  conn_config conn_cfg;  // one secret: any socket can check a Retry token or make a reset
+  tls_credentials cred;
+  std::size_t count;
+  std::atomic<std::size_t> connections{0};  // handshakes included, for max_connections
+  std::atomic<std::size_t> handshakes{0};   // for max_pending_handshakes
+  std::atomic<std::size_t> idle{0};         // members stopped with no connection left
+  std::vector<std::weak_ptr<endpoint>> members;  // filled before any member receives
+};
+
 class endpoint final : public conn_host, public std::enable_shared_from_this<endpoint> {
  public:
+  /// A listener's only endpoint (a group of one).
   endpoint(boost::asio::io_context& loop, const quic_server_config& cfg, const transport_context& ctx);
+  /// Member `index` of `group`.
+  endpoint(boost::asio::io_context& loop, const quic_server_config& cfg, std::shared_ptr<endpoint_group> group,
+           std::size_t index);
+  /// For the only endpoint: credentials, bind, receive.
   std::error_code start(listener::accept_handler on_accept, std::string& detail);
-  /// Stops accepting; the socket stays open while connections remain.
+  /// Binds the socket (with SO_REUSEPORT when the group has several members).
+  std::error_code bind(const boost::asio::ip::udp::endpoint& addr, std::string& detail);
+  /// Attaches the group's steering program (once, on any member, after all are bound).
+  std::error_code steer_group(std::string& detail);
+  /// Starts receiving on the socket's loop; may be called from another thread before any
+  /// datagram is handled.
+  void start_receive(listener::accept_handler on_accept);
+  /// Stops accepting; the socket stays open while connections remain on any member.
   void stop();
+  boost::asio::io_context& loop() noexcept { return loop_; }
+  boost::asio::ip::udp::endpoint bound_endpoint() const { return sock_.local_endpoint(); }
   std::string local_address() const { return local_address_; }
 
   // For tests and stats.
@@ -62,12 +93,16 @@ class endpoint final : public conn_host, public std::enable_shared_from_this<end
   void send_retry(const ngtcp2_pkt_hd& hd, const sockaddr* to, socklen_t tolen);
   void send_refusal(const ngtcp2_pkt_hd& hd, std::uint64_t code, const sockaddr* to, socklen_t tolen);
   void maybe_close_socket();
+  bool mine(const std::uint8_t* dcid) const noexcept {
+    return group_->count <= 1 || dcid[0] % group_->count == conn_cfg_.steer_index;
+  }
 
   boost::asio::io_context& loop_;
   quic_server_config cfg_;
-  conn_config conn_cfg_;
-  tls_credentials cred_;
+  std::shared_ptr<endpoint_group> group_;
+  conn_config conn_cfg_;  // the group's, with this member's steer_index
   udp_socket sock_;
+  bool idle_ = false;  // counted in group_->idle
   sockaddr_storage local_{};
   socklen_t locallen_ = 0;
   std::string local_address_;

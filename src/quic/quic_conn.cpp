@@ -67,6 +67,7 @@ struct callbacks {
     random_bytes(cid->data, cidlen);
     cid->datalen = cidlen;
     auto* c = self(ud);
+    if (c->server_) c->cfg_.steer(cid->data);
     if (ngtcp2_crypto_generate_stateless_reset_token(token, c->cfg_.secret.data(), c->cfg_.secret.size(), cid) != 0)
       return NGTCP2_ERR_CALLBACK_FAILURE;
     c->cids_.push_back(*cid);

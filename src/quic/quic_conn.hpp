@@ -66,6 +66,15 @@ struct conn_config {
   std::chrono::milliseconds handshake_timeout{10000};
   decode_limits limits;
   static_secret secret{};  // stateless reset tokens
+  // A listener with several sockets on one port (one per loop): the kernel picks a
+  // datagram's socket by the first byte of its destination connection ID modulo
+  // `steer_count` (endpoint.cpp), so every connection ID a server connection issues
+  // starts with a byte that leads back to its own socket, `steer_index`.
+  std::uint8_t steer_index = 0;
+  std::uint8_t steer_count = 1;
+  void steer(std::uint8_t* cid) const noexcept {
+    if (steer_count > 1) cid[0] = static_cast<std::uint8_t>(steer_index + steer_count * (cid[0] % (256 / steer_count)));
+  }
 };
 
 class quic_conn : public std::enable_shared_from_this<quic_conn> {

@@ -4,6 +4,7 @@
 
 #include <boost/asio/socket_base.hpp>
 
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <sys/socket.h>
@@ -68,10 +69,15 @@ std::size_t gro_segment_size(msghdr& h) {
 }
 }  // namespace
 
-std::error_code udp_socket::open(const udp::endpoint& bind, int buffer_size, bool gso) {
+std::error_code udp_socket::open(const udp::endpoint& bind, int buffer_size, bool gso, bool reuse_port) {
   boost::system::error_code ec;
   sock_.open(bind.protocol(), ec);
   if (!ec) sock_.non_blocking(true, ec);
+  if (!ec && reuse_port) {
+    int one = 1;
+    if (::setsockopt(sock_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+      ec.assign(errno, boost::system::system_category());
+  }
   if (!ec && buffer_size > 0) {
     // Past net.core.{r,w}mem_max only with CAP_NET_ADMIN (SO_*BUFFORCE); without it the
     // kernel caps the plain options there. Best effort either way.
@@ -93,6 +99,27 @@ std::error_code udp_socket::open(const udp::endpoint& bind, int buffer_size, boo
     sock_.close(ignored);
     return std::error_code(ec.value(), std::system_category());
   }
+  return {};
+}
+
+std::error_code udp_socket::steer_by_connection_id(std::size_t count) {
+  if (count < 1 || count > 255) return std::make_error_code(std::errc::invalid_argument);
+  // The kernel runs this with the packet at the UDP payload and takes the result as the
+  // index of the socket in the group (out of range: its usual hash). A QUIC long header
+  // has the destination connection ID at byte 6 (after flags, version and its length),
+  // a short header at byte 1. Loads past the end make the program return 0.
+  sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),                // A = first byte
+      BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x80, 0, 2),     // long header?
+      BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 6),                //   A = DCID[0]
+      BPF_JUMP(BPF_JMP | BPF_JA | BPF_K, 1, 0, 0),
+      BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 1),                // short: A = DCID[0]
+      BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, static_cast<std::uint32_t>(count)),
+      BPF_STMT(BPF_RET | BPF_A, 0),
+  };
+  sock_fprog prog{static_cast<unsigned short>(std::size(code)), code};
+  if (::setsockopt(sock_.native_handle(), SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) != 0)
+    return std::error_code(errno, std::system_category());
   return {};
 }
 

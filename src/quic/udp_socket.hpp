@@ -26,8 +26,14 @@ class udp_socket {
 
   explicit udp_socket(boost::asio::io_context& loop) : sock_(loop) {}
 
-  /// Opens and binds, with SO_SNDBUF/SO_RCVBUF of `buffer_size`, and GSO/GRO if `gso`.
-  std::error_code open(const boost::asio::ip::udp::endpoint& bind, int buffer_size, bool gso);
+  /// Opens and binds, with SO_SNDBUF/SO_RCVBUF of `buffer_size`, and GSO/GRO if `gso`;
+  /// with SO_REUSEPORT if `reuse_port` (several sockets of this process on one port).
+  std::error_code open(const boost::asio::ip::udp::endpoint& bind, int buffer_size, bool gso,
+                       bool reuse_port = false);
+  /// For the SO_REUSEPORT group this socket is in: the kernel gives each datagram to
+  /// socket number (first byte of the QUIC destination connection ID) % `count`, where
+  /// sockets are numbered in the order they were bound.
+  std::error_code steer_by_connection_id(std::size_t count);
   boost::asio::ip::udp::endpoint local_endpoint() const;
   bool is_open() const { return sock_.is_open(); }
   void close();

@@ -44,7 +44,8 @@ class server_impl final : public event_router {
   std::error_code start(std::string* why) {
     std::lock_guard lock(lifecycle_mu_);
     if (started_) return {};
-    transport_context ctx{cfg_.opts.limits()};
+    transport_context ctx{cfg_.opts.limits(), {}};
+    for (std::size_t i = 0; i < rt_.size(); ++i) ctx.loops.push_back(&rt_.loop(i));
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       slot* sl = slots_[i].get();
       std::string detail;

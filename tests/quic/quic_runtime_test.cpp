@@ -6,6 +6,9 @@
 #include <boost/asio/use_future.hpp>
 
 #include <filesystem>
+#include <mutex>
+#include <set>
+#include <thread>
 #include <unistd.h>
 
 using namespace msgtrans;
@@ -95,6 +98,54 @@ TEST(QuicRuntime, ServerPushesRightAfterConnectAndRequestsClient) {
   EXPECT_EQ(info->endpoint.protocol, "quic");
   c.disconnect();
   s.stop();
+}
+
+// quic_server_config::sockets: by default one socket per server loop, and the kernel
+// steers each connection's datagrams to its own socket (and loop) by connection ID; with
+// 1, every connection is served by one loop. Either way every request is answered.
+std::set<std::thread::id> loops_serving(std::size_t sockets, std::size_t clients) {
+  cert_file cert;
+  std::mutex mu;
+  std::set<std::thread::id> threads;
+  auto cfg = quic_any_port(cert);
+  cfg.sockets = sockets;
+  auto s = server_builder{}
+               .listen(cfg)
+               .threads(2)
+               .on_request([&](request& r) {
+                 {
+                   std::lock_guard lock(mu);
+                   threads.insert(std::this_thread::get_id());
+                 }
+                 r.respond(r.payload);
+               })
+               .build();
+  EXPECT_FALSE(s.start());
+  auto rt = std::make_shared<runtime>(1);
+  std::vector<client> cs;
+  for (std::size_t i = 0; i < clients; ++i) {
+    cs.push_back(client_builder{}.use_runtime(rt).connect_to(quic_to(s, cert)).build());
+    EXPECT_FALSE(cs.back().connect());
+  }
+  for (int round = 0; round < 3; ++round)
+    for (std::size_t i = 0; i < clients; ++i) {
+      const std::string text = "client " + std::to_string(i) + " round " + std::to_string(round);
+      auto r = cs[i].call(as_bytes(text));
+      EXPECT_TRUE(r) << text << ": " << r.error().message();
+      if (r) {
+        EXPECT_EQ(as_string(r->payload), text);
+      }
+    }
+  for (auto& c : cs) c.disconnect();
+  s.stop();
+  std::lock_guard lock(mu);
+  return threads;
+}
+
+TEST(QuicRuntime, ConnectionsSpreadOverTheLoopsBySocket) {
+  // 32 clients with random connection IDs all on one of 2 sockets: odds 2^-31.
+  EXPECT_EQ(loops_serving(0, 32).size(), 2u) << "one socket per loop, connections on both";
+  EXPECT_EQ(loops_serving(1, 32).size(), 1u) << "one socket: one loop";
 }
 
 TEST(QuicRuntime, StopClosesClientsWithShutdown) {
