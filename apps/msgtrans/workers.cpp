@@ -135,7 +135,7 @@ int run_workers(const serve_options& o, const serve_function& serve_one) {
     return usage;
   }
   if (!o.quic.empty()) {
-    plog("error", "--quic cannot be combined with --workers yet (the QUIC listener cannot share its port)");
+    plog("error", "--quic cannot be combined with --workers (QUIC connections cannot move between processes); --threads spreads QUIC over the loops of one process");
     return usage;
   }
   if (!o.metrics.empty()) {
