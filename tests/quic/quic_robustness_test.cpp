@@ -11,7 +11,11 @@
 
 #include <atomic>
 #include <cstdio>
+#include <future>
 #include <list>
+#include <map>
+#include <mutex>
+#include <set>
 #include <ostream>
 #include <random>
 #include <sys/wait.h>
@@ -101,6 +105,16 @@ class lossy_relay {
     pump(back_, false);
   }
   std::string address() const { return "127.0.0.1:" + std::to_string(front_.local_endpoint().port()); }
+  // A NAT rebinding: from now on the server sees the client's datagrams come from another
+  // port (a new socket; the old one is closed, so replies still on their way are lost).
+  void rebind() {
+    back_.close();
+    back_ = udp::socket(ioc_, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    pump(back_, false);
+    ++rebinds;
+  }
+  std::uint16_t server_facing_port() const { return back_.local_endpoint().port(); }
+  std::size_t rebinds = 0;
   // received: datagrams in; delayed: held back; overtaken: datagrams sent while an earlier
   // one was held back (reordering that happened); forwarded: datagrams out.
   std::size_t received = 0, dropped = 0, duplicated = 0, delayed = 0, overtaken = 0, forwarded = 0;
@@ -240,7 +254,74 @@ struct relay_thread {
     if (t.joinable()) t.join();
   }
   ~relay_thread() { stop(); }
+  // Runs `f` on the relay's thread and waits for it.
+  template <class F>
+  void on_thread(F f) {
+    std::promise<void> done;
+    asio::post(io, [&] {
+      f();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
 };
+
+// NAT rebinding with the listener's sockets spread over two loops (the default: one per
+// loop). Each client's address changes halfway; the kernel keeps steering its datagrams
+// by connection ID, so every connection stays with the loop that took it and every request
+// is answered. (SO_REUSEPORT's own hash of the addresses would send about half of them to
+// the other socket, which does not know the connection.)
+TEST_F(quic_robustness, address_change_keeps_each_connection_on_its_loop) {
+  constexpr std::size_t n_clients = 8, n_requests = 6;
+  std::mutex mu;
+  std::map<std::string, std::set<std::thread::id>> loops_of;  // client -> server loops that answered it
+  std::set<std::thread::id> all_loops;
+  auto s = server_builder{}
+               .listen(server_config(cert.path))
+               .threads(2)
+               .on_request([&](request& r) {
+                 const std::string text(r.text());
+                 {
+                   std::lock_guard lock(mu);
+                   loops_of[text.substr(0, text.find(' '))].insert(std::this_thread::get_id());
+                   all_loops.insert(std::this_thread::get_id());
+                 }
+                 (void)r.respond(text);
+               })
+               .build();
+  ASSERT_FALSE(s.start());
+  std::vector<std::unique_ptr<relay_thread>> paths;
+  std::vector<client> clients;
+  auto rt = std::make_shared<runtime>(1);
+  for (std::size_t i = 0; i < n_clients; ++i) {
+    paths.push_back(std::make_unique<relay_thread>(address_of(s), path_faults{}, 7 + static_cast<unsigned>(i)));
+    auto q = client_config(paths.back()->relay.address(), cert.path);
+    q.server_name = "127.0.0.1";
+    clients.push_back(client_builder{}.use_runtime(rt).connect_to(q).build());
+    ASSERT_FALSE(clients.back().connect()) << "client " << i;
+  }
+  for (std::size_t k = 0; k < n_requests; ++k) {
+    if (k == n_requests / 2)
+      for (auto& p : paths) {
+        const auto before = p->relay.server_facing_port();
+        p->on_thread([&] { p->relay.rebind(); });
+        EXPECT_NE(p->relay.server_facing_port(), before);
+      }
+    for (std::size_t i = 0; i < n_clients; ++i) {
+      const std::string text = "client" + std::to_string(i) + " request " + std::to_string(k);
+      auto r = clients[i].call(as_bytes(text), 10s);
+      ASSERT_TRUE(r) << text << ": " << r.error().message();
+      EXPECT_EQ(as_string(r->payload), text);
+    }
+  }
+  for (auto& c : clients) c.disconnect();
+  s.stop();
+  std::lock_guard lock(mu);
+  ASSERT_EQ(loops_of.size(), n_clients);
+  for (auto& [name, loops] : loops_of) EXPECT_EQ(loops.size(), 1u) << name << " moved between the server's loops";
+  // 8 connections with random connection IDs on one of 2 sockets: odds 2^-7.
+  if (all_loops.size() < 2) std::printf("note: all %zu connections happened to land on one loop\n", n_clients);
+}
 
 // The whole stack (server_builder / client_builder, sessions, requests) over a path with
 // 10% loss, 10% duplicates and 10% reordering in each direction. One-way messages and
