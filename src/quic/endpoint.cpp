@@ -138,7 +138,9 @@ void endpoint::on_datagram(const sockaddr* from, socklen_t fromlen, std::uint8_t
     if (accepting_) send_version_negotiation(vc, from, fromlen, len);
     return;
   }
-  if (rv != 0) return;
+  // A Version Negotiation packet (version 0) is a server's answer, never meant for us,
+  // and ngtcp2 passes its connection IDs through at any length up to 255 bytes.
+  if (rv != 0 || ((data[0] & 0x80) && vc.version == 0) || vc.dcidlen > NGTCP2_MAX_CIDLEN) return;
   if (auto it = by_cid_.find(cid_key(vc.dcid, vc.dcidlen)); it != by_cid_.end()) {
     it->second->on_datagram(reinterpret_cast<const sockaddr*>(&local_), locallen_, from, fromlen, data, len);
     return;

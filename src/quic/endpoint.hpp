@@ -8,6 +8,7 @@
 
 #include <msgtrans/quic.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <unordered_map>
 #include <unordered_set>
@@ -18,7 +19,10 @@ namespace msgtrans::quic_detail {
 struct cid_key {
   std::uint8_t len = 0;
   std::array<std::uint8_t, NGTCP2_MAX_CIDLEN> data{};
-  cid_key(const std::uint8_t* p, std::size_t n) : len(static_cast<std::uint8_t>(n)) { std::memcpy(data.data(), p, n); }
+  // Longer IDs are cut to the QUIC v1 maximum (the caller refuses them before this).
+  cid_key(const std::uint8_t* p, std::size_t n) : len(static_cast<std::uint8_t>(std::min<std::size_t>(n, NGTCP2_MAX_CIDLEN))) {
+    std::memcpy(data.data(), p, len);
+  }
   explicit cid_key(const ngtcp2_cid& c) : cid_key(c.data, c.datalen) {}
   bool operator==(const cid_key& o) const noexcept {
     return len == o.len && std::memcmp(data.data(), o.data.data(), len) == 0;
