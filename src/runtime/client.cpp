@@ -113,6 +113,12 @@ class client_impl final : public event_router, public std::enable_shared_from_th
 
   // ---- session_host ----
   void session_closed(session_core& s, const close_info& info) override {
+    // disconnect() (and so ~client) returns once it sees the session gone, and may drop
+    // the last reference to this client while this still runs on the loop: hold one until
+    // the call is done (the close event used to race with the client's destruction, a use
+    // after free that ASan caught in TcpThreads.SendRequestCloseFromEightThreads). The
+    // event goes out before a waiting disconnect() is woken.
+    auto self = shared_from_this();
     bool reconnect = false;
     {
       std::lock_guard lock(mu_);
@@ -120,8 +126,8 @@ class client_impl final : public event_router, public std::enable_shared_from_th
       if (session_.get() == &s) session_.reset();
       reconnect = cfg_.policy.auto_reconnect && !user_disconnected_ && info.reason != close_reason::shutdown;
     }
-    closed_cv_.notify_all();
     deliver_closed(s, info);
+    closed_cv_.notify_all();
     if (reconnect) attempt(0, nullptr);
   }
 
