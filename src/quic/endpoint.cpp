@@ -30,9 +30,6 @@ endpoint_group::endpoint_group(const quic_server_config& cfg, const transport_co
   random_bytes(conn_cfg.secret.data(), conn_cfg.secret.size());
 }
 
-endpoint::endpoint(asio::io_context& loop, const quic_server_config& cfg, const transport_context& ctx)
-    : endpoint(loop, cfg, std::make_shared<endpoint_group>(cfg, ctx, 1), 0) {}
-
 endpoint::endpoint(asio::io_context& loop, const quic_server_config& cfg, std::shared_ptr<endpoint_group> group,
                    std::size_t index)
     : loop_(loop), cfg_(cfg), group_(std::move(group)), conn_cfg_(group_->conn_cfg), sock_(loop) {
@@ -59,15 +56,31 @@ std::error_code resolve_bind(asio::io_context& loop, const std::string& address,
 }
 }  // namespace
 
-std::error_code endpoint::start(listener::accept_handler on_accept, std::string& detail) {
+std::error_code bind_endpoints(const quic_server_config& cfg, const transport_context& ctx,
+                               const std::vector<asio::io_context*>& loops, std::size_t n,
+                               std::vector<std::shared_ptr<endpoint>>& out, bool& steer_failed,
+                               std::string& detail) {
+  steer_failed = false;
   udp::endpoint addr;
-  if (auto e = resolve_bind(loop_, cfg_.bind_address, addr, detail)) return e;
-  if (auto e = group_->cred.init_server(cfg_.cert_file, cfg_.key_file, cfg_.certificate_names,
-                                        cfg_.write_self_signed_cert_to, detail))
+  if (auto e = resolve_bind(*loops.front(), cfg.bind_address, addr, detail)) return e;
+  auto group = std::make_shared<endpoint_group>(cfg, ctx, n);
+  if (auto e = group->cred.init_server(cfg.cert_file, cfg.key_file, cfg.certificate_names,
+                                       cfg.write_self_signed_cert_to, detail))
     return e;
-  if (auto e = bind(addr, detail)) return e;
-  group_->members = {weak_from_this()};
-  start_receive(std::move(on_accept));
+  std::vector<std::shared_ptr<endpoint>> eps;
+  for (std::size_t i = 0; i < n; ++i) {
+    eps.push_back(std::make_shared<endpoint>(*loops[i], cfg, group, i));
+    if (auto e = eps.back()->bind(addr, detail)) return e;  // the others close with eps
+    addr = eps.back()->bound_endpoint();                    // port 0: the others take its port
+  }
+  if (n > 1) {
+    if (auto e = eps.front()->steer_group(detail)) {
+      steer_failed = true;
+      return e;
+    }
+  }
+  for (auto& ep : eps) group->members.push_back(ep);
+  out = std::move(eps);
   return {};
 }
 
@@ -333,25 +346,8 @@ class quic_listener final : public listener {
 
   std::error_code start_group(const std::vector<asio::io_context*>& loops, std::size_t n,
                               const accept_handler& on_accept, const transport_context& ctx, std::string& detail) {
-    udp::endpoint addr;
-    if (auto e = resolve_bind(*loops.front(), cfg_.bind_address, addr, detail)) return e;
-    auto group = std::make_shared<endpoint_group>(cfg_, ctx, n);
-    if (auto e = group->cred.init_server(cfg_.cert_file, cfg_.key_file, cfg_.certificate_names,
-                                         cfg_.write_self_signed_cert_to, detail))
-      return e;
     std::vector<std::shared_ptr<endpoint>> eps;
-    for (std::size_t i = 0; i < n; ++i) {
-      eps.push_back(std::make_shared<endpoint>(*loops[i], cfg_, group, i));
-      if (auto e = eps.back()->bind(addr, detail)) return e;  // the others close with eps
-      addr = eps.back()->bound_endpoint();                    // port 0: the others take its port
-    }
-    if (n > 1) {
-      if (auto e = eps.front()->steer_group(detail)) {
-        steer_failed_ = true;
-        return e;
-      }
-    }
-    for (auto& ep : eps) group->members.push_back(ep);
+    if (auto e = bind_endpoints(cfg_, ctx, loops, n, eps, steer_failed_, detail)) return e;
     for (auto& ep : eps) ep->start_receive(on_accept);
     eps_ = std::move(eps);
     return {};

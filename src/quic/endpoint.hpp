@@ -52,13 +52,9 @@ struct endpoint_group {
 
 class endpoint final : public conn_host, public std::enable_shared_from_this<endpoint> {
  public:
-  /// A listener's only endpoint (a group of one).
-  endpoint(boost::asio::io_context& loop, const quic_server_config& cfg, const transport_context& ctx);
   /// Member `index` of `group`.
   endpoint(boost::asio::io_context& loop, const quic_server_config& cfg, std::shared_ptr<endpoint_group> group,
            std::size_t index);
-  /// For the only endpoint: credentials, bind, receive.
-  std::error_code start(listener::accept_handler on_accept, std::string& detail);
   /// Binds the socket (with SO_REUSEPORT when the group has several members).
   std::error_code bind(const boost::asio::ip::udp::endpoint& addr, std::string& detail);
   /// Attaches the group's steering program (once, on any member, after all are bound).
@@ -123,5 +119,13 @@ class endpoint final : public conn_host, public std::enable_shared_from_this<end
   std::chrono::steady_clock::time_point reset_window_{};
   std::size_t resets_in_window_ = 0;
 };
+
+/// A listener's endpoints, bound but not receiving yet: `n` of them on one port, the i-th
+/// on `loops[i]`, with the steering program when n > 1 (`steer_failed` tells that the
+/// kernel refused it). What the listener does at start, and tests that inspect an endpoint.
+std::error_code bind_endpoints(const quic_server_config& cfg, const transport_context& ctx,
+                               const std::vector<boost::asio::io_context*>& loops, std::size_t n,
+                               std::vector<std::shared_ptr<endpoint>>& out, bool& steer_failed,
+                               std::string& detail);
 
 }  // namespace msgtrans::quic_detail

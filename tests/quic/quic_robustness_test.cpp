@@ -461,17 +461,21 @@ struct direct_server {
   std::shared_ptr<quic_detail::endpoint> ep;
   std::vector<std::unique_ptr<test_owner>> owners;
   direct_server(asio::io_context& io, const quic_server_config& cfg) : ioc(io) {
-    ep = std::make_shared<quic_detail::endpoint>(ioc, cfg, transport_context{});
+    std::vector<std::shared_ptr<quic_detail::endpoint>> eps;
+    bool steer_failed = false;
     std::string detail;
-    auto ec = ep->start(
-        [this](std::unique_ptr<connection> c) {
-          owners.push_back(std::make_unique<test_owner>(true));
-          owners.back()->attach(std::move(c));
-        },
-        detail);
+    auto ec = quic_detail::bind_endpoints(cfg, transport_context{}, {&ioc}, 1, eps, steer_failed, detail);
     EXPECT_FALSE(ec) << detail;
+    if (ec) return;
+    ep = eps.front();
+    ep->start_receive([this](std::unique_ptr<connection> c) {
+      owners.push_back(std::make_unique<test_owner>(true));
+      owners.back()->attach(std::move(c));
+    });
   }
-  ~direct_server() { ep->stop(); }
+  ~direct_server() {
+    if (ep) ep->stop();
+  }
 };
 
 // The first datagram a real client sends: a full-size Initial.
