@@ -113,8 +113,17 @@ int run_serve(const serve_options& o) {
   session_options so;
   so.max_message_size = o.max_message_size;
   so.idle_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.idle_timeout_s * 1000));
-  so.first_packet_timeout = std::chrono::milliseconds(0);
-  b.threads(o.threads).max_connections(o.max_connections).options(so);
+  so.first_packet_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.first_packet_timeout_s * 1000));
+  b.threads(o.threads).max_connections(o.max_connections).options(so).inbound_memory_limit(o.inbound_memory_limit);
+  // Refusals and limits with no session to log them against; the server lets at most
+  // one per kind through every 10 s and counts the rest.
+  b.on_notice([](const notice& n) {
+    char more[64] = "";
+    if (n.suppressed > 0)
+      std::snprintf(more, sizeof more, " (%llu more since the last)", static_cast<unsigned long long>(n.suppressed));
+    slog(log_level::warn, "%s: %s%s%s%s%s", to_string(n.kind), n.protocol.c_str(), n.protocol.empty() ? "" : " ",
+         n.peer.empty() ? "" : "from ", n.peer.empty() ? "" : (n.peer + ": ").c_str(), (n.detail + more).c_str());
+  });
   b.on_connected([](const connection_info& c) {
     slog(log_level::info, "open session-%llu %s from %s", static_cast<unsigned long long>(c.session.value),
         c.endpoint.protocol.c_str(), c.endpoint.peer_address.c_str());
@@ -275,6 +284,13 @@ void add_serve(CLI::App& app, int& exit_status) {
   cmd->add_option("--max-message-size", o->max_message_size, "largest packet in bytes")->capture_default_str();
   cmd->add_option("--idle-timeout", o->idle_timeout_s, "seconds without traffic before a connection is closed")
       ->check(seconds_flag)
+      ->capture_default_str();
+  cmd->add_option("--first-packet-timeout", o->first_packet_timeout_s,
+                  "seconds a new connection may wait before its first packet (0 = off)")
+      ->check(seconds_flag)
+      ->capture_default_str();
+  cmd->add_option("--inbound-memory-limit", o->inbound_memory_limit,
+                  "bytes partly received messages and decompression may hold over all connections (0 = no limit)")
       ->capture_default_str();
   cmd->add_option("--metrics", o->metrics, "serve Prometheus metrics at http://HOST:PORT/metrics");
   cmd->add_option("--log-level", o->log_level, "stderr log level: error, warn, info (connection open/close) or debug")

@@ -6,6 +6,8 @@
 //   max_connections = 10000
 //   max_message_size = 16777216
 //   idle_timeout = 300            # seconds
+//   first_packet_timeout = 10     # seconds; 0 = off
+//   inbound_memory_limit = 268435456  # bytes for partial messages + decompression; 0 = none
 //   metrics = "127.0.0.1:9100"
 //   log_level = "info"            # or quiet = true
 //   [listeners]
@@ -101,6 +103,8 @@ const std::map<std::string, key_spec>& keys() {
       {"max_connections", {"--max-connections", count(&serve_options::max_connections)}},
       {"max_message_size", {"--max-message-size", count(&serve_options::max_message_size)}},
       {"idle_timeout", {"--idle-timeout", seconds(&serve_options::idle_timeout_s)}},
+      {"first_packet_timeout", {"--first-packet-timeout", seconds(&serve_options::first_packet_timeout_s)}},
+      {"inbound_memory_limit", {"--inbound-memory-limit", count(&serve_options::inbound_memory_limit)}},
       {"metrics", {"--metrics", text(&serve_options::metrics)}},
       {"log_level", {"--log-level", text(&serve_options::log_level)}},
       {"quiet", {"--quiet", flag(&serve_options::quiet)}},

@@ -24,6 +24,8 @@ struct serve_options {
   std::size_t max_connections = 10000;
   std::size_t max_message_size = default_max_message_size;
   double idle_timeout_s = 300;
+  double first_packet_timeout_s = 10;  // a connection that sends no packet in time is closed (0 = off)
+  std::size_t inbound_memory_limit = 256u * 1024 * 1024;  // server-wide, bytes (0 = none)
   std::string metrics;  // HOST:PORT of the Prometheus endpoint, empty = off
   std::string log_level = "info";
   bool quiet = false;

@@ -79,6 +79,15 @@ class server_builder {
   server_builder& on_closed(std::function<void(session_id, const close_info&)> f);
   /// Enables the event stream for events that have no handler (capacity in events).
   server_builder& events(std::size_t capacity = 4096);
+  /// Called with refusals and limits that no close event carries (refused WebSocket
+  /// upgrades, handshake timeouts, max_connections, fd exhaustion, truncated packets,
+  /// ping floods, a full inbound budget): at most once per kind every 10 s, the rest
+  /// counted in `notice::suppressed` and in stats().notices. Any thread; must not block.
+  server_builder& on_notice(std::function<void(const notice&)> f);
+  /// Bytes that partly received messages and decompression may hold, over all
+  /// connections (default 256 MiB; 0 = no limit). Past it, connections that need more
+  /// pause reading until memory comes back; see docs/reliability.md.
+  server_builder& inbound_memory_limit(std::size_t bytes);
 
   server build();
 

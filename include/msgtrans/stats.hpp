@@ -33,6 +33,12 @@ struct server_stats {
   std::uint64_t queue_full_rejections = 0;
   std::uint64_t protocol_errors = 0;
   std::uint64_t unhandled = 0;  ///< packets with neither a handler nor an event stream
+  /// Notices by kind name ("upgrade_refused", "fd_exhausted", ...), each counted even when
+  /// its report was rate-limited; kinds never seen are absent.
+  std::map<std::string, std::uint64_t> notices;
+  std::uint64_t inbound_budget_used = 0;   ///< bytes of the inbound decoding budget in use
+  std::uint64_t inbound_budget_limit = 0;  ///< its size (0 = none)
+  std::uint64_t inbound_budget_waits = 0;  ///< times a connection paused for it
   latency_histogram request_latency;   ///< requests this side sent, until their response
   latency_histogram response_latency;  ///< requests this side answered, from receipt to respond
 };

@@ -16,8 +16,11 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -94,6 +97,80 @@ class connection {
   virtual endpoint_info info() const = 0;
 };
 
+/// Something an operator needs to hear about that no session's close event carries:
+/// a refusal before a session exists, or a limit that fired.
+enum class notice_kind {
+  upgrade_refused,    ///< a WebSocket upgrade was answered with an HTTP error (detail: status, reason)
+  handshake_timeout,  ///< a TLS / WebSocket / QUIC handshake did not finish in time
+  connection_limit,   ///< max_connections (server-wide or a listener's) refused a connection
+  fd_exhausted,       ///< accept failed for want of file descriptors (EMFILE/ENFILE); accepting backs off
+  truncated_packet,   ///< the peer closed in the middle of a packet ("truncated packet: N of M bytes")
+  ping_flood,         ///< a WebSocket peer pinged faster than allowed and was closed
+  budget_full,        ///< the server-wide inbound decoding budget is used up; reading paused
+};
+
+/// Name of a notice kind ("upgrade_refused", ...), as in the logs and the metrics.
+const char* to_string(notice_kind k) noexcept;
+
+/// One notice. The server rate-limits them per kind (see server_builder::on_notice):
+/// `suppressed` says how many of this kind were counted but not reported since the last.
+struct notice {
+  notice_kind kind = notice_kind::upgrade_refused;
+  std::string protocol;  ///< "tcp", "ws", ... (empty if none applies)
+  std::string peer;      ///< the peer's address, if known
+  std::string detail;    ///< what happened, e.g. "404 Not Found: no WebSocket endpoint at /x"
+  std::uint64_t suppressed = 0;
+};
+
+/// Where a transport reports notices. Implemented by the runtime; callable from any
+/// thread; never blocks.
+class notice_sink {
+ public:
+  virtual void report(notice n) noexcept = 0;
+
+ protected:
+  ~notice_sink() = default;
+};
+
+/// A server-wide budget of bytes for inbound decoding: partly received messages held by
+/// the transports, and decompression. A connection that needs more than a small
+/// allowance for an unfinished message takes the message's whole size from the budget
+/// (so one that was admitted can always finish); if the budget cannot give it, the
+/// connection stops reading and asks to be woken when bytes come back. Thread-safe.
+class inbound_budget {
+ public:
+  /// `limit` bytes in all (0 = no limit).
+  explicit inbound_budget(std::size_t limit) noexcept : limit_(limit) {}
+  inbound_budget(const inbound_budget&) = delete;
+  inbound_budget& operator=(const inbound_budget&) = delete;
+
+  /// Takes `n` bytes; false (taking nothing) if that would pass the limit. A request
+  /// larger than the whole limit is granted when nothing else is held, so no single
+  /// message below the size limit can wait forever.
+  bool try_acquire(std::size_t n) noexcept;
+  /// Takes `n` bytes even past the limit (for memory that is bounded elsewhere and must
+  /// not wait, such as a loop's decompression buffer); others then wait for it.
+  void force_acquire(std::size_t n) noexcept;
+  /// Gives `n` bytes back and wakes every waiter.
+  void release(std::size_t n) noexcept;
+  /// Calls `resume` once, posted to `loop`, after the next release (or at once, posted,
+  /// if bytes were released since the caller's failed try_acquire raced with it).
+  void wait(boost::asio::io_context& loop, std::function<void()> resume);
+
+  std::size_t used() const noexcept { return used_.load(std::memory_order_relaxed); }
+  std::size_t limit() const noexcept { return limit_; }
+  /// How many times a connection had to wait.
+  std::uint64_t waits() const noexcept { return waits_.load(std::memory_order_relaxed); }
+
+ private:
+  const std::size_t limit_;
+  std::atomic<std::size_t> used_{0};
+  std::atomic<std::uint64_t> waits_{0};
+  std::atomic<std::uint64_t> releases_{0};
+  std::mutex mu_;
+  std::vector<std::pair<boost::asio::io_context*, std::function<void()>>> waiters_;
+};
+
 /// What the runtime gives a listener or connector.
 struct transport_context {
   /// Limits the transport enforces while framing (from the header, before buffering).
@@ -101,6 +178,15 @@ struct transport_context {
   /// Every loop of the runtime, the accept loop first (empty: only the accept loop). For
   /// a listener that spreads its own work over the loops, as QUIC does (a socket per loop).
   std::vector<boost::asio::io_context*> loops;
+  /// Where to report notices (may be null: a client, or a custom host).
+  notice_sink* notices = nullptr;
+  /// The server-wide inbound decoding budget (may be null: no budget).
+  inbound_budget* budget = nullptr;
+
+  /// Reports `n` if there is a sink.
+  void report(notice n) const noexcept {
+    if (notices) notices->report(std::move(n));
+  }
 };
 
 /// Accepts connections for a server.

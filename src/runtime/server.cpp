@@ -1,4 +1,5 @@
 #include "runtime/event_router.hpp"
+#include "runtime/notices.hpp"
 
 #include <msgtrans/error.hpp>
 #include <msgtrans/runtime.hpp>
@@ -23,14 +24,19 @@ struct server_config {
   session_options opts;
   handlers h;
   std::size_t event_capacity = 0;
+  std::function<void(const notice&)> on_notice;
+  std::size_t inbound_memory_limit = 256u * 1024 * 1024;
 };
 
 namespace detail {
 
-class server_impl final : public event_router {
+class server_impl final : public event_router, public notice_sink {
  public:
   explicit server_impl(server_config cfg)
-      : event_router(std::move(cfg.h), cfg.event_capacity), cfg_(std::move(cfg)), rt_(cfg_.threads) {
+      : event_router(std::move(cfg.h), cfg.event_capacity),
+        cfg_(std::move(cfg)),
+        budget_(cfg_.inbound_memory_limit),
+        rt_(cfg_.threads) {
     for (auto& [l, max] : cfg_.listeners) {
       auto sl = std::make_unique<slot>();
       sl->l = std::move(l);
@@ -44,7 +50,7 @@ class server_impl final : public event_router {
   std::error_code start(std::string* why) {
     std::lock_guard lock(lifecycle_mu_);
     if (started_) return {};
-    transport_context ctx{cfg_.opts.limits(), {}};
+    transport_context ctx{cfg_.opts.limits(), {}, this, &budget_};
     for (std::size_t i = 0; i < rt_.size(); ++i) ctx.loops.push_back(&rt_.loop(i));
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       slot* sl = slots_[i].get();
@@ -140,6 +146,12 @@ class server_impl final : public event_router {
     }
     st.accepted_total = accepted_.load();
     st.rejected_by_limit = rejected_.load();
+    for (std::size_t k = 0; k < notice_kinds; ++k)
+      if (auto n = notice_counts_.by_kind[k].load(std::memory_order_relaxed))
+        st.notices[to_string(static_cast<notice_kind>(k))] = n;
+    st.inbound_budget_used = budget_.used();
+    st.inbound_budget_limit = budget_.limit();
+    st.inbound_budget_waits = budget_.waits();
     fill_stats(st);
     return st;
   }
@@ -189,6 +201,18 @@ class server_impl final : public event_router {
     notify();
   }
   void request_answered() noexcept override { notify(); }
+  inbound_budget* budget() noexcept override { return &budget_; }
+
+  // ---- notice_sink ----
+  void report(notice n) noexcept override {
+    notice_counts_.count(n.kind);
+    if (!cfg_.on_notice) return;
+    try {
+      if (auto r = notice_limit_.admit(std::move(n), std::chrono::steady_clock::now())) cfg_.on_notice(*r);
+    } catch (...) {
+      // A notice must never take a connection or the accept loop down with it.
+    }
+  }
 
  private:
   struct slot {
@@ -230,8 +254,13 @@ class server_impl final : public event_router {
     {
       std::unique_lock lock(table_mu_);
       if (sessions_.size() >= cfg_.max_connections || (sl->max && sl->active.load() >= sl->max)) {
+        const bool server_wide = sessions_.size() >= cfg_.max_connections;
         lock.unlock();
         rejected_.fetch_add(1);
+        auto ep = c->info();
+        report(notice{notice_kind::connection_limit, ep.protocol, ep.peer_address,
+                      server_wide ? "max_connections (" + std::to_string(cfg_.max_connections) + ") reached"
+                                  : "this listener's max_connections (" + std::to_string(sl->max) + ") reached"});
         return;  // closed at once by the destructor, and counted
       }
       sl->active.fetch_add(1);
@@ -245,6 +274,11 @@ class server_impl final : public event_router {
   }
 
   server_config cfg_;
+  // Before the runtime: connections destroyed with its loops still give budget back and
+  // may report.
+  notice_counters notice_counts_;
+  notice_limiter notice_limit_{std::chrono::seconds(10)};
+  inbound_budget budget_;
   runtime rt_;
   std::vector<std::unique_ptr<slot>> slots_;
   mutable std::shared_mutex table_mu_;
@@ -295,6 +329,14 @@ server_builder& server_builder::on_closed(std::function<void(session_id, const c
 server_builder& server_builder::events(std::size_t capacity) {
   if (capacity == 0) throw std::invalid_argument("events capacity must be at least 1");
   cfg_->event_capacity = capacity;
+  return *this;
+}
+server_builder& server_builder::on_notice(std::function<void(const notice&)> f) {
+  cfg_->on_notice = std::move(f);
+  return *this;
+}
+server_builder& server_builder::inbound_memory_limit(std::size_t bytes) {
+  cfg_->inbound_memory_limit = bytes;
   return *this;
 }
 const session_options& server_builder::current_options() const noexcept { return cfg_->opts; }

@@ -68,6 +68,8 @@ class session_host {
   /// An inbound request was answered (or its responder dropped).
   virtual void request_answered() noexcept {}
   virtual host_counters& counters() noexcept = 0;
+  /// The inbound decoding budget that decompression counts against (null: none).
+  virtual inbound_budget* budget() noexcept { return nullptr; }
 
  protected:
   ~session_host() = default;

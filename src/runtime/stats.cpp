@@ -98,6 +98,15 @@ std::string to_prometheus(const server_stats& s, std::string_view p) {
   sample(out, p, "errors_total", "kind=\"queue_full\"", static_cast<double>(s.queue_full_rejections));
   sample(out, p, "errors_total", "kind=\"protocol_error\"", static_cast<double>(s.protocol_errors));
   sample(out, p, "errors_total", "kind=\"unhandled\"", static_cast<double>(s.unhandled));
+  metric(out, p, "notices_total", "counter", "Refusals and limits an operator should know of, by kind.");
+  if (s.notices.empty()) sample(out, p, "notices_total", "kind=\"connection_limit\"", 0);
+  for (auto& [kind, n] : s.notices) sample(out, p, "notices_total", "kind=\"" + kind + "\"", static_cast<double>(n));
+  metric(out, p, "inbound_budget_bytes", "gauge", "Bytes of the server-wide inbound decoding budget in use.");
+  sample(out, p, "inbound_budget_bytes", "", static_cast<double>(s.inbound_budget_used));
+  metric(out, p, "inbound_budget_limit_bytes", "gauge", "Size of the inbound decoding budget (0 = none).");
+  sample(out, p, "inbound_budget_limit_bytes", "", static_cast<double>(s.inbound_budget_limit));
+  metric(out, p, "inbound_budget_waits_total", "counter", "Times a connection paused reading for the budget.");
+  sample(out, p, "inbound_budget_waits_total", "", static_cast<double>(s.inbound_budget_waits));
   histogram(out, p, "request_duration_seconds", "Requests this side sent, until their response.", s.request_latency);
   histogram(out, p, "response_duration_seconds", "Requests this side answered, from receipt to response.",
             s.response_latency);
