@@ -131,6 +131,9 @@ std::error_code compress(compression c, bytes_view in, byte_buffer& out);
 /// Appends the decompressed form of `in` to `out`, and fails with decompressed_too_large
 /// rather than produce more than `max_size` bytes (a zip bomb costs nothing).
 std::error_code decompress(compression c, bytes_view in, std::size_t max_size, byte_buffer& out);
+/// Decompresses `in` into `out` (at most `out.size()` bytes, else decompressed_too_large)
+/// and returns the decompressed size. Allocates nothing.
+result<std::size_t> decompress_into(compression c, bytes_view in, std::span<std::byte> out);
 
 /// Message ids for one side of one connection: 1, 2, ..., 0xFFFFFFFF, 1, ... (never 0).
 class message_id_allocator {

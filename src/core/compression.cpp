@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
 #include <memory>
 
 namespace msgtrans {
@@ -23,6 +24,25 @@ void bounded_resize(byte_buffer& out, std::size_t n, std::size_t cap) {
   if (out.capacity() < n) out.reserve(std::min(std::max(n, out.capacity() * 2), cap));
   out.resize(n);
 }
+
+// Where decompressed bytes go: a growing byte_buffer (bounded by max_size), or a fixed
+// span of at least max_size bytes (decompress_into: no allocation, no zero-fill).
+struct vector_sink {
+  byte_buffer& out;
+  std::size_t base = out.size();
+  std::byte* room_at(std::size_t produced, std::size_t room, std::size_t max_size) {
+    bounded_resize(out, base + produced + room, base + max_size);
+    return out.data() + base + produced;
+  }
+  void produced(std::size_t n) { out.resize(base + n); }
+  void failed() { out.resize(base); }
+};
+struct span_sink {
+  std::span<std::byte> out;
+  std::byte* room_at(std::size_t produced, std::size_t, std::size_t) { return out.data() + produced; }
+  void produced(std::size_t) {}
+  void failed() {}
+};
 
 // Contexts are reused per thread: creating one costs more than decompressing a small payload.
 struct zstd_contexts {
@@ -57,7 +77,8 @@ std::error_code zstd_compress(bytes_view in, byte_buffer& out) {
   return {};
 }
 
-std::error_code zstd_decompress(bytes_view in, std::size_t max_size, byte_buffer& out) {
+template <class Sink>
+std::error_code zstd_decompress(bytes_view in, std::size_t max_size, Sink& out, std::size_t& produced) {
   // Cheap early refusal: the first frame's header usually states its content size.
   const unsigned long long declared = ZSTD_getFrameContentSize(in.data(), in.size());
   if (declared == ZSTD_CONTENTSIZE_ERROR) return errc::decompress_failed;
@@ -70,14 +91,11 @@ std::error_code zstd_decompress(bytes_view in, std::size_t max_size, byte_buffer
   ZSTD_DCtx_reset(ds, ZSTD_reset_session_and_parameters);
   ZSTD_DCtx_setParameter(ds, ZSTD_d_windowLogMax, window_log_max(max_size));
 
-  const std::size_t base = out.size();
-  const std::size_t cap = base + max_size;
-  if (declared != ZSTD_CONTENTSIZE_UNKNOWN) out.reserve(base + static_cast<std::size_t>(declared));
   ZSTD_inBuffer ib{in.data(), in.size(), 0};
-  std::size_t produced = 0;
+  produced = 0;
   std::size_t last = 1;
   auto fail = [&](errc e) {
-    out.resize(base);
+    out.failed();
     return make_error_code(e);
   };
   for (;;) {
@@ -85,15 +103,14 @@ std::error_code zstd_decompress(bytes_view in, std::size_t max_size, byte_buffer
     std::byte probe[1];
     const bool budget_left = produced < max_size;
     const std::size_t room = budget_left ? std::min(chunk, max_size - produced) : 1;
-    if (budget_left) bounded_resize(out, base + produced + room, cap);
-    ZSTD_outBuffer ob{budget_left ? out.data() + base + produced : probe, room, 0};
+    ZSTD_outBuffer ob{budget_left ? out.room_at(produced, room, max_size) : probe, room, 0};
     const std::size_t in_before = ib.pos;
     last = ZSTD_decompressStream(ds, &ob, &ib);
     if (ZSTD_isError(last)) return fail(errc::decompress_failed);
     if (!budget_left && ob.pos > 0) return fail(errc::decompressed_too_large);
     if (budget_left) {
       produced += ob.pos;
-      out.resize(base + produced);
+      out.produced(produced);
     }
     // 0 means a frame is complete and flushed; asking again would start a new frame.
     if (last == 0 && ib.pos == ib.size) break;
@@ -120,14 +137,13 @@ std::error_code zlib_compress(bytes_view in, byte_buffer& out) {
   return {};
 }
 
-std::error_code zlib_decompress(bytes_view in, std::size_t max_size, byte_buffer& out) {
+template <class Sink>
+std::error_code zlib_decompress(bytes_view in, std::size_t max_size, Sink& out, std::size_t& produced) {
   z_stream zs{};
   if (inflateInit(&zs) != Z_OK) return errc::decompress_failed;
   const Bytef* next_in = reinterpret_cast<const Bytef*>(in.data());
   std::size_t left_in = in.size();
-  const std::size_t base = out.size();
-  const std::size_t cap = base + max_size;
-  std::size_t produced = 0;
+  produced = 0;
   int rc = Z_OK;
   std::error_code ec;
   while (rc != Z_STREAM_END) {
@@ -142,8 +158,7 @@ std::error_code zlib_decompress(bytes_view in, std::size_t max_size, byte_buffer
     std::byte probe[1];
     const bool budget_left = produced < max_size;
     const std::size_t room = budget_left ? std::min(chunk, max_size - produced) : 1;
-    if (budget_left) bounded_resize(out, base + produced + room, cap);
-    zs.next_out = reinterpret_cast<Bytef*>(budget_left ? out.data() + base + produced : probe);
+    zs.next_out = reinterpret_cast<Bytef*>(budget_left ? out.room_at(produced, room, max_size) : probe);
     zs.avail_out = static_cast<uInt>(room);
     rc = inflate(&zs, Z_NO_FLUSH);
     const std::size_t got = room - zs.avail_out;
@@ -151,14 +166,29 @@ std::error_code zlib_decompress(bytes_view in, std::size_t max_size, byte_buffer
     if (!budget_left && got > 0) { ec = errc::decompressed_too_large; break; }
     if (budget_left) {
       produced += got;
-      out.resize(base + produced);
+      out.produced(produced);
     }
   }
   // payload_len is exact: bytes after the end of the zlib stream mean a corrupt payload.
   if (!ec && (zs.avail_in > 0 || left_in > 0)) ec = errc::decompress_failed;
   inflateEnd(&zs);
-  if (ec) out.resize(base);
+  if (ec) out.failed();
   return ec;
+}
+
+template <class Sink>
+std::error_code decompress_to(compression c, bytes_view in, std::size_t max_size, Sink& out, std::size_t& n) {
+  switch (c) {
+    case compression::none:
+      if (in.size() > max_size) return errc::decompressed_too_large;
+      if (!in.empty()) std::memcpy(out.room_at(0, in.size(), max_size), in.data(), in.size());
+      n = in.size();
+      out.produced(n);
+      return {};
+    case compression::zstd: return zstd_decompress(in, max_size, out, n);
+    case compression::zlib: return zlib_decompress(in, max_size, out, n);
+  }
+  return errc::bad_compression;
 }
 
 }  // namespace
@@ -173,15 +203,16 @@ std::error_code compress(compression c, bytes_view in, byte_buffer& out) {
 }
 
 std::error_code decompress(compression c, bytes_view in, std::size_t max_size, byte_buffer& out) {
-  switch (c) {
-    case compression::none:
-      if (in.size() > max_size) return errc::decompressed_too_large;
-      out.insert(out.end(), in.begin(), in.end());
-      return {};
-    case compression::zstd: return zstd_decompress(in, max_size, out);
-    case compression::zlib: return zlib_decompress(in, max_size, out);
-  }
-  return errc::bad_compression;
+  vector_sink sink{out};
+  std::size_t n = 0;
+  return decompress_to(c, in, max_size, sink, n);
+}
+
+result<std::size_t> decompress_into(compression c, bytes_view in, std::span<std::byte> out) {
+  span_sink sink{out};
+  std::size_t n = 0;
+  if (auto ec = decompress_to(c, in, out.size(), sink, n)) return ec;
+  return n;
 }
 
 }  // namespace msgtrans

@@ -1,5 +1,7 @@
 #include "runtime/session_core.hpp"
 
+#include "core/scratch_region.hpp"
+
 #include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -61,6 +63,24 @@ latency_histogram atomic_histogram::snapshot() const noexcept {
   h.sum_us = static_cast<double>(sum_ns.load(std::memory_order_relaxed)) / 1000.0;
   return h;
 }
+
+// ---- compression scratch (per loop thread, not per session) ----
+
+namespace {
+constexpr std::size_t keep_scratch = scratch_region::keep;
+
+// Outgoing: compressed bytes live here until encoded into the write queue.
+byte_buffer& out_scratch() {
+  thread_local byte_buffer b;
+  return b;
+}
+// Called once the compressed bytes are copied out: a large buffer is not kept.
+void out_scratch_done() {
+  auto& b = out_scratch();
+  if (b.capacity() > keep_scratch) byte_buffer().swap(b);
+  else b.clear();
+}
+}  // namespace
 
 // ---- session_core ----
 
@@ -153,10 +173,16 @@ std::error_code session_core::enqueue(packet_type type, std::uint32_t id, bytes_
                                                                                              : compression::none);
   bytes_view body = payload;
   if (c != compression::none) {
-    compress_scratch_.clear();
-    if (auto ec = compress(c, payload, compress_scratch_)) return ec;
-    body = compress_scratch_;
+    out_scratch().clear();
+    if (auto ec = compress(c, payload, out_scratch())) return out_scratch_done(), ec;
+    body = out_scratch();
   }
+  struct scratch_guard {
+    bool on;
+    ~scratch_guard() {
+      if (on) out_scratch_done();
+    }
+  } guard{c != compression::none};
   const std::size_t n = header_size + o.ext_header.size() + body.size();
   if (n > opts_.max_message_size) return errc::message_too_large;
   if (!admitted && queue().queued_bytes() > 0 && queue().queued_bytes() + n > opts_.write_high_water) {
@@ -230,13 +256,20 @@ void session_core::request(bytes_view payload, std::chrono::milliseconds timeout
                                                                                                 : compression::none);
     bytes_view body = data;
     if (c != compression::none) {
-      s.compress_scratch_.clear();
-      if (auto ec = compress(c, data, s.compress_scratch_)) {
+      out_scratch().clear();
+      if (auto ec = compress(c, data, out_scratch())) {
+        out_scratch_done();
         complete_later(std::move(h), s.loop_, std::error_code(ec), packet{});
         return;
       }
-      body = s.compress_scratch_;
+      body = out_scratch();
     }
+    struct scratch_guard {
+      bool on;
+      ~scratch_guard() {
+        if (on) out_scratch_done();
+      }
+    } guard{c != compression::none};
     const std::size_t n = header_size + ext.size() + body.size();
     std::error_code ec;
     if (n > s.opts_.max_message_size) ec = errc::message_too_large;
@@ -377,44 +410,70 @@ void session_core::on_packet(bytes_view bytes) {
   c.packets_in.fetch_add(1, std::memory_order_relaxed);
   c.bytes_in.fetch_add(bytes.size(), std::memory_order_relaxed);
 
-  bytes_view payload = v->payload;
-  if (v->header.compression != compression::none) {
-    rx_scratch_.clear();
-    if (auto ec = decompress(v->header.compression, v->payload, opts_.max_message_size, rx_scratch_))
-      return protocol_violation(ec, "payload rejected: " + ec.message());
-    payload = rx_scratch_;
-  }
+  if (v->header.compression == compression::none) return dispatch(*v, v->payload);
 
-  switch (v->header.type) {
+  // Decompress into the loop's scratch region (a nested call on this thread, e.g. from a
+  // handler, gets a buffer of its own); its large pages go back to the OS afterwards, so
+  // an idle connection holds nothing of it. The bytes count against the inbound budget
+  // while the handler runs.
+  auto& region = thread_scratch();
+  byte_buffer own;
+  std::span<std::byte> space;
+  if (!region.busy()) space = region.acquire(opts_.max_message_size);
+  const bool in_region = !space.empty();
+  result<std::size_t> n = std::size_t{0};
+  if (in_region) n = decompress_into(v->header.compression, v->payload, space);
+  else if (auto ec = decompress(v->header.compression, v->payload, opts_.max_message_size, own)) n = ec;
+  else n = own.size();
+  struct release_guard {
+    scratch_region* r;
+    inbound_budget* b;
+    std::size_t used;
+    ~release_guard() {
+      if (r) r->done(used);
+      if (b) b->release(used);
+    }
+  } guard{in_region ? &region : nullptr, nullptr, n ? *n : space.size()};  // a failed one may have filled it
+  if (!n) return protocol_violation(n.error(), "payload rejected: " + n.error().message());
+  if (auto* b = host_.budget()) {
+    b->force_acquire(*n);
+    guard.b = b;
+  }
+  dispatch(*v, in_region ? bytes_view{space.data(), *n} : bytes_view{own});
+}
+
+void session_core::dispatch(const packet_view& v, bytes_view payload) {
+  auto& c = host_.counters();
+  switch (v.header.type) {
     case packet_type::response: {
       if (!requests_) return;  // never sent a request: nothing awaits a response
-      auto e = requests_->take(v->header.message_id);
+      auto e = requests_->take(v.header.message_id);
       if (!e) return;  // late (timed out) or unknown: the requester was already told
       c.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
       c.request_latency.record(last_rx_ - e->started);
       packet p;
       p.type = packet_type::response;
-      p.biz_type = v->header.biz_type;
-      p.message_id = v->header.message_id;
-      p.flags = v->header.flags;
-      p.compression = v->header.compression;
-      p.ext_header = to_buffer(v->ext_header);
+      p.biz_type = v.header.biz_type;
+      p.message_id = v.header.message_id;
+      p.flags = v.header.flags;
+      p.compression = v.header.compression;
+      p.ext_header = to_buffer(v.ext_header);
       p.payload = to_buffer(payload);
       auto ex = asio::get_associated_executor(e->done);
       asio::dispatch(ex, [h = std::move(e->done), p = std::move(p)]() mutable { std::move(h)(std::error_code{}, std::move(p)); });
       return;
     }
     case packet_type::request: {
-      message m{id_, v->header, v->ext_header, payload};
+      message m{id_, v.header, v.ext_header, payload};
       inbound_open_.fetch_add(1, std::memory_order_relaxed);
       c.inbound_requests_open.fetch_add(1, std::memory_order_acq_rel);
-      msgtrans::request r(m, responder(shared_from_this(), v->header.message_id, v->header.biz_type, last_rx_));
+      msgtrans::request r(m, responder(shared_from_this(), v.header.message_id, v.header.biz_type, last_rx_));
       host_.session_request(*this, r);
       return;
     }
     case packet_type::one_way: {
-      if (opts_.heartbeat_biz_type && v->header.biz_type == *opts_.heartbeat_biz_type) return;  // keep-alive only
-      message m{id_, v->header, v->ext_header, payload};
+      if (opts_.heartbeat_biz_type && v.header.biz_type == *opts_.heartbeat_biz_type) return;  // keep-alive only
+      message m{id_, v.header, v.ext_header, payload};
       host_.session_message(*this, m);
       return;
     }

@@ -126,6 +126,8 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   void on_timer();
   void fail_all_requests(std::error_code ec);
   void protocol_violation(std::error_code ec, std::string detail);
+  // Hands a validated packet, its payload decompressed, to the request table or the host.
+  void dispatch(const packet_view& v, bytes_view payload);
 
   session_host& host_;
   boost::asio::io_context& loop_;
@@ -159,8 +161,6 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   std::atomic<std::size_t> posted_bytes_{0};     // cross-thread sends on their way to the loop
   message_id_allocator ids_;
   std::unique_ptr<request_table<response_handler>> requests_;  // made by the first request sent
-  byte_buffer compress_scratch_;
-  byte_buffer rx_scratch_;
 
   // Bound to the loop's own executor type (not any_io_executor): smaller timer, smaller op.
   boost::asio::basic_waitable_timer<clock, boost::asio::wait_traits<clock>, boost::asio::io_context::executor_type>
