@@ -61,6 +61,9 @@ class frame_decoder {
   /// Drops the buffer memory if nothing is buffered (for idle connections).
   void shrink() noexcept;
   std::error_code error() const noexcept { return error_; }
+  /// Size of the incomplete frame at the front (prefix included) once its header is
+  /// buffered and drained over; 0 if unknown or none.
+  std::size_t pending_frame() const noexcept { return pending_frame_; }
 
  private:
   // Length of the frame starting at begin_ (prefix included), 0 if not yet known.

@@ -57,14 +57,20 @@ class write_queue {
   }
   /// Packets in the batch being written.
   std::size_t batch_count() const noexcept { return batch_.size(); }
-  /// The batch was written: forget it, keep the memory for the next one.
+  /// A lane keeps at most this much memory between batches: a large response is not
+  /// held for the life of the connection (docs/reliability.md).
+  static constexpr std::size_t keep_capacity = 256 * 1024;
+
+  /// The batch was written: forget it, keep the memory (up to keep_capacity) for the
+  /// next one.
   std::size_t batch_done() noexcept {
     const std::size_t n = batch_bytes_;
     queued_ -= n;
     batch_bytes_ = 0;
     batch_.clear();
     for (auto& l : writing_) {
-      l.data.clear();
+      if (l.data.capacity() > keep_capacity) byte_buffer().swap(l.data);
+      else l.data.clear();
       l.segments.clear();
     }
     return n;

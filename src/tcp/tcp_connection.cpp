@@ -19,6 +19,9 @@ constexpr std::size_t min_read = 512;          // reads behind a partial frame s
 constexpr std::size_t max_read = 256 * 1024;   // and grow up to this while they fill
 constexpr std::size_t loop_read = 64 * 1024;   // the per-loop buffer a readable connection reads into
 constexpr auto close_linger = std::chrono::seconds(2);
+// A partial packet up to this size is held without asking the server's inbound budget;
+// a larger one takes its whole declared size from it first (docs/reliability.md).
+constexpr std::size_t budget_allowance = 64 * 1024;
 
 // One read buffer per thread, that is per loop (a loop runs on one thread), shared by
 // all its connections: a connection waits for readability holding no buffer, then reads
@@ -31,8 +34,13 @@ thread_local loop_buffer t_loop_buffer;
 }  // namespace
 
 struct tcp_connection::state : std::enable_shared_from_this<state> {
-  state(asio::ip::tcp::socket s, const decode_limits& l, std::string p)
-      : sock(std::move(s)), decoder(stream_framing::tcp, l), limits(l), protocol(std::move(p)) {
+  state(asio::ip::tcp::socket s, const transport_context& ctx, std::string p)
+      : sock(std::move(s)),
+        decoder(stream_framing::tcp, ctx.limits),
+        limits(ctx.limits),
+        notices(ctx.notices),
+        budget(ctx.budget),
+        protocol(std::move(p)) {
     error_code ec;
     sock.non_blocking(true, ec);
   }
@@ -40,6 +48,11 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
   asio::ip::tcp::socket sock;
   frame_decoder decoder;  // holds only a partial frame (or packets held back while paused)
   decode_limits limits;
+  notice_sink* notices;    // may be null (a client)
+  inbound_budget* budget;  // may be null (no budget)
+  std::size_t partial = 0;       // declared size of the partial packet buffered, once known
+  std::size_t budget_held = 0;   // bytes this connection holds of the budget
+  bool budget_waiting = false;   // reading paused until the budget gives bytes back
   std::unique_ptr<asio::steady_timer> timer;  // bounds the lingering close; made by it
   std::string protocol;
   connection_owner* owner = nullptr;  // null once detached or closed
@@ -65,7 +78,8 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
   }
 
   void arm_read() {
-    if (read_armed || !reading || closing || closed) return;
+    if (read_armed || !reading || closing || closed || budget_waiting) return;
+    if (!budget_allows()) return;
     read_armed = true;
     if (decoder.buffered() == 0) {
       // Nothing partial: wait for readability without a buffer. (Asio re-arms the
@@ -80,6 +94,40 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
     auto space = decoder.prepare(read_size);
     sock.async_read_some(asio::buffer(space.data(), space.size()),
                          [self = shared_from_this()](error_code ec, std::size_t n) { self->on_read(ec, n); });
+  }
+
+  // A partial packet past the allowance must hold its declared size of the server-wide
+  // budget before more of it is read; if the budget cannot give it, reading waits.
+  bool budget_allows() {
+    if (!budget) return true;
+    const std::size_t need = partial > budget_allowance ? partial : 0;
+    if (need == budget_held) return true;
+    release_budget();
+    if (need == 0 || budget->try_acquire(need)) {
+      budget_held = need;
+      return true;
+    }
+    budget_waiting = true;
+    report(notice_kind::budget_full, "reading paused: a " + std::to_string(need) + "-byte packet waits for " +
+                                         std::to_string(budget->used()) + " of " + std::to_string(budget->limit()) +
+                                         " budget bytes in use");
+    auto& loop = static_cast<asio::io_context&>(sock.get_executor().context());
+    budget->wait(loop, [weak = weak_from_this()] {
+      if (auto self = weak.lock()) {
+        self->budget_waiting = false;
+        self->arm_read();
+      }
+    });
+    return false;
+  }
+
+  void release_budget() {
+    if (budget_held) budget->release(std::exchange(budget_held, 0));
+  }
+
+  void report(notice_kind kind, std::string detail) {
+    if (!notices) return;
+    notices->report(notice{kind, protocol, info().peer_address, std::move(detail), 0});
   }
 
   // How every read completion starts: false if the connection is closed, or lingering in
@@ -122,6 +170,7 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
   void deliver(bytes_view data) {
     const std::byte* p = data.data();
     std::size_t left = data.size();
+    partial = 0;
     while (left >= header_size && owner && reading && !closing && !closed) {
       auto h = decode_header({p, header_size}, limits);
       if (!h) {
@@ -129,7 +178,10 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
         return;
       }
       const auto total = static_cast<std::size_t>(h->total_size());
-      if (left < total) break;
+      if (left < total) {
+        partial = total;
+        break;
+      }
       owner->on_packet({p, total});
       p += total;
       left -= total;
@@ -141,7 +193,15 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
     }
   }
 
-  static close_info read_error(error_code ec) {
+  close_info read_error(error_code ec) {
+    if (ec == asio::error::eof && decoder.buffered() > 0) {
+      // The peer closed inside a packet: say so, not just "peer closed".
+      const std::size_t of = partial ? partial : header_size;
+      std::string what = "truncated packet: " + std::to_string(decoder.buffered()) + " of " + std::to_string(of) +
+                         (partial ? " bytes" : " header bytes");
+      report(notice_kind::truncated_packet, what);
+      return close_info{close_reason::peer_closed, {}, std::move(what)};
+    }
     return ec == asio::error::eof ? close_info{close_reason::peer_closed, {}, "peer closed the connection"}
                                   : close_info{close_reason::peer_closed, ec, ec.message()};
   }
@@ -164,6 +224,7 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
       owner->on_packet(p);
       return reading && !closing && !closed;
     });
+    partial = decoder.pending_frame();
     if (ec && !closing && !closed)
       begin_close(close_info{close_reason::protocol_error, ec, "stream rejected: " + ec.message()});
   }
@@ -278,6 +339,7 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
     error_code ignored;
     if (timer) timer->cancel();
     sock.close(ignored);
+    release_budget();
     if (auto* o = std::exchange(owner, nullptr)) {
       // Report from a fresh handler: the caller may be inside the owner.
       asio::post(sock.get_executor(), [o, self = shared_from_this()] { o->on_closed(std::move(self->why)); });
@@ -285,8 +347,8 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
   }
 };
 
-tcp_connection::tcp_connection(asio::ip::tcp::socket socket, const decode_limits& limits, std::string protocol)
-    : s_(std::make_shared<state>(std::move(socket), limits, std::move(protocol))) {}
+tcp_connection::tcp_connection(asio::ip::tcp::socket socket, const transport_context& ctx, std::string protocol)
+    : s_(std::make_shared<state>(std::move(socket), ctx, std::move(protocol))) {}
 
 tcp_connection::~tcp_connection() {
   s_->owner = nullptr;
@@ -295,6 +357,7 @@ tcp_connection::~tcp_connection() {
     error_code ignored;
     if (s_->timer) s_->timer->cancel();
     s_->sock.close(ignored);
+    s_->release_budget();
   }
 }
 

@@ -16,7 +16,9 @@ namespace msgtrans::detail {
 
 class tcp_connection final : public connection {
  public:
-  tcp_connection(boost::asio::ip::tcp::socket socket, const decode_limits& limits, std::string protocol = "tcp");
+  // `ctx` gives the decode limits, and where to report notices and take budget from
+  // (both may be null); the pointers must outlive the connection.
+  tcp_connection(boost::asio::ip::tcp::socket socket, const transport_context& ctx, std::string protocol = "tcp");
   ~tcp_connection() override;
 
   void start(connection_owner& owner) override;

@@ -93,6 +93,8 @@ class tcp_listener final : public listener {
       if (ec) {
         // Out of descriptors (EMFILE/ENFILE) or similar: back off instead of spinning;
         // service resumes once descriptors free up.
+        if (ec == asio::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system)
+          ctx_.report(notice{notice_kind::fd_exhausted, "tcp", "", "accept: " + ec.message() + "; retrying every 50 ms", 0});
         retry_->expires_after(std::chrono::milliseconds(50));
         retry_->async_wait([this](error_code e) {
           if (!e) accept_next();
@@ -101,7 +103,7 @@ class tcp_listener final : public listener {
       }
       apply_socket_options(sock, cfg_.nodelay, cfg_.keepalive);
       asio::post(target, [this, sock = std::move(sock)]() mutable {
-        on_accept_(std::make_unique<detail::tcp_connection>(std::move(sock), ctx_.limits));
+        on_accept_(std::make_unique<detail::tcp_connection>(std::move(sock), ctx_));
       });
       accept_next();
     });
@@ -159,7 +161,7 @@ class tcp_connector final : public connector {
       done = nullptr;
       if (ec) return d(ec, nullptr);
       apply_socket_options(sock, cfg.nodelay, cfg.keepalive);
-      d({}, std::make_unique<detail::tcp_connection>(std::move(sock), ctx.limits));
+      d({}, std::make_unique<detail::tcp_connection>(std::move(sock), ctx));
     }
     tcp::resolver resolver;
     tcp::socket sock;
