@@ -3,7 +3,9 @@ per cause: a packet cut short (not just "peer closed") and max_connections refus
 (fd exhaustion: fd_exhausted.py). Also that the
 inbound decoding budget (--inbound-memory-limit) pauses a second large packet until
 the first is done, instead of holding both."""
+import os
 import socket
+import tempfile
 import threading
 
 import hostile
@@ -49,6 +51,23 @@ try:
     second.close()
 finally:
     srv.stop()
+
+# --first-packet-timeout and its TOML key have effect: a silent connection is closed.
+cfg = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+cfg.write('first_packet_timeout = 0.5\n[listeners]\ntcp = ["127.0.0.1:0"]\n')
+cfg.close()
+for how, args in (("flag", ("--tcp", "127.0.0.1:0", "--first-packet-timeout", "0.5")),
+                  ("TOML key", ("--config", cfg.name))):
+    srv = Server(*args, "--log-level", "info")
+    try:
+        quiet = socket.create_connection(srv.hostport("tcp"))
+        quiet.settimeout(10)
+        check(quiet.recv(1) == b"", f"first_packet_timeout from the {how}: a silent connection is closed")
+        check(srv.wait_log(r"close session-\d+: handshake_timeout"), f"... and logged as handshake_timeout ({how})")
+        quiet.close()
+    finally:
+        srv.stop()
+os.unlink(cfg.name)
 
 # The inbound budget: with 1 MiB, a second 900 KiB partial packet waits for the first.
 srv = Server("--tcp", "127.0.0.1:0", "--log-level", "warn", "--inbound-memory-limit", str(1 << 20))
