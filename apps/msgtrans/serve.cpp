@@ -217,7 +217,8 @@ int run_serve(const serve_options& o) {
        o.mode.c_str(), o.threads, o.max_connections, o.max_message_size, o.idle_timeout_s);
   std::unique_ptr<metrics_endpoint> metrics;
   if (!o.metrics.empty()) {
-    metrics = std::make_unique<metrics_endpoint>(o.metrics, [&s] { return to_prometheus(s.stats()); });
+    metrics = std::make_unique<metrics_endpoint>(o.metrics, [&s] { return to_prometheus(s.stats()); },
+                                                 [](const std::string& w) { slog(log_level::warn, "%s", w.c_str()); });
     if (!metrics->error().empty()) {
       slog(log_level::error, "%s", metrics->error().c_str());
       s.stop(std::chrono::seconds(1));

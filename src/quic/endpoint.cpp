@@ -26,6 +26,7 @@ endpoint_group::endpoint_group(const quic_server_config& cfg, const transport_co
   conn_cfg.opts = cfg.connection;
   conn_cfg.handshake_timeout = cfg.handshake_timeout;
   conn_cfg.limits = ctx.limits;
+  conn_cfg.notices = ctx.notices;
   conn_cfg.steer_count = static_cast<std::uint8_t>(n);
   random_bytes(conn_cfg.secret.data(), conn_cfg.secret.size());
 }

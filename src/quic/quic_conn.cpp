@@ -580,6 +580,9 @@ void quic_conn::on_timer() {
     return;
   }
   if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
+    if (cfg_.notices)
+      cfg_.notices->report(notice{notice_kind::handshake_timeout, "quic", info_.peer_address,
+                                  "the QUIC handshake did not complete in time", 0});
     notify_closed({close_reason::handshake_timeout, errc::timeout, "the QUIC handshake did not complete in time", 0});
     terminate();
     return;
@@ -645,24 +648,39 @@ void quic_conn::write(std::span<const bytes_view> packets) {
   }
 }
 
-int quic_conn::on_recv_stream_data(std::uint32_t, std::int64_t sid, const std::uint8_t* data, std::size_t len) {
+int quic_conn::on_recv_stream_data(std::uint32_t flags, std::int64_t sid, const std::uint8_t* data,
+                                   std::size_t len) {
   if (stream_id_ < 0 && server_ && ngtcp2_is_bidi_stream(sid) && !ngtcp2_conn_is_local_stream(conn_, sid))
     stream_id_ = sid;
   if (sid != stream_id_ || decoder_.error() || phase_ > phase::flushing || pending_app_close_) {
     extend_credit(len);  // not ours, or no longer read: consume and forget
     return 0;
   }
-  if (len == 0) return 0;
-  auto space = decoder_.prepare(len);
-  std::memcpy(space.data(), data, len);
-  decoder_.commit(len);
-  if (owner_ && reading_) {
-    extend_credit(len);
-    deliver_packets();
-  } else {
-    pending_credit_ += len;  // granted again when the reader resumes
+  if (len > 0) {
+    auto space = decoder_.prepare(len);
+    std::memcpy(space.data(), data, len);
+    decoder_.commit(len);
+    if (owner_ && reading_) {
+      extend_credit(len);
+      deliver_packets();
+    } else {
+      pending_credit_ += len;  // granted again when the reader resumes
+    }
   }
+  if ((flags & NGTCP2_STREAM_DATA_FLAG_FIN) && decoder_.buffered() > 0 && owner_ && reading_) stream_cut_short();
   return 0;
+}
+
+// The peer ended the stream (FIN) inside a frame: say how much of it came.
+void quic_conn::stream_cut_short() {
+  if (pending_close_) return;
+  const std::size_t have = decoder_.buffered();
+  const std::size_t of = decoder_.pending_frame();
+  std::string what = "truncated packet: " + std::to_string(have) + " of " +
+                     (of ? std::to_string(of) + " bytes" : "at least " + std::to_string(have + 1) + " bytes");
+  if (cfg_.notices) cfg_.notices->report(notice{notice_kind::truncated_packet, "quic", info_.peer_address, what, 0});
+  pending_close_ = close_info{close_reason::peer_closed, {}, std::move(what), static_cast<int>(quic_app_error::protocol_error)};
+  if (in_lib_ == 0) after_lib_call();
 }
 
 void quic_conn::deliver_packets() {

@@ -65,6 +65,7 @@ struct conn_config {
   quic_connection_options opts;
   std::chrono::milliseconds handshake_timeout{10000};
   decode_limits limits;
+  notice_sink* notices = nullptr;  // where a server's connections report notices (may be null)
   static_secret secret{};  // stateless reset tokens
   // A listener with several sockets on one port (one per loop): the kernel picks a
   // datagram's socket by the first byte of its destination connection ID modulo
@@ -138,6 +139,7 @@ class quic_conn : public std::enable_shared_from_this<quic_conn> {
   void after_lib_call();
   void handle_lib_error(int rv);
   void deliver_packets();
+  void stream_cut_short();
   void schedule_flush();
   void arm_timer();
   void on_timer();
