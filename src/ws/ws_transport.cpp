@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <array>
 #include <cstring>
 #include <stdexcept>
 
@@ -118,7 +119,16 @@ struct conn_settings {
   milliseconds ping_interval{0};
   milliseconds pong_timeout{0};
   milliseconds close_timeout{5000};
+  notice_sink* notices = nullptr;  // a server's listener reports here (may be null)
 };
+
+// Pings a peer may send: a burst of ping_burst, then ping_rate per second. Past that it
+// is closed with 1008 "ping flood" (docs/reliability.md). Each ping is answered by at
+// most one pending pong: a newer ping replaces an unsent pong (RFC 6455 5.5.3).
+constexpr double ping_burst = 100;
+constexpr double ping_rate = 50;
+// The write buffer keeps at most this much between batches.
+constexpr std::size_t keep_write_buffer = 256 * 1024;
 
 // Packets no bigger than this are copied next to their frame header; bigger ones are
 // referenced in place by the gather write (plain server side only).
@@ -399,8 +409,7 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
           return deliver(msg);
         }
       case ws::opcode::ping:
-        if (state_ == state::open) queue_control(ws::opcode::pong, payload);
-        flush();
+        on_ping(payload);
         return false;
       case ws::opcode::pong:
         awaiting_pong_ = false;
@@ -410,6 +419,30 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
         return false;
     }
     return false;
+  }
+
+  void on_ping(bytes_view payload) {
+    if (state_ != state::open) return;
+    const auto now = clock::now();
+    if (ping_refill_ == clock::time_point{}) ping_refill_ = now;
+    ping_tokens_ = std::min(ping_burst, ping_tokens_ + ping_rate * std::chrono::duration<double>(now - ping_refill_).count());
+    ping_refill_ = now;
+    if (ping_tokens_ < 1) {
+      std::string why = "ping flood: more than " + std::to_string(static_cast<int>(ping_burst)) + " pings at once or " +
+                        std::to_string(static_cast<int>(ping_rate)) + " per second";
+      if (st_->notices) {
+        boost::system::error_code ec;
+        auto peer = lowest(stream_).remote_endpoint(ec);
+        st_->notices->report(notice{notice_kind::ping_flood, st_->protocol, ec ? "" : to_string(peer), why, 0});
+      }
+      fail(ws::close_code::policy_violation, why);
+      return;
+    }
+    ping_tokens_ -= 1;
+    pong_len_ = payload.size();  // at most 125 (checked by the frame parser)
+    std::memcpy(pong_body_.data(), payload.data(), pong_len_);
+    pong_pending_ = true;
+    flush();
   }
 
   bool deliver(bytes_view message) {
@@ -515,7 +548,7 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
 
   void flush() {
     if (write_in_progress_ || state_ == state::closed) return;
-    if (!data_pending_ && ctl_.empty()) return;
+    if (!data_pending_ && ctl_.empty() && !pong_pending_) return;
     build_batch();
     write_in_progress_ = true;
     asio::async_write(stream_, bufs_,
@@ -528,6 +561,7 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
   void build_batch() {
     const bool mask = st_->role == ws::role::client;
     const bool gather = std::is_same_v<Stream, plain_stream> && !mask;
+    if (std::exchange(pong_pending_, false)) queue_control(ws::opcode::pong, {pong_body_.data(), pong_len_});
     std::size_t need = ctl_.size();
     if (data_pending_)
       for (auto p : pending_) {
@@ -574,6 +608,10 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
   void on_written(boost::system::error_code ec) {
     write_in_progress_ = false;
     if (state_ == state::closed) return;
+    if (wcap_ > keep_write_buffer) {  // after a big message: do not keep its copy
+      wbuf_.reset();
+      wcap_ = 0;
+    }
     if (ec) {
       if (state_ == state::open)
         final_ = {close_reason::error, std::error_code(ec), "write failed: " + ec.message(),
@@ -668,7 +706,12 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
   // write side
   std::vector<bytes_view> pending_;
   bool data_pending_ = false;
-  byte_buffer ctl_;
+  byte_buffer ctl_;  // our ping and close frames (one of each at most)
+  std::array<std::byte, ws::max_control_payload> pong_body_{};
+  std::size_t pong_len_ = 0;
+  bool pong_pending_ = false;  // the answer to the latest ping, not yet written
+  double ping_tokens_ = ping_burst;
+  clock::time_point ping_refill_{};
   std::unique_ptr<std::byte[]> wbuf_;
   std::size_t wcap_ = 0;
   std::vector<asio::const_buffer> bufs_;
@@ -735,6 +778,7 @@ struct listener_shared {
   std::atomic<bool> stopped{false};
   std::unique_ptr<tcp::acceptor> acceptor;
   std::unique_ptr<asio::steady_timer> retry_timer;
+  transport_context ctx;  // for notices
 };
 
 template <class Stream>
@@ -746,7 +790,10 @@ class server_handshake : public std::enable_shared_from_this<server_handshake<St
   void run() {
     timer_.expires_after(sh_->cfg.handshake_timeout);
     timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
-      if (!ec) self->abort();
+      if (ec || self->done_) return;
+      self->report(notice_kind::handshake_timeout,
+                   "no WebSocket upgrade within " + std::to_string(self->sh_->cfg.handshake_timeout.count()) + " ms");
+      self->abort();
     });
     if constexpr (std::is_same_v<Stream, tls_stream>) {
       stream_.async_handshake(ssl::stream_base::server,
@@ -826,8 +873,17 @@ class server_handshake : public std::enable_shared_from_this<server_handshake<St
     sh_->on_accept(make_connection(std::move(stream_), sh_->settings, sh_->tls, leftover_of(buf_)));
   }
 
+  void report(notice_kind kind, std::string detail) {
+    boost::system::error_code ec;
+    auto peer = lowest(stream_).remote_endpoint(ec);
+    sh_->ctx.report(notice{kind, sh_->settings->protocol, ec ? "" : to_string(peer), std::move(detail), 0});
+  }
+
   // An HTTP error response, then close.
   void reject(int status, std::string_view text, std::string_view headers, std::string_view body) {
+    std::string why(body.empty() ? text : body);
+    while (!why.empty() && why.back() == '\n') why.pop_back();
+    report(notice_kind::upgrade_refused, std::to_string(status) + " " + std::string(text) + ": " + why);
     response_ = "HTTP/1.1 " + std::to_string(status) + " " + std::string(text) + "\r\n" + std::string(headers) +
                 "Content-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
                 "\r\nConnection: close\r\n\r\n" + std::string(body);
@@ -850,6 +906,9 @@ void on_accepted(const std::shared_ptr<listener_shared>& sh, boost::system::erro
   if (sh->stopped.load() || ec == asio::error::operation_aborted) return;
   if (ec) {
     // Out of descriptors or similar: wait a little rather than spin.
+    if (ec == asio::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system)
+      sh->ctx.report(notice{notice_kind::fd_exhausted, sh->settings->protocol, "",
+                            "accept: " + ec.message() + "; retrying every 50 ms", 0});
     sh->retry_timer->expires_after(milliseconds(50));
     sh->retry_timer->async_wait([sh](boost::system::error_code e) {
       if (!e) accept_next(sh);
@@ -885,6 +944,7 @@ class ws_listener final : public listener {
     sh->accept_loop = &accept_loop;
     sh->pick_loop = std::move(pick_loop);
     sh->on_accept = std::move(on_accept);
+    sh->ctx = ctx;
     if (!cfg_.tls_cert_file.empty()) {
       try {
         auto tls = std::make_shared<ssl::context>(ssl::context::tls_server);
@@ -909,6 +969,7 @@ class ws_listener final : public listener {
     st->ping_interval = cfg_.ping_interval;
     st->pong_timeout = cfg_.pong_timeout;
     st->close_timeout = cfg_.close_timeout;
+    st->notices = ctx.notices;
     sh->settings = std::move(st);
 
     std::string host, port;

@@ -65,6 +65,7 @@ try:
     # Out of descriptors: TCP connections to the transport take every fd, then one more
     # to the metrics port waits in its backlog while accept fails.
     hog = [socket.create_connection(srv.hostport("tcp")) for _ in range(300)]
+    check(srv.wait_log(r"fd_exhausted: tcp"), "the TCP accept loop ran out of descriptors first")
     waiting = socket.create_connection(maddr)
     check(srv.wait_log(r"fd_exhausted: metrics"), "the metrics endpoint logs fd_exhausted when accept fails")
     cpu = srv.cpu_seconds()

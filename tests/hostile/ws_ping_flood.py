@@ -1,0 +1,86 @@
+"""Finding 2 of issue #14: a WebSocket client that floods 125-byte pings and never reads
+must not grow the server's memory (it queued one pong per ping: 3.8 GB in 25 s). Pongs
+are coalesced and a peer pinging past the rate is closed with 1008 "ping flood". Also
+the refusal and timeout lines of finding 4: refused upgrades and handshake timeouts."""
+import asyncio
+import base64
+import os
+import socket
+import time
+
+import hostile
+from hostile import Server, check, packet
+
+import websockets
+
+MIB = 1024 * 1024
+
+
+def upgrade(addr, path="/ws"):
+    s = socket.create_connection(addr)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    return s, head
+
+
+def ping_frame(payload):
+    mask = os.urandom(4)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x89, 0x80 | len(payload)]) + mask + body
+
+
+srv = Server("--ws", "127.0.0.1:0/ws", "--log-level", "warn")
+try:
+    addr = srv.hostport("ws")
+    silent = socket.create_connection(addr)  # never upgrades: the handshake times out (10 s)
+    started = time.time()
+
+    s, head = upgrade(addr, "/nowhere")
+    check(head.startswith(b"HTTP/1.1 404"), "an upgrade to a wrong path gets 404")
+    s.close()
+    check(srv.wait_log(r"upgrade_refused: ws from 127\.0\.0\.1:\d+: 404 Not Found: no WebSocket endpoint at this path"),
+          "a refused upgrade is logged with its status and reason")
+
+    flood, head = upgrade(addr)
+    check(head.startswith(b"HTTP/1.1 101"), "the flooder's upgrade succeeds")
+    flood.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    burst = ping_frame(os.urandom(125)) * 64
+    base = srv.rss()
+    peak = base
+    sent = 0
+    deadline = time.time() + 10
+    flood.settimeout(1)
+    try:
+        while time.time() < deadline:
+            flood.sendall(burst)
+            sent += 64
+            if sent % 6400 == 0:
+                peak = max(peak, srv.rss())
+    except (ConnectionError, socket.timeout, OSError):
+        pass
+    peak = max(peak, srv.rss())
+    check(peak - base < 300 * MIB, f"after {sent} pings never read, RSS grew {(peak - base) / MIB:.1f} MiB (bound 300)")
+    check(srv.wait_log(r"ping_flood: ws from 127\.0\.0\.1:\d+: ping flood"), "the flooder is closed and logged as ping_flood")
+    flood.close()
+
+    async def served():
+        host, port = addr
+        async with websockets.connect(f"ws://{host}:{port}/ws", max_size=None) as ws:
+            await ws.send(packet(b"still here", message_id=5))
+            reply = await asyncio.wait_for(ws.recv(), 10)
+            return reply[16:] == b"still here"
+
+    check(asyncio.run(served()), "another client is served after the flood")
+    check(srv.wait_log(r"handshake_timeout: ws from 127\.0\.0\.1:\d+: no WebSocket upgrade within 10000 ms", timeout=20),
+          f"a connection that never upgrades is logged as handshake_timeout ({time.time() - started:.1f} s)")
+    silent.close()
+finally:
+    srv.stop()
+hostile.finish()
