@@ -120,7 +120,12 @@ struct conn_settings {
   milliseconds pong_timeout{0};
   milliseconds close_timeout{5000};
   notice_sink* notices = nullptr;  // a server's listener reports here (may be null)
+  inbound_budget* budget = nullptr;  // the server-wide inbound budget (may be null)
 };
+
+// A partial frame up to this size is held without asking the inbound budget; a larger
+// one takes its whole declared size first, or reading waits (as on TCP).
+constexpr std::size_t budget_allowance = 64 * 1024;
 
 // Pings a peer may send: a burst of ping_burst, then ping_rate per second. Past that it
 // is closed with 1008 "ping flood" (docs/reliability.md). Each ping is answered by at
@@ -226,7 +231,8 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
 
   void do_read() {
     // Never from inside process(): it may still move the buffered bytes.
-    if (read_in_progress_ || processing_ || !may_read()) return;
+    if (read_in_progress_ || processing_ || !may_read() || budget_waiting_) return;
+    if (state_ == state::open && !budget_allows()) return;
     if constexpr (std::is_same_v<Stream, plain_stream>) {
       if (rbeg_ == rend_ && !last_read_filled_) {
         // Idle (not streaming): drop the buffer and wait for readability.
@@ -247,6 +253,48 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
         [self = this->shared_from_this()](boost::system::error_code ec, std::size_t n) {
           self->on_read(ec, n);
         });
+  }
+
+  // A partial frame past the allowance holds its declared size of the budget before more
+  // of it is read. Fragments already received are counted (force_acquire), not waited
+  // for: a fragmented message's total is not known in advance (docs/reliability.md).
+  bool budget_allows() {
+    auto* b = st_->budget;
+    if (!b) return true;
+    const std::size_t need = need_ > budget_allowance ? need_ : 0;
+    if (need == budget_held_) return true;
+    release_budget(budget_held_);
+    if (need == 0 || b->try_acquire(need)) {
+      budget_held_ = need;
+      return true;
+    }
+    budget_waiting_ = true;
+    if (st_->notices)
+      st_->notices->report(notice{notice_kind::budget_full, st_->protocol, info().peer_address,
+                                  "reading paused: a " + std::to_string(need) + "-byte frame waits for " +
+                                      std::to_string(b->used()) + " of " + std::to_string(b->limit()) +
+                                      " budget bytes in use",
+                                  0});
+    auto& loop = static_cast<asio::io_context&>(lowest(stream_).get_executor().context());
+    b->wait(loop, [weak = this->weak_from_this()] {
+      if (auto self = weak.lock()) {
+        self->budget_waiting_ = false;
+        self->do_read();
+      }
+    });
+    return false;
+  }
+
+  void release_budget(std::size_t& held) {
+    if (held && st_->budget) st_->budget->release(std::exchange(held, 0));
+  }
+
+  // Counts the fragments held in the budget (called after frag_ changed).
+  void count_fragments() {
+    if (!st_->budget) return;
+    if (frag_.size() > frag_held_) st_->budget->force_acquire(frag_.size() - frag_held_);
+    else if (frag_.size() < frag_held_) st_->budget->release(frag_held_ - frag_.size());
+    frag_held_ = frag_.size();
   }
 
   // Makes room for at least need_ bytes from rbeg_ (the frame being assembled).
@@ -394,6 +442,7 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
         if (h.fin) return deliver(payload);
         frag_active_ = true;
         frag_.assign(payload.begin(), payload.end());
+        count_fragments();
         return false;
       case ws::opcode::continuation:
         if (!frag_active_) {
@@ -401,12 +450,15 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
           return false;
         }
         frag_.insert(frag_.end(), payload.begin(), payload.end());
+        count_fragments();
         if (!h.fin) return false;
         {
           frag_active_ = false;
           byte_buffer msg;
           msg.swap(frag_);
-          return deliver(msg);
+          const bool delivered = deliver(msg);
+          count_fragments();  // frag_ is empty again
+          return delivered;
         }
       case ws::opcode::ping:
         on_ping(payload);
@@ -527,6 +579,8 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
     lowest(stream_).close(ignored);
     if (timer_) timer_->cancel();
     frag_ = {};
+    count_fragments();
+    release_budget(budget_held_);
     auto keep_alive = this->shared_from_this();  // the owner may drop its handle in on_closed
     if (auto* o = std::exchange(owner_, nullptr)) o->on_closed(std::move(final_));
   }
@@ -702,6 +756,9 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
   bool frag_active_ = false;
   bool rx_broken_ = false;  // a framing error: the rest of the input is discarded
   byte_buffer frag_;
+  std::size_t frag_held_ = 0;    // bytes of frag_ counted in the inbound budget
+  std::size_t budget_held_ = 0;  // bytes held for the partial frame
+  bool budget_waiting_ = false;  // reading paused until the budget gives bytes back
 
   // write side
   std::vector<bytes_view> pending_;
@@ -970,6 +1027,7 @@ class ws_listener final : public listener {
     st->pong_timeout = cfg_.pong_timeout;
     st->close_timeout = cfg_.close_timeout;
     st->notices = ctx.notices;
+    st->budget = ctx.budget;
     sh->settings = std::move(st);
 
     std::string host, port;

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import os
 import socket
+import threading
 import time
 
 import hostile
@@ -81,6 +82,54 @@ try:
     check(srv.wait_log(r"handshake_timeout: ws from 127\.0\.0\.1:\d+: no WebSocket upgrade within 10000 ms", timeout=20),
           f"a connection that never upgrades is logged as handshake_timeout ({time.time() - started:.1f} s)")
     silent.close()
+finally:
+    srv.stop()
+
+
+def binary_frame(payload):
+    """One masked binary frame (client to server)."""
+    mask = os.urandom(4)
+    n = len(payload)
+    head = bytes([0x82]) + (bytes([0x80 | 127]) + n.to_bytes(8, "big") if n > 65535 else
+                            bytes([0x80 | 126]) + n.to_bytes(2, "big") if n > 125 else bytes([0x80 | n]))
+    reps = mask * (n // 4 + 1)
+    body = (int.from_bytes(payload, "big") ^ int.from_bytes(reps[:n], "big")).to_bytes(n, "big")
+    return head + mask + body
+
+
+def read_ws_binary(sock):
+    """Reads one unmasked frame from the server; returns its payload."""
+    sock.settimeout(30)
+    h = hostile.recv_exact(sock, 2)
+    n = h[1] & 0x7F
+    if n == 126:
+        n = int.from_bytes(hostile.recv_exact(sock, 2), "big")
+    elif n == 127:
+        n = int.from_bytes(hostile.recv_exact(sock, 8), "big")
+    return hostile.recv_exact(sock, n)
+
+
+# The inbound budget over WebSocket: with 1 MiB, a second 900 KiB frame waits for the first.
+srv = Server("--ws", "127.0.0.1:0/ws", "--log-level", "warn", "--inbound-memory-limit", str(1 << 20))
+try:
+    addr = srv.hostport("ws")
+    pkts = [packet(bytes([i + 1]) * (900 * 1024), message_id=i + 1) for i in range(2)]
+    frames = [binary_frame(p) for p in pkts]
+    a, _ = upgrade(addr)
+    b, _ = upgrade(addr)
+    a.sendall(frames[0][:200 * 1024])
+    b.sendall(frames[1][:200 * 1024])
+    check(srv.wait_log(r"budget_full: ws from 127\.0\.0\.1:\d+: reading paused"),
+          "over WebSocket too, a frame that does not fit the inbound budget pauses reading (budget_full)")
+    rest = threading.Thread(target=b.sendall, args=(frames[1][200 * 1024:],))
+    rest.start()
+    a.sendall(frames[0][200 * 1024:])
+    got = [read_ws_binary(a), read_ws_binary(b)]
+    rest.join()
+    check([g[16:] for g in got] == [p[16:] for p in pkts],
+          "both WebSocket messages are delivered whole (echoed as responses) once the first is done")
+    a.close()
+    b.close()
 finally:
     srv.stop()
 hostile.finish()
