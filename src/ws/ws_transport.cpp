@@ -358,10 +358,14 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
       if (state_ == state::closing) {
         finish();
       } else {
+        std::string truncated = truncated_packet();
         final_ = {close_reason::peer_closed, std::error_code(ec),
-                  ec == asio::error::eof ? "the peer dropped the connection without a close frame"
-                                         : "read failed: " + ec.message(),
+                  !truncated.empty()       ? truncated
+                  : ec == asio::error::eof ? "the peer dropped the connection without a close frame"
+                                           : "read failed: " + ec.message(),
                   ws::close_code::abnormal};
+        if (!truncated.empty() && st_->notices)
+          st_->notices->report(notice{notice_kind::truncated_packet, st_->protocol, info().peer_address, truncated, 0});
         finish();
       }
       return;
@@ -370,6 +374,33 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
     rend_ += n;
     process();
     do_read();
+  }
+
+  // The input ended: if in the middle of a message (a fragmented one, or a binary frame
+  // partly received), "truncated packet: N of M bytes" (M from the packet header once
+  // its 16 bytes came); else empty.
+  std::string truncated_packet() const {
+    std::size_t have = frag_active_ ? frag_.size() : 0;
+    std::byte head[header_size];
+    std::size_t head_len = std::min(have, header_size);
+    if (head_len) std::memcpy(head, frag_.data(), head_len);
+    bytes_view avail{rbuf_.data() + rbeg_, rend_ - rbeg_};
+    auto r = ws::parse_frame_header(avail, st_->role, st_->max_message);
+    const bool data_frame = r.status == ws::parse_result::ok &&
+                            (r.header.op == ws::opcode::binary || r.header.op == ws::opcode::continuation);
+    if (data_frame) {
+      const std::size_t part = std::min<std::size_t>(avail.size() - r.header.header_len, r.header.payload_len);
+      for (std::size_t i = 0; head_len < header_size && i < part; ++i)  // unmask what the header needs
+        head[head_len++] = avail[r.header.header_len + i] ^
+                           std::byte{r.header.masked ? r.header.mask[i % 4] : std::uint8_t{0}};
+      have += part;
+    }
+    if (!frag_active_ && !data_frame) return {};
+    if (head_len < header_size)
+      return "truncated packet: " + std::to_string(have) + " of at least " + std::to_string(header_size) + " bytes";
+    auto h = decode_header({head, header_size}, st_->limits);
+    if (!h) return {};  // not a packet anyway: "dropped the connection" says enough
+    return "truncated packet: " + std::to_string(have) + " of " + std::to_string(h->total_size()) + " bytes";
   }
 
   // Handles every complete frame buffered, as long as delivery is allowed.

@@ -132,4 +132,15 @@ try:
     b.close()
 finally:
     srv.stop()
+# A WebSocket peer that drops the connection inside a packet: "truncated packet", not just "dropped".
+srv = Server("--ws", "127.0.0.1:0/ws", "--log-level", "warn")
+try:
+    cut, _ = upgrade(srv.hostport("ws"))
+    frame = binary_frame(packet(b"y" * 84))  # a 100-byte packet
+    cut.sendall(frame[:6 + 40])  # 2 bytes of frame header and the 4-byte mask, then 40 of the packet
+    cut.close()
+    check(srv.wait_log(r"truncated_packet: ws from 127\.0\.0\.1:\d+: truncated packet: 40 of 100 bytes"),
+          "a WebSocket packet cut short is logged as truncated_packet with N of M bytes")
+finally:
+    srv.stop()
 hostile.finish()
