@@ -74,12 +74,28 @@ byte_buffer& out_scratch() {
   thread_local byte_buffer b;
   return b;
 }
-// Called once the compressed bytes are copied out: a large buffer is not kept.
-void out_scratch_done() {
-  auto& b = out_scratch();
-  if (b.capacity() > keep_scratch) byte_buffer().swap(b);
-  else b.clear();
-}
+// The outgoing body: `payload` itself, or compressed into this thread's scratch. The
+// scratch is released when this goes out of scope (a large buffer is not kept).
+struct outgoing_body {
+  outgoing_body(compression c, bytes_view payload) : body(payload), compressed(c != compression::none) {
+    if (!compressed) return;
+    out_scratch().clear();
+    ec = compress(c, payload, out_scratch());
+    body = out_scratch();
+  }
+  ~outgoing_body() {
+    if (!compressed) return;
+    auto& b = out_scratch();
+    if (b.capacity() > keep_scratch) byte_buffer().swap(b);
+    else b.clear();
+  }
+  outgoing_body(const outgoing_body&) = delete;
+  outgoing_body& operator=(const outgoing_body&) = delete;
+
+  bytes_view body;
+  std::error_code ec;
+  bool compressed;
+};
 }  // namespace
 
 // ---- session_core ----
@@ -171,18 +187,9 @@ std::error_code session_core::enqueue(packet_type type, std::uint32_t id, bytes_
   compression c = o.compression.value_or(
       opts_.auto_compress != compression::none && payload.size() >= opts_.auto_compress_min ? opts_.auto_compress
                                                                                              : compression::none);
-  bytes_view body = payload;
-  if (c != compression::none) {
-    out_scratch().clear();
-    if (auto ec = compress(c, payload, out_scratch())) return out_scratch_done(), ec;
-    body = out_scratch();
-  }
-  struct scratch_guard {
-    bool on;
-    ~scratch_guard() {
-      if (on) out_scratch_done();
-    }
-  } guard{c != compression::none};
+  outgoing_body compressed(c, payload);
+  if (compressed.ec) return compressed.ec;
+  const bytes_view body = compressed.body;
   const std::size_t n = header_size + o.ext_header.size() + body.size();
   if (n > opts_.max_message_size) return errc::message_too_large;
   if (!admitted && queue().queued_bytes() > 0 && queue().queued_bytes() + n > opts_.write_high_water) {
@@ -254,22 +261,12 @@ void session_core::request(bytes_view payload, std::chrono::milliseconds timeout
     compression c = opts.compression.value_or(
         s.opts_.auto_compress != compression::none && data.size() >= s.opts_.auto_compress_min ? s.opts_.auto_compress
                                                                                                 : compression::none);
-    bytes_view body = data;
-    if (c != compression::none) {
-      out_scratch().clear();
-      if (auto ec = compress(c, data, out_scratch())) {
-        out_scratch_done();
-        complete_later(std::move(h), s.loop_, std::error_code(ec), packet{});
-        return;
-      }
-      body = out_scratch();
+    outgoing_body compressed(c, data);
+    if (compressed.ec) {
+      complete_later(std::move(h), s.loop_, std::error_code(compressed.ec), packet{});
+      return;
     }
-    struct scratch_guard {
-      bool on;
-      ~scratch_guard() {
-        if (on) out_scratch_done();
-      }
-    } guard{c != compression::none};
+    const bytes_view body = compressed.body;
     const std::size_t n = header_size + ext.size() + body.size();
     std::error_code ec;
     if (n > s.opts_.max_message_size) ec = errc::message_too_large;

@@ -5,15 +5,7 @@ import socket
 import time
 
 import hostile
-from hostile import Server, check, packet, read_packet
-
-
-def echo(addr, body=b"ping", mid=1):
-    s = socket.create_connection(addr, timeout=10)
-    s.sendall(packet(body, message_id=mid))
-    head, got = read_packet(s, timeout=30)
-    s.close()
-    return got == body and head["message_id"] == mid
+from hostile import Server, check, echo
 
 
 # Out of file descriptors: logged, backs off, serves again.

@@ -136,6 +136,15 @@ def read_packet(sock, timeout=10):
     return {"compression": comp, "type": type_, "message_id": mid}, body[ext_len:]
 
 
+def echo(addr, body=b"ping", mid=1):
+    """One request over a fresh TCP connection; true if the echo came back whole."""
+    s = socket.create_connection(addr, timeout=10)
+    s.sendall(packet(body, message_id=mid))
+    head, got = read_packet(s, timeout=30)
+    s.close()
+    return got == body and head["message_id"] == mid
+
+
 def recv_exact(sock, n):
     out = bytearray()
     while len(out) < n:

@@ -4,24 +4,17 @@ per cause: a packet cut short (not just "peer closed") and max_connections refus
 inbound decoding budget (--inbound-memory-limit) pauses a second large packet until
 the first is done, instead of holding both."""
 import os
+import re
 import socket
 import tempfile
 import threading
 
 import hostile
-from hostile import Server, check, packet, read_packet
-
-
-def echo(addr, body=b"ping", mid=1):
-    s = socket.create_connection(addr, timeout=10)
-    s.sendall(packet(body, message_id=mid))
-    head, got = read_packet(s, timeout=30)
-    s.close()
-    return got == body and head["message_id"] == mid
+from hostile import Server, check, echo, packet, read_packet
 
 
 # A packet cut short by the peer.
-srv = Server("--tcp", "127.0.0.1:0", "--log-level", "info")
+srv = Server("--tcp", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--log-level", "info")
 try:
     addr = srv.hostport("tcp")
     s = socket.create_connection(addr)
@@ -32,6 +25,15 @@ try:
     check(srv.wait_log(r"close session-\d+: peer_closed \(truncated packet: 26 of 1016 bytes\)|"
                        r"close session-\d+: .*truncated packet: 26 of 1016 bytes"),
           "the session's close says truncated packet too")
+    mhost, mport = srv.metrics.rsplit(":", 1)
+    m = socket.create_connection((mhost, int(mport)), timeout=10)
+    m.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    text = b""
+    while chunk := m.recv(65536):
+        text += chunk
+    m.close()
+    check(re.search(rb'msgtrans_notices_total\{kind="truncated_packet"\} 1\b', text) is not None,
+          "the notice is counted in msgtrans_notices_total{kind}")
 finally:
     srv.stop()
 
