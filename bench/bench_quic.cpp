@@ -112,8 +112,7 @@ int main(int argc, char** argv) {
   scfg.connection.max_udp_payload = payload;
   std::unique_ptr<listener> l = make_listener(scfg);
   std::vector<std::unique_ptr<bench_owner>> server_side;
-  std::string err;
-  auto ec = server_loop.run([&] {
+  auto started = server_loop.run([&] {
     return l->start(
         server_loop.ioc, [&]() -> asio::io_context& { return server_loop.ioc; },
         [&](std::unique_ptr<connection> c) {
@@ -132,10 +131,10 @@ int main(int argc, char** argv) {
           raw->conn->start(*raw);
           server_side.push_back(std::move(o));
         },
-        transport_context{}, err);
+        transport_context{});
   });
-  if (ec) {
-    std::fprintf(stderr, "listen: %s %s\n", ec.message().c_str(), err.c_str());
+  if (started) {
+    std::fprintf(stderr, "listen: %s\n", started.message().c_str());
     return 1;
   }
   const std::string addr = server_loop.run([&] { return l->local_address(); });
@@ -143,7 +142,7 @@ int main(int argc, char** argv) {
   auto connect = [&] {
     quic_client_config ccfg;
     ccfg.address = addr;
-    ccfg.insecure_skip_verify = true;
+    ccfg.tls_insecure_skip_verify = true;
     ccfg.connection.udp_gso = gso;
     ccfg.connection.max_udp_payload = payload;
     auto conn = make_connector(ccfg);

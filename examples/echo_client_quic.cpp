@@ -5,6 +5,6 @@
 
 int main(int argc, char** argv) {
   msgtrans::url_options opts;
-  opts.insecure_skip_verify = true;
+  opts.tls_insecure_skip_verify = true;
   return run_echo_client(argc > 1 ? argv[1] : "quic://127.0.0.1:8003", opts);
 }

@@ -61,7 +61,7 @@ std::vector<std::uint8_t> capture_client_initial() {
   udp::socket trap(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   quic_client_config cfg;
   cfg.address = "127.0.0.1:" + std::to_string(trap.local_endpoint().port());
-  cfg.insecure_skip_verify = true;
+  cfg.tls_insecure_skip_verify = true;
   cfg.connection.max_udp_payload = 1200;  // a network-sized Initial (on loopback it would be padded to 65,000)
   auto conn = make_connector(cfg);
   conn->connect(io, std::chrono::milliseconds(500), {}, [](std::error_code, std::unique_ptr<connection>) {});

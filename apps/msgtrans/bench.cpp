@@ -369,8 +369,8 @@ void add_bench(CLI::App& app, int& exit_status) {
   cmd->add_flag("--json", o->json, "print the report as JSON");
   cmd->add_flag("--raw", o->raw, "the target echoes bytes unchanged (replies are matched by message id either way)");
   cmd->add_flag("-q,--quiet", o->quiet, "no progress line");
-  cmd->add_option("--ca", o->tls.ca_file, "trust this CA file (wss, quic)");
-  cmd->add_flag("--insecure", o->tls.insecure_skip_verify, "skip certificate verification");
+  cmd->add_option("--ca", o->tls.tls_ca_file, "trust this CA file (wss, quic)");
+  cmd->add_flag("--insecure", o->tls.tls_insecure_skip_verify, "skip certificate verification");
   cmd->callback([o, &exit_status] { exit_status = run_bench(*o); });
 }
 

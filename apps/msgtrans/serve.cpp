@@ -102,8 +102,8 @@ int run_serve(const serve_options& o) {
   for (auto& a : o.quic) {
     quic_server_config q;
     q.bind_address = a;
-    q.cert_file = o.tls_cert;
-    q.key_file = o.tls_key;
+    q.tls_cert_file = o.tls_cert;
+    q.tls_key_file = o.tls_key;
     b.listen(q);
   }
   if (o.tcp.empty() && o.ws.empty() && o.quic.empty()) {

@@ -97,8 +97,8 @@ struct unix_client_config {
 class unix_listener final : public msgtrans::listener {
  public:
   explicit unix_listener(unix_server_config c) : cfg_(std::move(c)) {}
-  std::error_code start(asio::io_context& loop, loop_picker pick, accept_handler on_accept,
-                        const msgtrans::transport_context& ctx, std::string& detail) override {
+  msgtrans::error_info start(asio::io_context& loop, loop_picker pick, accept_handler on_accept,
+                             const msgtrans::transport_context& ctx) override {
     ::unlink(cfg_.path.c_str());
     boost::system::error_code ec;
     acceptor_ = std::make_unique<stream::acceptor>(loop);
@@ -106,8 +106,7 @@ class unix_listener final : public msgtrans::listener {
     if (!ec) acceptor_->bind(stream::endpoint(cfg_.path), ec);
     if (!ec) acceptor_->listen(128, ec);
     if (ec) {
-      detail = "unix: cannot bind " + cfg_.path + ": " + ec.message();
-      return msgtrans::errc::bind_failed;
+      return {msgtrans::errc::bind_failed, "unix: cannot bind " + cfg_.path + ": " + ec.message()};
     }
     pick_ = std::move(pick);
     on_accept_ = std::move(on_accept);

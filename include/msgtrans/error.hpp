@@ -5,6 +5,7 @@
 
 #include <string>
 #include <system_error>
+#include <utility>
 
 namespace msgtrans {
 
@@ -46,9 +47,31 @@ inline std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), category()};
 }
 
+
 }  // namespace msgtrans
 
 /// @cond STD_SPECIALISATIONS (plumbing, not API; doxygen cannot place std:: specialisations)
 template <>
 struct std::is_error_code_enum<msgtrans::errc> : std::true_type {};
 /// @endcond
+
+namespace msgtrans {
+
+/// A runtime failure: its code, and what a person needs to know about this instance of
+/// it (which address, which file, which field). Every call that can fail for more than
+/// one reason returns this (or `result<T>`, whose error is the code alone). An empty
+/// `code` means success; `if (auto e = server.start()) ...` tests for failure.
+struct error_info {
+  std::error_code code;
+  std::string detail;  ///< empty when the code's own message says it all
+
+  error_info() = default;
+  error_info(std::error_code c, std::string d = {}) : code(c), detail(std::move(d)) {}  // NOLINT: implicit
+  error_info(errc e, std::string d = {}) : code(e), detail(std::move(d)) {}            // NOLINT: implicit
+
+  explicit operator bool() const noexcept { return static_cast<bool>(code); }
+  /// The detail if there is one, else the code's message.
+  std::string message() const { return detail.empty() ? code.message() : detail; }
+};
+
+}  // namespace msgtrans

@@ -51,6 +51,10 @@ struct session_options {
   /// sent for `heartbeat_interval`, so a peer with an idle timeout keeps the link.
   std::optional<std::uint8_t> heartbeat_biz_type = std::nullopt;
   std::chrono::milliseconds heartbeat_interval = 30s;
+  /// Bound on ending a connection: flushing what was queued, then the transport's close
+  /// handshake (WebSocket close frames, QUIC CONNECTION_CLOSE, TCP linger). Past it the
+  /// socket is closed anyway (default 5 s).
+  std::chrono::milliseconds close_timeout = 5s;
   /// Default timeout of request() (default 10 s).
   std::chrono::milliseconds request_timeout = 10s;
   /// Automatic compression: payloads of at least `auto_compress_min` bytes are

@@ -75,16 +75,17 @@ struct quic_server_config {
   /// PEM certificate chain and private key files. Both empty (the default): a self-signed
   /// ECDSA P-256 certificate is generated at start for `localhost`, 127.0.0.1, ::1 and
   /// `certificate_names`.
-  std::string cert_file;
-  std::string key_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
   /// Extra DNS names (or IP addresses) of the generated self-signed certificate.
   std::vector<std::string> certificate_names;
   /// If set, the generated self-signed certificate is written there as PEM, so a client
   /// can trust exactly it with `quic_client_config::ca_file`. Default: not written.
   std::string write_self_signed_cert_to;
   /// Connections this listener keeps at once, handshakes included; past it new clients
-  /// get CONNECTION_CLOSE with CONNECTION_REFUSED. Default 10000.
-  std::size_t max_connections = 10000;
+  /// get CONNECTION_CLOSE with CONNECTION_REFUSED. 0 (the default): only the server-wide
+  /// limit (server_builder::max_connections) applies, as on every listener.
+  std::size_t max_connections = 0;
   /// A connection whose handshake has not completed within this time is dropped.
   /// Default 10 s.
   std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
@@ -111,13 +112,13 @@ struct quic_client_config {
   std::string address = "127.0.0.1:4433";
   /// Name sent as SNI and checked against the certificate. Empty (the default): the host
   /// part of `address`.
-  std::string server_name;
+  std::string tls_server_name;
   /// PEM file of the certificate authorities to trust. Empty (the default): the system
   /// trust store.
-  std::string ca_file;
+  std::string tls_ca_file;
   /// Accepts any server certificate. Only for tests and closed networks: anyone on the
   /// path can impersonate the server. Default false (certificates are verified).
-  bool insecure_skip_verify = false;
+  bool tls_insecure_skip_verify = false;
   /// Used when `connector::connect` is given no timeout (0). Default 10 s.
   std::chrono::milliseconds connect_timeout = std::chrono::seconds(10);
   /// ALPN protocols offered. Default {"msgtrans"}; an empty list offers none (as the Rust
@@ -126,9 +127,10 @@ struct quic_client_config {
   quic_connection_options connection;
 };
 
-/// A QUIC listener; see quic_server_config.
+/// A QUIC listener; see quic_server_config. Throws std::invalid_argument naming the
+/// field on a bad value (an unparsable address, one TLS file without the other, ...).
 std::unique_ptr<listener> make_listener(const quic_server_config& c);
-/// A QUIC connector; see quic_client_config.
+/// A QUIC connector; see quic_client_config. Throws std::invalid_argument as above.
 std::unique_ptr<connector> make_connector(const quic_client_config& c);
 
 /// Application error codes msgtrans puts in CONNECTION_CLOSE frames.

@@ -12,6 +12,7 @@
 /// - `on_closed` is called exactly once, after which the owner is never called again.
 #pragma once
 
+#include <msgtrans/error.hpp>
 #include <msgtrans/packet.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -171,10 +172,15 @@ class inbound_budget {
   std::vector<std::pair<boost::asio::io_context*, std::function<void()>>> waiters_;
 };
 
-/// What the runtime gives a listener or connector.
+/// What the runtime gives a listener or connector. The runtime's limits reach the
+/// transports only through here; a transport's own config holds protocol knobs only.
 struct transport_context {
   /// Limits the transport enforces while framing (from the header, before buffering).
   decode_limits limits;
+  /// The one bound on ending a connection: the final flush and any close handshake
+  /// (WebSocket close frames, QUIC CONNECTION_CLOSE, TCP's linger for the peer's FIN).
+  /// From session_options::close_timeout.
+  std::chrono::milliseconds close_timeout{5000};
   /// Every loop of the runtime, the accept loop first (empty: only the accept loop). For
   /// a listener that spreads its own work over the loops, as QUIC does (a socket per loop).
   std::vector<boost::asio::io_context*> loops;
@@ -198,14 +204,15 @@ class listener {
 
   virtual ~listener() = default;
 
-  /// Binds and starts accepting. Each accepted connection is created on
-  /// `pick_loop()` and delivered to `on_accept` on that loop once it is ready to carry
-  /// packets (after any TLS / WebSocket / QUIC handshake). Returns bind_failed (with
-  /// the address in `detail`) if the address cannot be bound.
-  virtual std::error_code start(boost::asio::io_context& accept_loop, loop_picker pick_loop,
-                                accept_handler on_accept, const transport_context& ctx,
-                                std::string& detail) = 0;
-  /// Stops accepting. Established connections are not touched. Idempotent.
+  /// Binds and starts accepting, on `accept_loop`'s thread. Each accepted connection
+  /// is created on `pick_loop()` and delivered to `on_accept` on that loop once it is
+  /// ready to carry packets (after any TLS / WebSocket / QUIC handshake). Errors, each
+  /// with the address or file in the detail: address_error (unparsable or unresolvable
+  /// address), bind_failed (cannot bind), tls_error (certificate files).
+  virtual error_info start(boost::asio::io_context& accept_loop, loop_picker pick_loop, accept_handler on_accept,
+                           const transport_context& ctx) = 0;
+  /// Stops accepting, on the accept loop's thread. Established connections are not
+  /// touched. Idempotent.
   virtual void stop() = 0;
   /// The bound address, with the real port when port 0 was asked for.
   virtual std::string local_address() const = 0;

@@ -15,9 +15,9 @@ namespace msgtrans {
 
 /// Settings a URL cannot carry.
 struct url_options {
-  std::string ca_file;               ///< trust these CAs (TLS transports)
-  std::string server_name;           ///< SNI / verification name, if not the URL's host
-  bool insecure_skip_verify = false;  ///< do not verify the server certificate (development only)
+  std::string tls_ca_file;               ///< trust these CAs (TLS transports)
+  std::string tls_server_name;           ///< SNI / verification name, if not the URL's host
+  bool tls_insecure_skip_verify = false;  ///< do not verify the server certificate (development only)
 };
 
 /// A connector for `url`, or null with `error` saying what is wrong.

@@ -1,4 +1,6 @@
 // QUIC client: each connection owns a UDP socket on the loop it was connected on.
+#include "quic/config.hpp"
+#include "net/address.hpp"
 #include "quic/quic_conn.hpp"
 #include "quic/udp_socket.hpp"
 
@@ -9,6 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <stdexcept>
 #include <utility>
 
 namespace msgtrans::quic_detail {
@@ -49,8 +52,8 @@ class client_host final : public conn_host, public std::enable_shared_from_this<
     cc.limits = ctx.limits;
     random_bytes(cc.secret.data(), cc.secret.size());
     quic_conn::client_args args;
-    args.server_name = cfg.server_name;
-    args.verify = !cfg.insecure_skip_verify;
+    args.server_name = cfg.tls_server_name;
+    args.verify = !cfg.tls_insecure_skip_verify;
     args.alpn = cfg.alpn;
     std::string detail;
     auto c = quic_conn::make_client(loop_, shared_from_this(), *cred_, cc, reinterpret_cast<sockaddr*>(&local_),
@@ -116,12 +119,14 @@ class client_host final : public conn_host, public std::enable_shared_from_this<
 class quic_connector final : public connector {
  public:
   explicit quic_connector(const quic_client_config& c) : cfg_(c) {
-    std::string port;
-    if (!split_host_port(cfg_.address, host_, port)) return;
-    port_ = port;
-    if (cfg_.server_name.empty()) cfg_.server_name = host_;
+    std::string why;
+    auto addr = net::address::parse_connect(cfg_.address, why);  // checked by make_connector
+    if (!addr) return;
+    host_ = addr->host;
+    port_ = std::to_string(addr->port);
+    if (cfg_.tls_server_name.empty()) cfg_.tls_server_name = host_;
     cred_ = std::make_shared<tls_credentials>();
-    if (cred_->init_client(cfg_.insecure_skip_verify ? std::string() : cfg_.ca_file, cred_error_)) cred_.reset();
+    if (cred_->init_client(cfg_.tls_insecure_skip_verify ? std::string() : cfg_.tls_ca_file, cred_error_)) cred_.reset();
   }
 
   void connect(asio::io_context& loop, std::chrono::milliseconds timeout, const transport_context& ctx,
@@ -155,6 +160,13 @@ class quic_connector final : public connector {
 
 namespace msgtrans {
 std::unique_ptr<connector> make_connector(const quic_client_config& c) {
+  std::string why;
+  if (!net::address::parse_connect(c.address, why)) throw std::invalid_argument("quic_client_config.address: " + why);
+  if (c.connect_timeout.count() <= 0) throw std::invalid_argument("quic_client_config.connect_timeout must be positive");
+  for (const auto& a : c.alpn)
+    if (a.empty() || a.size() > 255)
+      throw std::invalid_argument("quic_client_config.alpn: each protocol name must be 1..255 bytes");
+  quic_detail::validate(c.connection, "quic_client_config.connection");
   return std::make_unique<quic_detail::quic_connector>(c);
 }
 }  // namespace msgtrans

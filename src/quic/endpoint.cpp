@@ -1,5 +1,7 @@
 // QUIC listener: UDP endpoints (one per runtime loop, sharing the port) and their routing.
 // All connections of an endpoint live on the endpoint's loop.
+#include "quic/config.hpp"
+#include "net/resolve.hpp"
 #include "quic/endpoint.hpp"
 
 #include <msgtrans/error.hpp>
@@ -11,6 +13,7 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 
 #include <future>
+#include <stdexcept>
 
 namespace msgtrans::quic_detail {
 namespace asio = boost::asio;
@@ -37,35 +40,18 @@ endpoint::endpoint(asio::io_context& loop, const quic_server_config& cfg, std::s
   conn_cfg_.steer_index = static_cast<std::uint8_t>(index);
 }
 
-namespace {
-std::error_code resolve_bind(asio::io_context& loop, const std::string& address, udp::endpoint& out,
-                             std::string& detail) {
-  std::string host, port;
-  if (!split_host_port(address, host, port)) {
-    detail = "quic_server_config.bind_address: expected host:port, got \"" + address + "\"";
-    return errc::address_error;
-  }
-  boost::system::error_code ec;
-  udp::resolver resolver(loop);
-  auto results = resolver.resolve(host, port, udp::resolver::passive, ec);
-  if (ec || results.empty()) {
-    detail = "cannot resolve " + address + ": " + ec.message();
-    return errc::address_error;
-  }
-  out = results.begin()->endpoint();
-  return {};
-}
-}  // namespace
-
 std::error_code bind_endpoints(const quic_server_config& cfg, const transport_context& ctx,
                                const std::vector<asio::io_context*>& loops, std::size_t n,
                                std::vector<std::shared_ptr<endpoint>>& out, bool& steer_failed,
                                std::string& detail) {
   steer_failed = false;
   udp::endpoint addr;
-  if (auto e = resolve_bind(*loops.front(), cfg.bind_address, addr, detail)) return e;
+  if (auto e = net::resolve_bind<udp>(*loops.front(), cfg.bind_address, "quic", addr)) {
+    detail = e.detail;
+    return e.code;
+  }
   auto group = std::make_shared<endpoint_group>(cfg, ctx, n);
-  if (auto e = group->cred.init_server(cfg.cert_file, cfg.key_file, cfg.certificate_names,
+  if (auto e = group->cred.init_server(cfg.tls_cert_file, cfg.tls_key_file, cfg.certificate_names,
                                        cfg.write_self_signed_cert_to, detail))
     return e;
   std::vector<std::shared_ptr<endpoint>> eps;
@@ -172,7 +158,7 @@ void endpoint::accept_initial(const sockaddr* from, socklen_t fromlen, std::uint
   // Rejects anything but a well-formed client Initial in a datagram of at least 1200 bytes
   // (truncated Initials end here).
   if (ngtcp2_accept(&hd, data, len) != 0 || hd.type != NGTCP2_PKT_INITIAL) return;
-  if (group_->connections.load() >= cfg_.max_connections) {
+  if (cfg_.max_connections != 0 && group_->connections.load() >= cfg_.max_connections) {
     send_refusal(hd, NGTCP2_CONNECTION_REFUSED, from, fromlen);
     return;
   }
@@ -332,8 +318,15 @@ class quic_listener final : public listener {
   explicit quic_listener(const quic_server_config& c) : cfg_(c) {}
   ~quic_listener() override { stop(); }
 
-  std::error_code start(asio::io_context& accept_loop, loop_picker, accept_handler on_accept,
-                        const transport_context& ctx, std::string& detail) override {
+  error_info start(asio::io_context& accept_loop, loop_picker, accept_handler on_accept,
+                   const transport_context& ctx) override {
+    std::string detail;
+    std::error_code ec = start_listening(accept_loop, on_accept, ctx, detail);
+    return {ec, std::move(detail)};
+  }
+
+  std::error_code start_listening(asio::io_context& accept_loop, const accept_handler& on_accept,
+                                  const transport_context& ctx, std::string& detail) {
     std::vector<asio::io_context*> loops = ctx.loops;
     if (loops.empty()) loops.push_back(&accept_loop);
     std::size_t n = cfg_.sockets == 0 ? loops.size() : std::min(cfg_.sockets, loops.size());
@@ -388,6 +381,14 @@ class quic_listener final : public listener {
 
 namespace msgtrans {
 std::unique_ptr<listener> make_listener(const quic_server_config& c) {
+  std::string why;
+  if (!net::address::parse_bind(c.bind_address, why))
+    throw std::invalid_argument("quic_server_config.bind_address: " + why);
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty())
+    throw std::invalid_argument("quic_server_config: tls_cert_file and tls_key_file must be given together");
+  if (c.handshake_timeout.count() <= 0)
+    throw std::invalid_argument("quic_server_config.handshake_timeout must be positive");
+  quic_detail::validate(c.connection, "quic_server_config.connection");
   return std::make_unique<quic_detail::quic_listener>(c);
 }
 }  // namespace msgtrans

@@ -56,7 +56,7 @@ std::error_code tls_credentials::init_server(const std::string& cert_file, const
     return fail(detail, "allocating TLS credentials", rv);
   if (!cert_file.empty() || !key_file.empty()) {
     if (cert_file.empty() || key_file.empty()) {
-      detail = "quic_server_config: cert_file and key_file must be given together";
+      detail = "quic_server_config: tls_cert_file and tls_key_file must be given together";
       return errc::invalid_argument;
     }
     if (int rv = gnutls_certificate_set_x509_key_file(cred_, cert_file.c_str(), key_file.c_str(),

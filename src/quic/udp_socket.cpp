@@ -328,20 +328,4 @@ void udp_socket::receive_batches() {
 
 void udp_socket::set_sendmmsg_for_tests(sendmmsg_fn f) noexcept { sendmmsg_impl = f ? f : ::sendmmsg; }
 
-bool split_host_port(const std::string& address, std::string& host, std::string& port) {
-  if (address.empty()) return false;
-  if (address.front() == '[') {
-    auto close = address.find(']');
-    if (close == std::string::npos || close + 1 >= address.size() || address[close + 1] != ':') return false;
-    host = address.substr(1, close - 1);
-    port = address.substr(close + 2);
-  } else {
-    auto colon = address.rfind(':');
-    if (colon == std::string::npos) return false;
-    host = address.substr(0, colon);
-    port = address.substr(colon + 1);
-  }
-  return !host.empty() && !port.empty();
-}
-
 }  // namespace msgtrans::quic_detail

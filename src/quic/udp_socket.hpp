@@ -97,7 +97,5 @@ class udp_socket {
   std::uint64_t send_blocks_ = 0;
 };
 
-/// Parses "host:port" / "[v6]:port" into host and port; false if malformed.
-bool split_host_port(const std::string& address, std::string& host, std::string& port);
 
 }  // namespace msgtrans::quic_detail

@@ -148,7 +148,9 @@ class client_impl final : public event_router, public std::enable_shared_from_th
 
   // n: attempt number; h: the connect() waiting for the outcome (null for auto-reconnect).
   void attempt(int n, std::shared_ptr<connect_handler> h) {
-    transport_context ctx{cfg_.opts.limits(), {}};
+    transport_context ctx;
+    ctx.limits = cfg_.opts.limits();
+    ctx.close_timeout = cfg_.opts.close_timeout;
     cfg_.target->connect(loop_, cfg_.connect_timeout, ctx,
                          [self = shared_from_this(), n, h](std::error_code ec, std::unique_ptr<connection> c) {
                            self->attempted(n, h, ec, std::move(c));

@@ -50,22 +50,25 @@ class server_impl final : public event_router, public notice_sink {
   std::error_code start(std::string* why) {
     std::lock_guard lock(lifecycle_mu_);
     if (started_) return {};
-    transport_context ctx{cfg_.opts.limits(), {}, this, &budget_};
+    transport_context ctx;
+    ctx.limits = cfg_.opts.limits();
+    ctx.close_timeout = cfg_.opts.close_timeout;
+    ctx.notices = this;
+    ctx.budget = &budget_;
     for (std::size_t i = 0; i < rt_.size(); ++i) ctx.loops.push_back(&rt_.loop(i));
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       slot* sl = slots_[i].get();
-      std::string detail;
-      std::error_code ec;
+      error_info e;
       // Listeners live on loop 0; accepted connections are spread over all loops.
       run_on(rt_.loop(0), [&] {
-        ec = sl->l->start(
+        e = sl->l->start(
             rt_.loop(0), [this]() -> asio::io_context& { return rt_.next_loop(); },
-            [this, sl](std::unique_ptr<connection> c) { accept(sl, std::move(c)); }, ctx, detail);
+            [this, sl](std::unique_ptr<connection> c) { accept(sl, std::move(c)); }, ctx);
       });
-      if (ec) {
+      if (e) {
         for (std::size_t j = 0; j < i; ++j) run_on(rt_.loop(0), [&] { slots_[j]->l->stop(); });
-        if (why) *why = detail.empty() ? ec.message() : detail;
-        return ec;
+        if (why) *why = e.message();
+        return e.code;
       }
     }
     started_ = true;

@@ -14,12 +14,23 @@ namespace {
 
 using factory = std::function<std::unique_ptr<connector>(std::string_view rest, const url_options&, std::string&)>;
 
+// make_connector validates and throws; a URL's mistakes are reported through `error`.
+template <class Config>
+std::unique_ptr<connector> made(const Config& c, std::string& error) {
+  try {
+    return make_connector(c);
+  } catch (const std::invalid_argument& e) {
+    error = e.what();
+    return nullptr;
+  }
+}
+
 std::unique_ptr<connector> tcp_from_url(std::string_view rest, const url_options&, std::string& error) {
   if (rest.empty() || rest.find('/') != std::string_view::npos) {
     error = "tcp URL must be tcp://host:port";
     return nullptr;
   }
-  return make_connector(tcp_client_config{std::string(rest)});
+  return made(tcp_client_config{std::string(rest)}, error);
 }
 
 std::unique_ptr<connector> quic_from_url(std::string_view rest, const url_options& o, std::string& error) {
@@ -29,10 +40,10 @@ std::unique_ptr<connector> quic_from_url(std::string_view rest, const url_option
   }
   quic_client_config c;
   c.address = std::string(rest);
-  c.ca_file = o.ca_file;
-  c.server_name = o.server_name;
-  c.insecure_skip_verify = o.insecure_skip_verify;
-  return make_connector(c);
+  c.tls_ca_file = o.tls_ca_file;
+  c.tls_server_name = o.tls_server_name;
+  c.tls_insecure_skip_verify = o.tls_insecure_skip_verify;
+  return made(c, error);
 }
 
 // ws://host[:port][/path] and wss://...; the TLS settings come from url_options.
@@ -40,15 +51,10 @@ factory ws_from_url(std::string scheme) {
   return [scheme](std::string_view rest, const url_options& o, std::string& error) -> std::unique_ptr<connector> {
     ws_client_config c;
     c.url = scheme + "://" + std::string(rest);
-    c.ca_file = o.ca_file;
-    c.server_name = o.server_name;
-    c.insecure_skip_verify = o.insecure_skip_verify;
-    try {
-      return make_connector(c);
-    } catch (const std::invalid_argument& e) {
-      error = e.what();
-      return nullptr;
-    }
+    c.ca_file = o.tls_ca_file;
+    c.server_name = o.tls_server_name;
+    c.insecure_skip_verify = o.tls_insecure_skip_verify;
+    return made(c, error);
   };
 }
 

@@ -1,6 +1,7 @@
 #include "tcp/tcp_connection.hpp"
 
-#include "core/address.hpp"
+#include "net/address.hpp"
+#include "net/read_buffer.hpp"
 #include "core/op_allocator.hpp"
 
 #include <msgtrans/error.hpp>
@@ -17,20 +18,11 @@ using boost::system::error_code;
 namespace {
 constexpr std::size_t min_read = 512;          // reads behind a partial frame start this small
 constexpr std::size_t max_read = 256 * 1024;   // and grow up to this while they fill
-constexpr std::size_t loop_read = 64 * 1024;   // the per-loop buffer a readable connection reads into
-constexpr auto close_linger = std::chrono::seconds(2);
+constexpr std::size_t loop_read = net::loop_read_buffer::size;  // what a readable connection reads at once
 // A partial packet up to this size is held without asking the server's inbound budget;
 // a larger one takes its whole declared size from it first (docs/reliability.md).
 constexpr std::size_t budget_allowance = 64 * 1024;
 
-// One read buffer per thread, that is per loop (a loop runs on one thread), shared by
-// all its connections: a connection waits for readability holding no buffer, then reads
-// here; complete packets are handed on from here, only a partial frame is kept.
-struct loop_buffer {
-  std::unique_ptr<std::byte[]> data;
-  bool busy = false;  // a handler on this thread re-entered a read: use the decoder then
-};
-thread_local loop_buffer t_loop_buffer;
 }  // namespace
 
 struct tcp_connection::state : std::enable_shared_from_this<state> {
@@ -40,6 +32,7 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
         limits(ctx.limits),
         notices(ctx.notices),
         budget(ctx.budget),
+        close_timeout(ctx.close_timeout),
         protocol(std::move(p)) {
     error_code ec;
     sock.non_blocking(true, ec);
@@ -53,7 +46,8 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
   std::size_t partial = 0;       // declared size of the partial packet buffered, once known
   std::size_t budget_held = 0;   // bytes this connection holds of the budget
   bool budget_waiting = false;   // reading paused until the budget gives bytes back
-  std::unique_ptr<asio::steady_timer> timer;  // bounds the lingering close; made by it
+  std::chrono::milliseconds close_timeout;     // bounds the lingering close
+  std::unique_ptr<asio::steady_timer> timer;  // made by the close
   std::string protocol;
   connection_owner* owner = nullptr;  // null once detached or closed
   std::vector<asio::const_buffer> iov;
@@ -71,9 +65,9 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
     i.protocol = protocol;
     error_code ec;
     auto l = sock.local_endpoint(ec);
-    if (!ec) i.local_address = to_string(l);
+    if (!ec) i.local_address = net::format_endpoint(l);
     auto r = sock.remote_endpoint(ec);
-    if (!ec) i.peer_address = to_string(r);
+    if (!ec) i.peer_address = net::format_endpoint(r);
     return i;
   }
 
@@ -146,22 +140,19 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
   void on_readable(error_code ec) {
     if (!still_reading(ec)) return;
     if (ec) return fail(close_info{close_reason::peer_closed, ec, ec.message()});
-    auto& lb = t_loop_buffer;
-    if (lb.busy) {  // re-entered from a handler on this thread: read into the decoder
+    auto lb = net::loop_read_buffer::borrow();
+    if (!lb) {  // re-entered from a handler on this thread: read into the decoder
       read_armed = true;
       auto space = decoder.prepare(read_size);
       sock.async_read_some(asio::buffer(space.data(), space.size()),
                            [self = shared_from_this()](error_code ec, std::size_t n) { self->on_read(ec, n); });
       return;
     }
-    if (!lb.data) lb.data = std::make_unique<std::byte[]>(loop_read);
-    std::size_t n = sock.read_some(asio::buffer(lb.data.get(), loop_read), ec);
+    std::size_t n = sock.read_some(asio::buffer(lb.data(), loop_read), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) return arm_read();
     if (ec) return fail(read_error(ec));
     streaming = n == loop_read;
-    lb.busy = true;
-    deliver({lb.data.get(), n});
-    lb.busy = false;
+    deliver({lb.data(), n});
     arm_read();
   }
 
@@ -303,7 +294,7 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
     closing = true;
     why = std::move(info);
     timer = std::make_unique<asio::steady_timer>(sock.get_executor());
-    timer->expires_after(close_linger);
+    timer->expires_after(close_timeout);
     timer->async_wait([self = shared_from_this()](error_code ec) {
       if (!ec) self->finish();
     });

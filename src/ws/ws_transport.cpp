@@ -1025,8 +1025,15 @@ class ws_listener final : public listener {
   explicit ws_listener(ws_server_config cfg) : cfg_(std::move(cfg)) {}
   ~ws_listener() override { stop(); }
 
-  std::error_code start(asio::io_context& accept_loop, loop_picker pick_loop, accept_handler on_accept,
-                        const transport_context& ctx, std::string& detail) override {
+  error_info start(asio::io_context& accept_loop, loop_picker pick_loop, accept_handler on_accept,
+                   const transport_context& ctx) override {
+    std::string detail;
+    std::error_code ec = start_listening(accept_loop, std::move(pick_loop), std::move(on_accept), ctx, detail);
+    return {ec, std::move(detail)};
+  }
+
+  std::error_code start_listening(asio::io_context& accept_loop, loop_picker pick_loop, accept_handler on_accept,
+                                  const transport_context& ctx, std::string& detail) {
     auto sh = std::make_shared<listener_shared>();
     sh->cfg = cfg_;
     sh->accept_loop = &accept_loop;

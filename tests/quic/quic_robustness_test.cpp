@@ -210,7 +210,7 @@ TEST_P(lossy_path, delivers_everything_once_in_order) {
   test_server srv(ioc, scfg);
   lossy_relay relay(ioc, parse(srv.address()), faults, 12345);
   auto cfg = client_config(relay.address(), cert.path);
-  cfg.server_name = "127.0.0.1";
+  cfg.tls_server_name = "127.0.0.1";
   cfg.connection.max_udp_payload = 1452;
   std::error_code ec;
   test_owner client;
@@ -296,7 +296,7 @@ TEST_F(quic_robustness, address_change_keeps_each_connection_on_its_loop) {
   for (std::size_t i = 0; i < n_clients; ++i) {
     paths.push_back(std::make_unique<relay_thread>(address_of(s), path_faults{}, 7 + static_cast<unsigned>(i)));
     auto q = client_config(paths.back()->relay.address(), cert.path);
-    q.server_name = "127.0.0.1";
+    q.tls_server_name = "127.0.0.1";
     clients.push_back(client_builder{}.use_runtime(rt).connect_to(q).build());
     ASSERT_FALSE(clients.back().connect()) << "client " << i;
   }
@@ -366,7 +366,7 @@ TEST_F(quic_robustness, ten_percent_lossy_path_carries_messages_and_requests_bot
   ASSERT_FALSE(s.start());
   relay_thread path(address_of(s), faults, 4242);
   auto q = client_config(path.relay.address(), cert.path);
-  q.server_name = "127.0.0.1";
+  q.tls_server_name = "127.0.0.1";
   q.connection.max_udp_payload = 1452;
   auto c = client_builder{}
                .connect_to(q)

@@ -34,7 +34,7 @@ quic_server_config quic_any_port(const cert_file& c) {
 quic_client_config quic_to(const server& s, const cert_file& c) {
   quic_client_config q;
   q.address = address_of(s);
-  q.ca_file = c.path;
+  q.tls_ca_file = c.path;
   q.connection.initial_rtt = 10ms;
   return q;
 }
@@ -199,7 +199,7 @@ TEST(QuicRuntime, QuicUrl) {
   ASSERT_FALSE(s.start());
   std::string error;
   url_options o;
-  o.ca_file = cert.path;
+  o.tls_ca_file = cert.path;
   auto conn = connector_for_url("quic://" + address_of(s), o, error);
   ASSERT_TRUE(conn) << error;
   EXPECT_EQ(conn->target(), "quic://" + address_of(s));

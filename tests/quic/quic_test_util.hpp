@@ -128,7 +128,7 @@ inline quic_server_config server_config(const std::string& cert_out = {}) {
 inline quic_client_config client_config(const std::string& address, const std::string& ca_file) {
   quic_client_config c;
   c.address = address;
-  c.ca_file = ca_file;
+  c.tls_ca_file = ca_file;
   c.connection.initial_rtt = 10ms;
   return c;
 }
@@ -144,16 +144,15 @@ struct test_server {
   test_server(boost::asio::io_context& io, const quic_server_config& cfg, bool echo_packets = true,
               transport_context ctx = {})
       : ioc(io), l(make_listener(cfg)), echo(echo_packets) {
-    std::string detail;
-    auto ec = l->start(
+    auto e = l->start(
         ioc, [this]() -> boost::asio::io_context& { return ioc; },
         [this](std::unique_ptr<connection> c) {
           owners.push_back(std::make_unique<test_owner>(echo));
           if (on_accept_hook) on_accept_hook(*owners.back());  // before start: sees every packet
           owners.back()->attach(std::move(c));
         },
-        ctx, detail);
-    EXPECT_FALSE(ec) << ec.message() << ": " << detail;
+        ctx);
+    EXPECT_FALSE(e) << e.message();
   }
   std::string address() const { return l->local_address(); }
 };

@@ -121,19 +121,19 @@ TEST_F(quic_test, certificate_verification) {
   }
   {  // failure: right CA, wrong name
     auto cfg = client_config(srv.address(), cert.path);
-    cfg.server_name = "example.com";
+    cfg.tls_server_name = "example.com";
     auto c = connect(ioc, cfg, ec);
     EXPECT_EQ(ec, errc::tls_error) << ec.message();
   }
   {  // success by name: the certificate holds localhost
     auto cfg = client_config(srv.address(), cert.path);
-    cfg.server_name = "localhost";
+    cfg.tls_server_name = "localhost";
     auto c = connect(ioc, cfg, ec);
     EXPECT_FALSE(ec) << ec.message();
   }
   {  // explicitly insecure
     auto cfg = client_config(srv.address(), "");
-    cfg.insecure_skip_verify = true;
+    cfg.tls_insecure_skip_verify = true;
     auto c = connect(ioc, cfg, ec);
     EXPECT_FALSE(ec) << ec.message();
   }
@@ -248,7 +248,7 @@ TEST_F(quic_test, connect_to_nothing_times_out) {
   // A bound UDP port that never answers.
   boost::asio::ip::udp::socket silent(ioc, boost::asio::ip::udp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
   auto cfg = client_config("127.0.0.1:" + std::to_string(silent.local_endpoint().port()), "");
-  cfg.insecure_skip_verify = true;
+  cfg.tls_insecure_skip_verify = true;
   std::error_code ec;
   const auto start = std::chrono::steady_clock::now();
   auto c = connect(ioc, cfg, ec, 300ms);
@@ -273,29 +273,29 @@ TEST_F(quic_test, certificate_and_key_files) {
       key.path + " -out " + crt.path + " >/dev/null 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   auto scfg = server_config();
-  scfg.cert_file = crt.path;
-  scfg.key_file = key.path;
+  scfg.tls_cert_file = crt.path;
+  scfg.tls_key_file = key.path;
   test_server srv(ioc, scfg);
   auto ccfg = client_config(srv.address(), crt.path);
-  ccfg.server_name = "files.test";
+  ccfg.tls_server_name = "files.test";
   std::error_code ec;
   test_owner c;
   c.attach(connect(ioc, ccfg, ec));
   ASSERT_FALSE(ec) << ec.message();
   c.send(make_packet(1, 10));
   ASSERT_TRUE(run_until(ioc, [&] { return c.received.size() == 1; }));
-  ccfg.server_name = "localhost";  // not in that certificate
+  ccfg.tls_server_name = "localhost";  // not in that certificate
   EXPECT_EQ(connect(ioc, ccfg, ec), nullptr);
   EXPECT_EQ(ec, errc::tls_error);
   // Only one of the two files is a configuration error.
   auto half = server_config();
-  half.cert_file = crt.path;
-  auto l = make_listener(half);
-  std::string detail;
-  EXPECT_EQ(l->start(ioc, [&]() -> boost::asio::io_context& { return ioc; }, [](std::unique_ptr<connection>) {}, {},
-                     detail),
-            errc::invalid_argument);
-  EXPECT_NE(detail.find("key_file"), std::string::npos) << detail;
+  half.tls_cert_file = crt.path;
+  try {
+    make_listener(half);
+    ADD_FAILURE() << "make_listener accepted tls_cert_file without tls_key_file";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("tls_key_file"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(quic_test, self_signed_certificate_holds_configured_names) {
@@ -304,13 +304,13 @@ TEST_F(quic_test, self_signed_certificate_holds_configured_names) {
   test_server srv(ioc, scfg);
   for (const char* name : {"msgtrans.test", "10.1.2.3", "localhost", "127.0.0.1"}) {
     auto ccfg = client_config(srv.address(), cert.path);
-    ccfg.server_name = name;
+    ccfg.tls_server_name = name;
     std::error_code ec;
     auto c = connect(ioc, ccfg, ec);
     EXPECT_FALSE(ec) << name << ": " << ec.message();
   }
   auto ccfg = client_config(srv.address(), cert.path);
-  ccfg.server_name = "other.test";
+  ccfg.tls_server_name = "other.test";
   std::error_code ec;
   EXPECT_EQ(connect(ioc, ccfg, ec), nullptr);
   EXPECT_EQ(ec, errc::tls_error);
@@ -342,21 +342,34 @@ TEST_F(quic_test, close_from_on_packet_flushes_the_reply_first) {
 
 TEST_F(quic_test, bad_configuration_is_reported) {
   auto cfg = server_config();
-  cfg.cert_file = "/nonexistent/cert.pem";
-  cfg.key_file = "/nonexistent/key.pem";
+  cfg.tls_cert_file = "/nonexistent/cert.pem";
+  cfg.tls_key_file = "/nonexistent/key.pem";
   auto l = make_listener(cfg);
-  std::string detail;
-  auto ec = l->start(
-      ioc, [&]() -> boost::asio::io_context& { return ioc; }, [](std::unique_ptr<connection>) {}, {}, detail);
-  EXPECT_EQ(ec, errc::tls_error);
-  EXPECT_NE(detail.find("/nonexistent/cert.pem"), std::string::npos) << detail;
+  auto e = l->start(ioc, [&]() -> boost::asio::io_context& { return ioc; }, [](std::unique_ptr<connection>) {}, {});
+  EXPECT_EQ(e.code, errc::tls_error);
+  EXPECT_NE(e.detail.find("/nonexistent/cert.pem"), std::string::npos) << e.detail;
 
+  // Mistakes in the configuration itself are thrown by make_*, naming the field.
+  auto throws_naming = [](auto make, const std::string& field) {
+    try {
+      make();
+      ADD_FAILURE() << "no exception for " << field;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+    }
+  };
   auto bad = server_config();
   bad.bind_address = "no-port";
-  auto l2 = make_listener(bad);
-  EXPECT_EQ(l2->start(ioc, [&]() -> boost::asio::io_context& { return ioc; }, [](std::unique_ptr<connection>) {}, {},
-                      detail),
-            errc::address_error);
+  throws_naming([&] { make_listener(bad); }, "quic_server_config.bind_address");
+  auto window = server_config();
+  window.connection.stream_window = 0;
+  throws_naming([&] { make_listener(window); }, "quic_server_config.connection.stream_window");
+  quic_client_config nohost;
+  nohost.address = ":4433";
+  throws_naming([&] { make_connector(nohost); }, "quic_client_config.address");
+  quic_client_config payload;
+  payload.connection.max_udp_payload = 100;
+  throws_naming([&] { make_connector(payload); }, "quic_client_config.connection.max_udp_payload");
 }
 
 // Forwards datagrams between one client and the server, and records the largest each way.
@@ -404,7 +417,7 @@ TEST_F(quic_test, udp_payload_size_per_path_and_configured) {
     test_server srv(ioc, scfg);
     size_probe_relay relay(ioc, srv.address());
     auto ccfg = client_config(relay.address(), cert.path);
-    ccfg.server_name = "127.0.0.1";
+    ccfg.tls_server_name = "127.0.0.1";
     ccfg.connection.max_udp_payload = limit;
     std::error_code ec;
     test_owner client;
@@ -434,7 +447,7 @@ TEST_F(quic_test, lock_step_on_loopback_needs_two_datagrams_per_round_trip) {
   test_server srv(ioc, server_config(cert.path));
   size_probe_relay relay(ioc, srv.address());
   auto ccfg = client_config(relay.address(), cert.path);
-  ccfg.server_name = "127.0.0.1";
+  ccfg.tls_server_name = "127.0.0.1";
   std::error_code ec;
   test_owner client;
   client.attach(connect(ioc, ccfg, ec));

@@ -625,13 +625,42 @@ int get_int_opt(int fd, int level, int name) {
 }
 }  // namespace
 
+// A configuration mistake is thrown by make_*, naming the field; nothing is bound.
+TEST(Tcp, MakeValidatesTheConfigurationNamingTheField) {
+  auto throws_naming = [](auto make, const std::string& field) {
+    try {
+      make();
+      ADD_FAILURE() << "no exception for " << field;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+    }
+  };
+  tcp_server_config s;
+  s.bind_address = "127.0.0.1";
+  throws_naming([&] { make_listener(s); }, "tcp_server_config.bind_address");
+  s.bind_address = "127.0.0.1:0";
+  s.backlog = 0;
+  throws_naming([&] { make_listener(s); }, "tcp_server_config.backlog");
+  tcp_client_config c;
+  c.address = ":8001";  // a listener may bind every address; a client must name a host
+  throws_naming([&] { make_connector(c); }, "tcp_client_config.address");
+  c.address = "[::1:8001";
+  throws_naming([&] { make_connector(c); }, "tcp_client_config.address");
+  // An empty host is every IPv4 address for a listener.
+  tcp_server_config any;
+  any.bind_address = ":0";
+  auto srv = server_builder{}.listen(any).build();
+  ASSERT_FALSE(srv.start());
+  EXPECT_EQ(srv.local_addresses().at(0).second.rfind("0.0.0.0:", 0), 0u) << srv.local_addresses().at(0).second;
+}
+
 TEST(Tcp, SocketOptionsTakeEffect) {
   tcp_server_config on = any_port();
   on.nodelay = true;
-  on.keepalive = std::chrono::seconds(17);
+  on.keep_alive_interval = std::chrono::seconds(17);
   tcp_server_config off = any_port();
   off.nodelay = false;
-  off.keepalive = std::nullopt;
+  off.keep_alive_interval = {};
   off.reuse_address = false;
   waiter w;
   int connected = 0;
@@ -771,7 +800,7 @@ TEST(Tcp, ListenBacklogAndClientSocketOptions) {
 
   tcp_client_config cc{addr};
   cc.nodelay = false;
-  cc.keepalive = std::chrono::seconds(23);
+  cc.keep_alive_interval = std::chrono::seconds(23);
   client c = client_builder{}.connect_to(cc).build();
   ASSERT_FALSE(c.connect());
   ASSERT_TRUE(c.call(as_bytes("x")));

@@ -61,7 +61,6 @@ int main(int argc, char** argv) {
   std::atomic<unsigned> rr{0};
 
   auto listener = make_listener(cfg);
-  std::string detail;
   transport_context ctx;
   ctx.limits.max_message_size = cfg.max_message_size;
   auto ec = listener->start(
@@ -78,9 +77,9 @@ int main(int argc, char** argv) {
         owners[idx].insert(o);
         o->start();
       },
-      ctx, detail);
+      ctx);
   if (ec) {
-    std::cerr << "ws_echo_fixture: " << ec.message() << ": " << detail << "\n";
+    std::cerr << "ws_echo_fixture: " << ec.message() << "\n";
     return 1;
   }
   std::printf("listening %s %s\n", listener->protocol().c_str(), listener->local_address().c_str());

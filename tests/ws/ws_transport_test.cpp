@@ -47,8 +47,7 @@ class test_server {
     listener_ = make_listener(cfg);
     transport_context ctx;
     ctx.limits = limits;
-    std::string detail;
-    start_error_ = listener_->start(
+    auto started = listener_->start(
         io_, [this]() -> asio::io_context& { return io_; },
         [this](std::unique_ptr<connection> c) {
           EXPECT_TRUE(io_.get_executor().running_in_this_thread());
@@ -68,8 +67,9 @@ class test_server {
           }
           o->start();
         },
-        ctx, detail);
-    start_detail_ = detail;
+        ctx);
+    start_error_ = started.code;
+    start_detail_ = started.detail;
     if (!start_error_) {
       auto addr = listener_->local_address();
       port_ = std::stoi(addr.substr(addr.rfind(':') + 1));
@@ -831,7 +831,6 @@ TEST(ws_transport, connections_live_on_the_loop_pick_loop_returns) {
   std::mutex m;
   std::vector<std::unique_ptr<test::echo_owner>> owners;
   auto l = make_listener(quiet_config());
-  std::string detail;
   ASSERT_FALSE(l->start(
       accept_loop,
       [&]() -> asio::io_context& {
@@ -852,7 +851,7 @@ TEST(ws_transport, connections_live_on_the_loop_pick_loop_returns) {
         std::lock_guard lk(m);
         owners.push_back(std::move(o));
       },
-      transport_context{}, detail));
+      transport_context{}));
   const int port = std::stoi(l->local_address().substr(l->local_address().rfind(':') + 1));
   std::vector<std::unique_ptr<raw_client>> clients;
   for (int i = 0; i < 10; ++i) clients.push_back(open_client(port));
