@@ -1,6 +1,6 @@
 // Echo client over QUIC. Usage: echo_client_quic [quic://HOST:PORT]
 // echo_server's QUIC certificate is self-signed, so this example skips verification
-// (development only); in production leave it on and set url_options::ca_file instead.
+// (development only); in production leave it on and set url_options::tls_ca_file instead.
 #include "echo_client.hpp"
 
 int main(int argc, char** argv) {

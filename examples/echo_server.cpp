@@ -3,7 +3,7 @@
 // Usage: echo_server [TCP_ADDRESS [WS_ADDRESS/PATH [QUIC_ADDRESS]]]
 //        (defaults 127.0.0.1:8001, 127.0.0.1:8002/ws, 127.0.0.1:8003; port 0 picks a free port)
 // QUIC uses a self-signed certificate for localhost: clients connect with
-// url_options::insecure_skip_verify (or trust a certificate from `msgtrans cert`).
+// url_options::tls_insecure_skip_verify (or trust a certificate from `msgtrans cert`).
 #include <msgtrans/msgtrans.hpp>
 
 #include <csignal>
