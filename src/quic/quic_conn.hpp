@@ -35,6 +35,8 @@ using static_secret = std::array<std::uint8_t, 32>;
 ngtcp2_tstamp now_ts() noexcept;
 void random_bytes(std::uint8_t* p, std::size_t n) noexcept;
 std::string to_string(const sockaddr* sa);
+/// The ngtcp2 callback table of a server or a client connection (quic_conn_callbacks.cpp).
+ngtcp2_callbacks make_callbacks(bool server);
 
 /// Moves a connection's datagrams and learns about its life events.
 class conn_host {
@@ -130,7 +132,7 @@ class quic_conn : public std::enable_shared_from_this<quic_conn> {
   quic_conn(boost::asio::io_context& loop, std::shared_ptr<conn_host> host, const conn_config& cfg, bool server);
   bool init_common(const sockaddr* local, socklen_t locallen, const sockaddr* remote, socklen_t remotelen);
 
-  // ngtcp2 callbacks (static trampolines live in the .cpp)
+  // ngtcp2 callbacks (static trampolines live in quic_conn_callbacks.cpp)
   friend struct callbacks;
   int on_recv_stream_data(std::uint32_t flags, std::int64_t sid, const std::uint8_t* data, std::size_t len);
   int on_handshake_completed();
@@ -141,6 +143,7 @@ class quic_conn : public std::enable_shared_from_this<quic_conn> {
   void deliver_packets();
   void stream_cut_short();
   void schedule_flush();
+  std::size_t next_stream_data(ngtcp2_vec* vec, std::size_t cap, std::int64_t& sid, std::uint32_t& flags);
   void arm_timer();
   void on_timer();
   void send_connection_close(const ngtcp2_connection_close_error& ccerr, close_info info);

@@ -56,6 +56,51 @@ struct rx_buffers {
   }
 };
 
+// One sendmmsg's messages (see udp_socket::try_send).
+struct tx_messages {
+  std::array<iovec, tx_batch> iov;
+  std::array<mmsghdr, tx_batch> msgs;
+  std::array<std::array<char, CMSG_SPACE(sizeof(std::uint16_t))>, tx_batch> ctrl;
+  std::array<std::size_t, tx_batch> segs;  // datagrams per message
+
+  // Lays out messages from datagram `i` of `lens` on, moving `i` and `buf` past what they
+  // hold; returns how many messages.
+  std::size_t build(const sockaddr* to, socklen_t tolen, const std::uint8_t*& buf, const std::size_t* lens,
+                    std::size_t& i, std::size_t n, bool gso) {
+    std::size_t m = 0;
+    for (; m < tx_batch && i < n; ++m) {
+      const std::size_t seg = lens[i];
+      std::size_t k = 1, bytes = seg;
+      if (gso) {
+        while (i + k < n && lens[i + k] <= seg && bytes + lens[i + k] <= max_gso_bytes) {
+          bytes += lens[i + k];
+          if (lens[i + k++] < seg) break;  // a shorter one ends the run
+        }
+      }
+      iov[m] = {const_cast<std::uint8_t*>(buf), bytes};
+      msgs[m] = {};
+      msgs[m].msg_hdr.msg_name = const_cast<sockaddr*>(to);
+      msgs[m].msg_hdr.msg_namelen = tolen;
+      msgs[m].msg_hdr.msg_iov = &iov[m];
+      msgs[m].msg_hdr.msg_iovlen = 1;
+      if (k > 1) {
+        msgs[m].msg_hdr.msg_control = ctrl[m].data();
+        msgs[m].msg_hdr.msg_controllen = ctrl[m].size();
+        cmsghdr* c = CMSG_FIRSTHDR(&msgs[m].msg_hdr);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
+        const auto seg16 = static_cast<std::uint16_t>(seg);
+        std::memcpy(CMSG_DATA(c), &seg16, sizeof seg16);
+      }
+      segs[m] = k;
+      buf += bytes;
+      i += k;
+    }
+    return m;
+  }
+};
+
 // Segment size of a GRO-coalesced message, or 0.
 std::size_t gro_segment_size(msghdr& h) {
   for (cmsghdr* c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(&h, c)) {
@@ -139,43 +184,13 @@ std::size_t udp_socket::try_send(const sockaddr* to, socklen_t tolen, const std:
   // Each message is a run of datagrams laid back to back: with GSO, a run of equal-size
   // datagrams (the last may be shorter) goes as one message the kernel splits; without,
   // one datagram per message. All messages leave in one sendmmsg.
-  std::array<iovec, tx_batch> iov;
-  std::array<mmsghdr, tx_batch> msgs;
-  std::array<std::array<char, CMSG_SPACE(sizeof(std::uint16_t))>, tx_batch> ctrl;
-  std::array<std::size_t, tx_batch> segs;  // datagrams per message
+  tx_messages tx;
+  auto& msgs = tx.msgs;
+  auto& segs = tx.segs;
   std::size_t i = 0;
   while (i < n) {
     const std::size_t first = i;  // datagram index of msgs[0]
-    std::size_t m = 0;
-    for (; m < tx_batch && i < n; ++m) {
-      const std::size_t seg = lens[i];
-      std::size_t k = 1, bytes = seg;
-      if (gso_) {
-        while (i + k < n && lens[i + k] <= seg && bytes + lens[i + k] <= max_gso_bytes) {
-          bytes += lens[i + k];
-          if (lens[i + k++] < seg) break;  // a shorter one ends the run
-        }
-      }
-      iov[m] = {const_cast<std::uint8_t*>(buf), bytes};
-      msgs[m] = {};
-      msgs[m].msg_hdr.msg_name = const_cast<sockaddr*>(to);
-      msgs[m].msg_hdr.msg_namelen = tolen;
-      msgs[m].msg_hdr.msg_iov = &iov[m];
-      msgs[m].msg_hdr.msg_iovlen = 1;
-      if (k > 1) {
-        msgs[m].msg_hdr.msg_control = ctrl[m].data();
-        msgs[m].msg_hdr.msg_controllen = ctrl[m].size();
-        cmsghdr* c = CMSG_FIRSTHDR(&msgs[m].msg_hdr);
-        c->cmsg_level = SOL_UDP;
-        c->cmsg_type = UDP_SEGMENT;
-        c->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
-        const auto seg16 = static_cast<std::uint16_t>(seg);
-        std::memcpy(CMSG_DATA(c), &seg16, sizeof seg16);
-      }
-      segs[m] = k;
-      buf += bytes;
-      i += k;
-    }
+    const std::size_t m = tx.build(to, tolen, buf, lens, i, n, gso_);
     std::size_t sent = 0;
     while (sent < m) {
       ++send_calls_;
