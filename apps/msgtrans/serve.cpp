@@ -43,8 +43,8 @@ struct chat_rooms {
   std::map<std::string, std::set<session_id>> members;
 };
 
-
-int run_serve(const serve_options& o) {
+// The log level and the name in log lines; false (logged) for an unknown level.
+bool set_logging(const serve_options& o) {
   if (o.worker_index > 0) std::snprintf(g_who, sizeof g_who, "serve worker %zu", o.worker_index);
   if (o.quiet) {
     g_level = log_level::error;
@@ -58,16 +58,48 @@ int run_serve(const serve_options& o) {
     g_level = log_level::debug;
   } else {
     slog(log_level::error, "unknown --log-level '%s' (error, warn, info or debug)", o.log_level.c_str());
-    return usage;
+    return false;
   }
-  // Signals are taken by sigwait below: block them before any loop thread starts.
+  return true;
+}
+
+// Signals are taken by sigwait in run_serve: block them before any loop thread starts.
+sigset_t block_stop_signals() {
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  return sigs;
+}
 
-  server_builder b;
+// One WebSocket listener, "HOST:PORT/PATH"; false (logged) if its settings are refused.
+bool add_ws_listener(server_builder& b, const serve_options& o, const std::string& a) {
+  // HOST:PORT/PATH; the path defaults to "/". The port ends at the first '/' after the
+  // last ':' of the host part ("[::1]:8002/chat").
+  ws_server_config c;
+  auto slash = a.find('/', a.rfind(']') == std::string::npos ? 0 : a.rfind(']'));
+  c.bind = a.substr(0, slash);
+  c.path = slash == std::string::npos ? "/" : a.substr(slash);
+  c.max_message_size = o.max_message_size;
+  c.idle_timeout = std::chrono::milliseconds(0);  // the runtime's --idle-timeout applies
+  c.ping_interval = std::chrono::milliseconds(static_cast<std::int64_t>(o.ws_ping_interval_s * 1000));
+  c.pong_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.ws_pong_timeout_s * 1000));
+  c.allowed_origins = o.ws_origins;
+  c.tls_cert_file = o.tls_cert;
+  c.tls_key_file = o.tls_key;
+  c.reuse_port = o.reuse_port;
+  try {
+    b.listen(c);
+  } catch (const std::invalid_argument& e) {
+    slog(log_level::error, "--ws %s: %s", a.c_str(), e.what());
+    return false;
+  }
+  return true;
+}
+
+// Every --tcp, --ws and --quic listener; false (logged) for a usage error.
+bool add_listeners(server_builder& b, const serve_options& o) {
   for (auto& a : o.tcp) {
     tcp_server_config c{a};
     c.reuse_port = o.reuse_port;
@@ -75,30 +107,10 @@ int run_serve(const serve_options& o) {
   }
   if (o.tls_cert.empty() != o.tls_key.empty()) {
     slog(log_level::error, "--tls-cert and --tls-key go together");
-    return usage;
+    return false;
   }
-  for (auto& a : o.ws) {
-    // HOST:PORT/PATH; the path defaults to "/". The port ends at the first '/' after the
-    // last ':' of the host part ("[::1]:8002/chat").
-    ws_server_config c;
-    auto slash = a.find('/', a.rfind(']') == std::string::npos ? 0 : a.rfind(']'));
-    c.bind = a.substr(0, slash);
-    c.path = slash == std::string::npos ? "/" : a.substr(slash);
-    c.max_message_size = o.max_message_size;
-    c.idle_timeout = std::chrono::milliseconds(0);  // the runtime's --idle-timeout applies
-    c.ping_interval = std::chrono::milliseconds(static_cast<std::int64_t>(o.ws_ping_interval_s * 1000));
-    c.pong_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.ws_pong_timeout_s * 1000));
-    c.allowed_origins = o.ws_origins;
-    c.tls_cert_file = o.tls_cert;
-    c.tls_key_file = o.tls_key;
-    c.reuse_port = o.reuse_port;
-    try {
-      b.listen(c);
-    } catch (const std::invalid_argument& e) {
-      slog(log_level::error, "--ws %s: %s", a.c_str(), e.what());
-      return usage;
-    }
-  }
+  for (auto& a : o.ws)
+    if (!add_ws_listener(b, o, a)) return false;
   for (auto& a : o.quic) {
     quic_server_config q;
     q.bind_address = a;
@@ -108,13 +120,21 @@ int run_serve(const serve_options& o) {
   }
   if (o.tcp.empty() && o.ws.empty() && o.quic.empty()) {
     slog(log_level::error, "no listener; add --tcp HOST:PORT, --ws HOST:PORT/PATH or --quic HOST:PORT");
-    return usage;
+    return false;
   }
+  return true;
+}
+
+void set_limits(server_builder& b, const serve_options& o) {
   session_options so;
   so.max_message_size = o.max_message_size;
   so.idle_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.idle_timeout_s * 1000));
   so.first_packet_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.first_packet_timeout_s * 1000));
   b.threads(o.threads).max_connections(o.max_connections).options(so).inbound_memory_limit(o.inbound_memory_limit);
+}
+
+// Notices, opens and closes go to the log; a closed session also leaves its chat room.
+void add_event_log(server_builder& b, const std::shared_ptr<chat_rooms>& chat) {
   // Refusals and limits with no session to log them against; the server lets at most
   // one per kind through every 10 s and counts the rest.
   b.on_notice([](const notice& n) {
@@ -136,9 +156,6 @@ int run_serve(const serve_options& o) {
         static_cast<unsigned long long>(s.value), to_string(c.reason), c.detail.empty() ? "" : " (",
         c.detail.c_str(), c.detail.empty() ? "" : ")");
   };
-
-  server* self = nullptr;
-  auto chat = std::make_shared<chat_rooms>();
   b.on_closed([log_closed, chat](session_id s, const close_info& c) {
     log_closed(s, c);
     std::lock_guard lock(chat->mu);
@@ -149,57 +166,63 @@ int run_serve(const serve_options& o) {
       chat->room_of.erase(it);
     }
   });
-  if (o.mode == "echo") {
+}
+
+// Rooms, as in examples/chat_server.cpp: "/join ROOM" joins (or moves to) a room, any
+// other message goes to everyone in the sender's room, the sender included.
+void chat_message(server& s, chat_rooms& chat, const message& m) {
+  std::string text(m.text());
+  std::vector<session_id> targets;
+  std::string line;
+  {
+    std::lock_guard lock(chat.mu);
+    if (text.rfind("/join ", 0) == 0 && text.size() > 6) {
+      auto& room = chat.room_of[m.session];
+      if (!room.empty()) chat.members[room].erase(m.session);
+      room = text.substr(6);
+      chat.members[room].insert(m.session);
+      line = "joined " + room;
+      targets = {m.session};
+    } else if (auto it = chat.room_of.find(m.session); it != chat.room_of.end()) {
+      line = "[" + it->second + "] session-" + std::to_string(m.session.value) + ": " + text;
+      targets.assign(chat.members[it->second].begin(), chat.members[it->second].end());
+    } else {
+      line = "join a room first: /join ROOM";
+      targets = {m.session};
+    }
+  }
+  s.broadcast(targets, as_bytes(line));
+}
+
+// The --mode handlers. `*self` is the server once it is built (before any message).
+// False (logged) for an unknown mode.
+bool add_service(server_builder& b, const std::string& mode, server* const* self,
+                 const std::shared_ptr<chat_rooms>& chat) {
+  if (mode == "echo") {
     // One-way comes back one-way, a request gets its response; biz_type, extension
     // header, flags, payload and compression are kept.
-    b.on_message([&self](const message& m) {
-      (void)self->send(m.session, m.payload,
-                       send_options{m.biz_type(), m.ext_header, m.header.flags, m.header.compression});
+    b.on_message([self](const message& m) {
+      (void)(*self)->send(m.session, m.payload,
+                          send_options{m.biz_type(), m.ext_header, m.header.flags, m.header.compression});
     });
     b.on_request([](request& r) {
       (void)r.respond(r.payload, send_options{r.biz_type(), r.ext_header, r.header.flags, r.header.compression});
     });
-  } else if (o.mode == "discard") {
+  } else if (mode == "discard") {
     b.on_message([](const message&) {});
     b.on_request([](request& r) { (void)r.respond(bytes_view{}); });
-  } else if (o.mode == "chat") {
-    // Rooms, as in examples/chat_server.cpp: "/join ROOM" joins (or moves to) a room,
-    // any other message goes to everyone in the sender's room, the sender included.
-    b.on_message([&self, chat](const message& m) {
-      std::string text(m.text());
-      std::vector<session_id> targets;
-      std::string line;
-      {
-        std::lock_guard lock(chat->mu);
-        if (text.rfind("/join ", 0) == 0 && text.size() > 6) {
-          auto& room = chat->room_of[m.session];
-          if (!room.empty()) chat->members[room].erase(m.session);
-          room = text.substr(6);
-          chat->members[room].insert(m.session);
-          line = "joined " + room;
-          targets = {m.session};
-        } else if (auto it = chat->room_of.find(m.session); it != chat->room_of.end()) {
-          line = "[" + it->second + "] session-" + std::to_string(m.session.value) + ": " + text;
-          targets.assign(chat->members[it->second].begin(), chat->members[it->second].end());
-        } else {
-          line = "join a room first: /join ROOM";
-          targets = {m.session};
-        }
-      }
-      self->broadcast(targets, as_bytes(line));
-    });
+  } else if (mode == "chat") {
+    b.on_message([self, chat](const message& m) { chat_message(**self, *chat, m); });
     b.on_request([](request& r) { (void)r.respond(std::string_view("chat: send one-way messages")); });
   } else {
-    slog(log_level::error, "unknown --mode '%s' (echo, discard or chat)", o.mode.c_str());
-    return usage;
+    slog(log_level::error, "unknown --mode '%s' (echo, discard or chat)", mode.c_str());
+    return false;
   }
-  server s = b.build();
-  self = &s;
-  std::string why;
-  if (auto ec = s.start(&why)) {
-    slog(log_level::error, "%s", why.c_str());
-    return connect_failed;
-  }
+  return true;
+}
+
+// The "listening PROTO ADDRESS" lines: on stdout, or to the supervisor from a worker.
+void report_listening(server& s, const serve_options& o) {
   std::string listening;
   for (auto& [proto, addr] : s.local_addresses()) listening += "listening " + proto + " " + addr + "\n";
   if (o.ready_fd >= 0) {
@@ -213,21 +236,24 @@ int run_serve(const serve_options& o) {
   } else {
     std::fputs(listening.c_str(), stdout);
   }
-  slog(log_level::debug, "mode %s, %zu threads, max %zu connections, max message %zu bytes, idle timeout %gs",
-       o.mode.c_str(), o.threads, o.max_connections, o.max_message_size, o.idle_timeout_s);
-  std::unique_ptr<metrics_endpoint> metrics;
-  if (!o.metrics.empty()) {
-    metrics = std::make_unique<metrics_endpoint>(o.metrics, [&s] { return to_prometheus(s.stats()); },
-                                                 [](const std::string& w) { slog(log_level::warn, "%s", w.c_str()); });
-    if (!metrics->error().empty()) {
-      slog(log_level::error, "%s", metrics->error().c_str());
-      s.stop(std::chrono::seconds(1));
-      return connect_failed;
-    }
-    std::printf("metrics http://%s/metrics\n", metrics->local_address().c_str());
-  }
-  std::fflush(stdout);
+}
 
+// The --metrics endpoint, if asked for; false (logged, server stopped) if it cannot bind.
+bool start_metrics(server& s, const serve_options& o, std::unique_ptr<metrics_endpoint>& metrics) {
+  if (o.metrics.empty()) return true;
+  metrics = std::make_unique<metrics_endpoint>(o.metrics, [&s] { return to_prometheus(s.stats()); },
+                                               [](const std::string& w) { slog(log_level::warn, "%s", w.c_str()); });
+  if (!metrics->error().empty()) {
+    slog(log_level::error, "%s", metrics->error().c_str());
+    s.stop(std::chrono::seconds(1));
+    return false;
+  }
+  std::printf("metrics http://%s/metrics\n", metrics->local_address().c_str());
+  return true;
+}
+
+// Waits for SIGINT / SIGTERM, then stops the server gracefully.
+void serve_until_signal(server& s, const sigset_t& sigs) {
   int sig = 0;
   sigwait(&sigs, &sig);
   slog(log_level::info, "%s, stopping gracefully", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -236,6 +262,32 @@ int run_serve(const serve_options& o) {
   slog(log_level::info, "stopped; %llu connections, %llu packets in, %llu out",
       static_cast<unsigned long long>(st.accepted_total), static_cast<unsigned long long>(st.packets_in),
       static_cast<unsigned long long>(st.packets_out));
+}
+
+int run_serve(const serve_options& o) {
+  if (!set_logging(o)) return usage;
+  const sigset_t sigs = block_stop_signals();
+  server_builder b;
+  if (!add_listeners(b, o)) return usage;
+  set_limits(b, o);
+  auto chat = std::make_shared<chat_rooms>();
+  add_event_log(b, chat);
+  server* self = nullptr;
+  if (!add_service(b, o.mode, &self, chat)) return usage;
+  server s = b.build();
+  self = &s;
+  std::string why;
+  if (auto ec = s.start(&why)) {
+    slog(log_level::error, "%s", why.c_str());
+    return connect_failed;
+  }
+  report_listening(s, o);
+  slog(log_level::debug, "mode %s, %zu threads, max %zu connections, max message %zu bytes, idle timeout %gs",
+       o.mode.c_str(), o.threads, o.max_connections, o.max_message_size, o.idle_timeout_s);
+  std::unique_ptr<metrics_endpoint> metrics;
+  if (!start_metrics(s, o, metrics)) return connect_failed;
+  std::fflush(stdout);
+  serve_until_signal(s, sigs);
   return ok;
 }
 
