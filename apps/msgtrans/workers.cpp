@@ -125,11 +125,8 @@ struct worker {
   milliseconds backoff = first_backoff;
 };
 
-}  // namespace
-
-int run_workers(const serve_options& o, const serve_function& serve_one) {
-  g_info = !o.quiet && (o.log_level == "info" || o.log_level == "debug");
-  g_warn = !o.quiet && o.log_level != "error";
+// The checks of the options that need no system call; `ok` or `usage` (logged).
+int check_worker_options(const serve_options& o) {
   if (o.workers > max_workers) {
     plog("error", "--workers %zu: at most %zu", o.workers, max_workers);
     return usage;
@@ -146,23 +143,24 @@ int run_workers(const serve_options& o, const serve_function& serve_one) {
     plog("error", "no listener; add --tcp HOST:PORT or --ws HOST:PORT/PATH");
     return usage;
   }
+  return ok;
+}
 
-  // Reserve the ports; the workers get the concrete addresses.
-  serve_options wo = o;
-  wo.workers = 0;
-  wo.reuse_port = true;
-  std::vector<reservation> held;
-  auto release = [&] {
-    for (auto& r : held) ::close(r.fd);
-    held.clear();
-  };
+void release(std::vector<reservation>& held) {
+  for (auto& r : held) ::close(r.fd);
+  held.clear();
+}
+
+// Reserves the ports of `wo`'s TCP and WebSocket listeners and gives them the concrete
+// addresses; false (logged, nothing held) if one cannot be reserved.
+bool reserve_ports(serve_options& wo, std::vector<reservation>& held) {
   std::string err;
   for (auto& a : wo.tcp) {
     reservation r;
     if (!reserve(a, r, err)) {
       plog("error", "tcp: %s", err.c_str());
-      release();
-      return connect_failed;
+      release(held);
+      return false;
     }
     a = r.address;
     held.push_back(r);
@@ -173,34 +171,59 @@ int run_workers(const serve_options& o, const serve_function& serve_one) {
     reservation r;
     if (!reserve(a.substr(0, slash), r, err)) {
       plog("error", "ws: %s", err.c_str());
-      release();
-      return connect_failed;
+      release(held);
+      return false;
     }
     a = r.address + path;
     held.push_back(r);
   }
+  return true;
+}
 
+// SIGCHLD, SIGINT and SIGTERM, blocked and read from the returned signalfd (-1 on error).
+int open_signalfd() {
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGCHLD);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  const int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (sfd < 0) {
-    plog("error", "signalfd: %s", std::strerror(errno));
-    release();
-    return failed;
+  return signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+// The supervisor's state and its steps: start, restart and stop workers, collect their
+// reports, and wait on the signalfd and the report pipes.
+class supervisor {
+ public:
+  supervisor(const serve_options& wo, const std::vector<reservation>& held, int sfd, const serve_function& serve_one,
+             std::size_t n)
+      : wo_(wo), held_(held), sfd_(sfd), serve_one_(serve_one), ws_(n) {}
+
+  // Runs the workers until they all stopped; returns the exit code.
+  int run() {
+    start_all();
+    while (!(stopping_ && live_ == 0)) {
+      const auto now = clock_type::now();
+      if (stopping_ && !killed_ && now >= stop_deadline_) kill_all();
+      if (!stopping_) restart_due(now);
+      wait_for_events(now);
+    }
+    return result_;
   }
 
-  const pid_t parent = ::getpid();
-  std::vector<worker> ws(o.workers);
-  std::size_t live = 0;
-  bool stopping = false, printed = false, killed = false;
-  int result = ok;
-  clock_type::time_point stop_deadline{};
+ private:
+  void start_all() {
+    for (std::size_t i = 0; i < ws_.size(); ++i) {
+      if (!spawn(i)) {
+        plog("error", "cannot start worker %zu: %s", i + 1, std::strerror(errno));
+        result_ = failed;
+        begin_stop(SIGTERM);
+        break;
+      }
+    }
+  }
 
-  auto spawn = [&](std::size_t i) -> bool {
+  bool spawn(std::size_t i) {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) return false;
     std::fflush(stdout);
@@ -212,182 +235,223 @@ int run_workers(const serve_options& o, const serve_function& serve_one) {
       return false;
     }
     if (pid == 0) {
-      // The worker: nothing of the supervisor's but the options.
       ::close(p[0]);
-      ::close(sfd);
-      for (auto& r : held) ::close(r.fd);
-      for (auto& w : ws)
-        if (w.ready_fd >= 0) ::close(w.ready_fd);
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // the supervisor died: stop gracefully
-      if (::getppid() != parent) _exit(ok);
-      sigset_t chld;
-      sigemptyset(&chld);
-      sigaddset(&chld, SIGCHLD);
-      pthread_sigmask(SIG_UNBLOCK, &chld, nullptr);  // SIGINT / SIGTERM stay blocked for sigwait
-      serve_options mine = wo;
-      mine.ready_fd = p[1];
-      mine.worker_index = i + 1;
-      const int rc = serve_one(mine);
-      std::fflush(stdout);
-      std::fflush(stderr);
-      _exit(rc);
+      run_worker(i, p[1]);
     }
     ::close(p[1]);
-    auto& w = ws[i];
+    auto& w = ws_[i];
     w.pid = pid;
     w.ready_fd = p[0];
     w.lines.clear();
     w.ready = false;
     w.restart_pending = false;
     w.started = clock_type::now();
-    ++live;
+    ++live_;
     return true;
-  };
+  }
 
-  auto begin_stop = [&](int sig) {
-    if (stopping) return;
-    stopping = true;
-    stop_deadline = clock_type::now() + stop_grace;
-    for (auto& w : ws) {
+  // In the forked child: nothing of the supervisor's but the options.
+  [[noreturn]] void run_worker(std::size_t i, int report_fd) {
+    ::close(sfd_);
+    for (auto& r : held_) ::close(r.fd);
+    for (auto& w : ws_)
+      if (w.ready_fd >= 0) ::close(w.ready_fd);
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // the supervisor died: stop gracefully
+    if (::getppid() != parent_) _exit(ok);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    pthread_sigmask(SIG_UNBLOCK, &chld, nullptr);  // SIGINT / SIGTERM stay blocked for sigwait
+    serve_options mine = wo_;
+    mine.ready_fd = report_fd;
+    mine.worker_index = i + 1;
+    const int rc = serve_one_(mine);
+    std::fflush(stdout);
+    std::fflush(stderr);
+    _exit(rc);
+  }
+
+  void begin_stop(int sig) {
+    if (stopping_) return;
+    stopping_ = true;
+    stop_deadline_ = clock_type::now() + stop_grace;
+    for (auto& w : ws_) {
       w.restart_pending = false;
       if (w.pid > 0) ::kill(w.pid, sig);
     }
-  };
+  }
 
-  for (std::size_t i = 0; i < ws.size(); ++i) {
-    if (!spawn(i)) {
-      plog("error", "cannot start worker %zu: %s", i + 1, std::strerror(errno));
-      result = failed;
-      begin_stop(SIGTERM);
-      break;
+  void kill_all() {
+    killed_ = true;
+    for (auto& w : ws_)
+      if (w.pid > 0) {
+        plog("warn", "worker %zu (pid %d) did not stop in time; SIGKILL", static_cast<std::size_t>(&w - ws_.data()) + 1,
+             static_cast<int>(w.pid));
+        ::kill(w.pid, SIGKILL);
+      }
+    if (result_ == ok) result_ = failed;
+  }
+
+  void restart_due(clock_type::time_point now) {
+    for (std::size_t i = 0; i < ws_.size(); ++i) {
+      if (!ws_[i].restart_pending || ws_[i].restart_at > now) continue;
+      if (!spawn(i)) {  // out of processes or memory: try again later
+        plog("warn", "cannot restart worker %zu: %s", i + 1, std::strerror(errno));
+        ws_[i].restart_at = now + ws_[i].backoff;
+      }
     }
   }
 
-  auto on_ready = [&](std::size_t i) {
-    auto& w = ws[i];
+  void on_ready(std::size_t i) {
+    auto& w = ws_[i];
     w.ready = w.ever_ready = true;
-    if (!printed) {
-      if (!std::all_of(ws.begin(), ws.end(), [](const worker& x) { return x.ready; })) return;
-      printed = true;
+    if (!printed_) {
+      if (!std::all_of(ws_.begin(), ws_.end(), [](const worker& x) { return x.ready; })) return;
+      printed_ = true;
       std::fputs(w.lines.c_str(), stdout);
       std::fflush(stdout);
       std::string pids;
-      for (auto& x : ws) pids += (pids.empty() ? "" : ", ") + std::to_string(x.pid);
-      plog("info", "%zu workers running (pids %s)", ws.size(), pids.c_str());
+      for (auto& x : ws_) pids += (pids.empty() ? "" : ", ") + std::to_string(x.pid);
+      plog("info", "%zu workers running (pids %s)", ws_.size(), pids.c_str());
     } else {
       plog("info", "worker %zu (pid %d) is up again", i + 1, static_cast<int>(w.pid));
     }
-  };
+  }
 
-  auto reap = [&] {
+  void reap() {
     int status = 0;
     pid_t pid;
     while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
-      auto it = std::find_if(ws.begin(), ws.end(), [pid](const worker& w) { return w.pid == pid; });
-      if (it == ws.end()) continue;
-      auto& w = *it;
-      const std::size_t i = static_cast<std::size_t>(it - ws.begin());
-      w.pid = -1;
-      --live;
-      if (w.ready_fd >= 0) {
-        ::close(w.ready_fd);
-        w.ready_fd = -1;
-      }
-      const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-      if (stopping) {
-        plog(clean ? "info" : "warn", "worker %zu (pid %d) %s", i + 1, static_cast<int>(pid), describe(status).c_str());
-        if (!clean && result == ok) result = failed;
-        continue;
-      }
-      if (!w.ever_ready && !printed && WIFEXITED(status) && WEXITSTATUS(status) != 0) {
-        // A worker that cannot start (bad option, address in use) would fail again.
-        plog("error", "worker %zu (pid %d) %s before it listened; stopping", i + 1, static_cast<int>(pid),
-             describe(status).c_str());
-        result = WEXITSTATUS(status);
-        begin_stop(SIGTERM);
-        continue;
-      }
-      const auto now = clock_type::now();
-      if (now - w.started >= stable_after) w.backoff = first_backoff;
-      w.restart_pending = true;
-      w.restart_at = now + w.backoff;
-      plog("warn", "worker %zu (pid %d) %s; restarting it in %.1f s", i + 1, static_cast<int>(pid),
-           describe(status).c_str(), static_cast<double>(w.backoff.count()) / 1000.0);
-      w.backoff = std::min(w.backoff * 2, max_backoff);
+      auto it = std::find_if(ws_.begin(), ws_.end(), [pid](const worker& w) { return w.pid == pid; });
+      if (it == ws_.end()) continue;
+      worker_ended(static_cast<std::size_t>(it - ws_.begin()), pid, status);
     }
-  };
+  }
 
-  while (!(stopping && live == 0)) {
+  // Worker `i` (process `pid`) ended with `status`: done, fatal, or to be restarted.
+  void worker_ended(std::size_t i, pid_t pid, int status) {
+    auto& w = ws_[i];
+    w.pid = -1;
+    --live_;
+    if (w.ready_fd >= 0) {
+      ::close(w.ready_fd);
+      w.ready_fd = -1;
+    }
+    const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (stopping_) {
+      plog(clean ? "info" : "warn", "worker %zu (pid %d) %s", i + 1, static_cast<int>(pid), describe(status).c_str());
+      if (!clean && result_ == ok) result_ = failed;
+      return;
+    }
+    if (!w.ever_ready && !printed_ && WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+      // A worker that cannot start (bad option, address in use) would fail again.
+      plog("error", "worker %zu (pid %d) %s before it listened; stopping", i + 1, static_cast<int>(pid),
+           describe(status).c_str());
+      result_ = WEXITSTATUS(status);
+      begin_stop(SIGTERM);
+      return;
+    }
     const auto now = clock_type::now();
-    if (stopping && !killed && now >= stop_deadline) {
-      killed = true;
-      for (auto& w : ws)
-        if (w.pid > 0) {
-          plog("warn", "worker %zu (pid %d) did not stop in time; SIGKILL", static_cast<std::size_t>(&w - ws.data()) + 1,
-               static_cast<int>(w.pid));
-          ::kill(w.pid, SIGKILL);
-        }
-      if (result == ok) result = failed;
-    }
-    if (!stopping) {
-      for (std::size_t i = 0; i < ws.size(); ++i) {
-        if (!ws[i].restart_pending || ws[i].restart_at > now) continue;
-        if (!spawn(i)) {  // out of processes or memory: try again later
-          plog("warn", "cannot restart worker %zu: %s", i + 1, std::strerror(errno));
-          ws[i].restart_at = now + ws[i].backoff;
-        }
-      }
-    }
-    // Sleep until a signal, a worker's report, or the next deadline.
+    if (now - w.started >= stable_after) w.backoff = first_backoff;
+    w.restart_pending = true;
+    w.restart_at = now + w.backoff;
+    plog("warn", "worker %zu (pid %d) %s; restarting it in %.1f s", i + 1, static_cast<int>(pid),
+         describe(status).c_str(), static_cast<double>(w.backoff.count()) / 1000.0);
+    w.backoff = std::min(w.backoff * 2, max_backoff);
+  }
+
+  // Milliseconds until the next deadline (stop grace, restarts), -1 for none.
+  int poll_timeout(clock_type::time_point now) const {
     int timeout = -1;
     auto until = [&](clock_type::time_point t) {
       const auto ms = std::chrono::ceil<milliseconds>(t - now).count();
       const int v = static_cast<int>(std::clamp<std::int64_t>(ms, 0, 60'000));
       timeout = timeout < 0 ? v : std::min(timeout, v);
     };
-    if (stopping && !killed) until(stop_deadline);
-    for (auto& w : ws)
-      if (w.restart_pending && !stopping) until(w.restart_at);
-    std::vector<pollfd> fds{{sfd, POLLIN, 0}};
+    if (stopping_ && !killed_) until(stop_deadline_);
+    for (auto& w : ws_)
+      if (w.restart_pending && !stopping_) until(w.restart_at);
+    return timeout;
+  }
+
+  // Sleeps until a signal, a worker's report, or the next deadline, and handles them.
+  void wait_for_events(clock_type::time_point now) {
+    std::vector<pollfd> fds{{sfd_, POLLIN, 0}};
     std::vector<std::size_t> owner{0};
-    for (std::size_t i = 0; i < ws.size(); ++i)
-      if (ws[i].ready_fd >= 0) {
-        fds.push_back({ws[i].ready_fd, POLLIN, 0});
+    for (std::size_t i = 0; i < ws_.size(); ++i)
+      if (ws_[i].ready_fd >= 0) {
+        fds.push_back({ws_[i].ready_fd, POLLIN, 0});
         owner.push_back(i);
       }
-    if (::poll(fds.data(), fds.size(), timeout) < 0 && errno != EINTR) {
+    if (::poll(fds.data(), fds.size(), poll_timeout(now)) < 0 && errno != EINTR) {
       plog("error", "poll: %s", std::strerror(errno));
       begin_stop(SIGTERM);
     }
-    for (std::size_t k = 1; k < fds.size(); ++k) {
-      if (!fds[k].revents) continue;
-      auto& w = ws[owner[k]];
-      char buf[512];
-      const ssize_t n = ::read(w.ready_fd, buf, sizeof buf);
-      if (n > 0) {
-        w.lines.append(buf, static_cast<std::size_t>(n));
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      ::close(w.ready_fd);  // the worker is done reporting (or gone)
-      w.ready_fd = -1;
-      if (w.lines.find("listening ") != std::string::npos) on_ready(owner[k]);
-    }
-    if (fds[0].revents) {
-      signalfd_siginfo si;
-      while (::read(sfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-        if (si.ssi_signo == SIGCHLD) {
-          reap();
-        } else if (!stopping) {
-          plog("info", "%s, stopping %zu workers gracefully", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM", live);
-          begin_stop(static_cast<int>(si.ssi_signo));
-        }
-      }
-      reap();  // SIGCHLDs merge: always look for every dead worker
-    }
+    for (std::size_t k = 1; k < fds.size(); ++k)
+      if (fds[k].revents) read_report(owner[k]);
+    if (fds[0].revents) read_signals();
   }
+
+  void read_report(std::size_t i) {
+    auto& w = ws_[i];
+    char buf[512];
+    const ssize_t n = ::read(w.ready_fd, buf, sizeof buf);
+    if (n > 0) {
+      w.lines.append(buf, static_cast<std::size_t>(n));
+      return;
+    }
+    if (n < 0 && errno == EINTR) return;
+    ::close(w.ready_fd);  // the worker is done reporting (or gone)
+    w.ready_fd = -1;
+    if (w.lines.find("listening ") != std::string::npos) on_ready(i);
+  }
+
+  void read_signals() {
+    signalfd_siginfo si;
+    while (::read(sfd_, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+      if (si.ssi_signo == SIGCHLD) {
+        reap();
+      } else if (!stopping_) {
+        plog("info", "%s, stopping %zu workers gracefully", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM", live_);
+        begin_stop(static_cast<int>(si.ssi_signo));
+      }
+    }
+    reap();  // SIGCHLDs merge: always look for every dead worker
+  }
+
+  const serve_options& wo_;
+  const std::vector<reservation>& held_;
+  const int sfd_;
+  const serve_function& serve_one_;
+  const pid_t parent_ = ::getpid();
+  std::vector<worker> ws_;
+  std::size_t live_ = 0;
+  bool stopping_ = false, printed_ = false, killed_ = false;
+  int result_ = ok;
+  clock_type::time_point stop_deadline_{};
+};
+
+}  // namespace
+
+int run_workers(const serve_options& o, const serve_function& serve_one) {
+  g_info = !o.quiet && (o.log_level == "info" || o.log_level == "debug");
+  g_warn = !o.quiet && o.log_level != "error";
+  if (int rc = check_worker_options(o); rc != ok) return rc;
+  // Reserve the ports; the workers get the concrete addresses.
+  serve_options wo = o;
+  wo.workers = 0;
+  wo.reuse_port = true;
+  std::vector<reservation> held;
+  if (!reserve_ports(wo, held)) return connect_failed;
+  const int sfd = open_signalfd();
+  if (sfd < 0) {
+    plog("error", "signalfd: %s", std::strerror(errno));
+    release(held);
+    return failed;
+  }
+  const int result = supervisor(wo, held, sfd, serve_one, o.workers).run();
   ::close(sfd);
-  release();
+  release(held);
   plog("info", "all workers stopped");
   return result;
 }
