@@ -210,7 +210,7 @@ class bench_conn final : public connection_owner {
   std::uint64_t scheduled_ = 0;
 };
 
-int run_bench(const bench_options& o) {
+int check_bench_options(const bench_options& o) {
   if (o.mode != "request" && o.mode != "flood" && o.mode != "rate") {
     std::cerr << "bench: --mode must be request, flood or rate\n";
     return usage;
@@ -219,135 +219,187 @@ int run_bench(const bench_options& o) {
     std::cerr << "bench: --connections must be >= 1 and --inflight within 1..30000\n";
     return usage;
   }
+  return ok;
+}
+
+// What the measured run produced, summed over the connections.
+struct bench_totals {
+  double secs = 0;
+  hdr_histogram hist;
+  std::uint64_t received = 0, bytes = 0, stalled = 0, error_count = 0;
+  std::map<std::string, std::uint64_t> errors;
+};
+
+// One bench run: the connections, their loops, and what the connects answered. The
+// members outlive every handler that refers to them (the loops are stopped in totals()).
+class bench_run {
+ public:
+  bench_run(const bench_options& o, std::unique_ptr<connector> target)
+      : o_(o), target_(std::move(target)), rt_(o.threads) {
+    ctx_.limits.max_message_size = std::max<std::size_t>(o.size + 64, default_max_message_size);
+  }
+
+  // Starts every connect and waits for all answers, bounded by the connect timeout.
+  void connect_all() {
+    for (std::size_t i = 0; i < o_.connections; ++i) {
+      auto& loop = rt_.next_loop();
+      conns_.push_back(std::make_unique<bench_conn>(loop, o_, st_, i));
+      bench_conn* bc = conns_.back().get();
+      asio::post(loop, [this, bc, &loop2 = loop] {
+        target_->connect(loop2, std::chrono::milliseconds(static_cast<std::int64_t>(o_.connect_timeout_s * 1000)),
+                         ctx_, [this, bc](std::error_code ec, std::unique_ptr<connection> c) {
+                           {
+                             std::lock_guard lock(mu_);
+                             ++answered_;
+                             if (ec) {
+                               ++failed_connects_;
+                               ++connect_errors_[ec.message()];
+                             } else {
+                               ++connected_;
+                             }
+                           }
+                           cv_.notify_all();
+                           if (!ec) bc->start(std::move(c));
+                         });
+      });
+    }
+    // Never hang on connects: wait for all answers, bounded by the connect timeout.
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(static_cast<std::int64_t>(o_.connect_timeout_s * 1000 + 1000)),
+                 [&] { return answered_ == o_.connections; });
+  }
+
+  // The warm-up, then the measured run; returns its length in seconds.
+  double measure() {
+    const auto warm_end = clock_type::now() + std::chrono::milliseconds(static_cast<std::int64_t>(o_.warmup_s * 1000));
+    while (clock_type::now() < warm_end) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // a pacing loop, not a wait for an event
+      progress("warm-up", std::chrono::duration<double>(warm_end - clock_type::now()).count());
+    }
+    st_.measuring = true;
+    const auto t0 = clock_type::now();
+    const auto end = t0 + std::chrono::milliseconds(static_cast<std::int64_t>(o_.duration_s * 1000));
+    while (clock_type::now() < end) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      progress("run", std::chrono::duration<double>(clock_type::now() - t0).count());
+    }
+    st_.measuring = false;
+    return std::chrono::duration<double>(clock_type::now() - t0).count();
+  }
+
+  // Stops the connections, waits for their closes, stops the loops; then sums up.
+  bench_totals totals(double secs) {
+    bench_totals t;
+    t.secs = secs;
+    st_.stopping = true;
+    std::size_t started = 0;
+    stop_on_loops(t.stalled, started);
+    {
+      // Let the closes complete (a QUIC connection sends CONNECTION_CLOSE once what it
+      // wrote is acknowledged), so servers are not left waiting for an idle timeout.
+      std::unique_lock lock(st_.mu);
+      st_.closed_cv.wait_for(lock, std::chrono::seconds(2), [&] { return st_.closed >= started; });
+    }
+    t.errors = connect_errors_;
+    for (auto& c : conns_) {
+      t.hist.merge(c->hist);
+      t.received += c->received;
+      t.bytes += c->bytes;
+      for (auto& [k, v] : c->errors) t.errors[k] += v;
+    }
+    if (!o_.quiet) std::fprintf(stderr, "\n");
+    rt_.stop();
+    for (auto& [k, v] : t.errors) t.error_count += v;
+    return t;
+  }
+
+  std::size_t connected() const noexcept { return connected_; }
+  std::size_t failed_connects() const noexcept { return failed_connects_; }
+
+ private:
+  void progress(const char* phase, double secs) {
+    if (o_.quiet) return;
+    std::uint64_t rx = 0;
+    for (auto& c : conns_) rx += c->received;  // racy read, display only
+    std::fprintf(stderr, "\r[%s %5.1fs] %zu/%zu connected, %llu received", phase, secs, connected_, o_.connections,
+                 static_cast<unsigned long long>(rx));
+  }
+
+  // The counters belong to the loops: run one handler on every loop (after it, no loop
+  // updates them any more), stop the connections there, then read.
+  void stop_on_loops(std::uint64_t& stalled, std::size_t& started) {
+    for (std::size_t l = 0; l < rt_.size(); ++l) {
+      std::promise<void> p;
+      asio::post(rt_.loop(l), [&, l] {
+        for (auto& c : conns_) {
+          if (&rt_.loop(l) != &c->loop()) continue;
+          // A connection that was up but got no reply in the whole measured run has
+          // stalled: reported on its own line (and in JSON), apart from the errors.
+          if (o_.mode != "flood" && c->started() && !c->closed && c->received == 0) ++stalled;
+          if (c->started()) ++started;  // every started connection reports its close once
+          c->stop();
+        }
+        p.set_value();
+      });
+      p.get_future().wait();
+    }
+  }
+
+  const bench_options& o_;
+  std::unique_ptr<connector> target_;
+  runtime rt_;
+  shared_state st_;
+  std::vector<std::unique_ptr<bench_conn>> conns_;
+  std::mutex mu_;
+  std::size_t connected_ = 0, failed_connects_ = 0, answered_ = 0;
+  std::map<std::string, std::uint64_t> connect_errors_;
+  std::condition_variable cv_;
+  transport_context ctx_;
+};
+
+void print_report(const bench_options& o, const bench_run& run, const bench_totals& t) {
+  const double secs = t.secs;
+  const double rate = static_cast<double>(t.received) / secs;
+  const double mbps = static_cast<double>(t.bytes) / secs / 1e6;
+  auto us = [&](double q) { return static_cast<double>(t.hist.quantile(q)) / 1000.0; };
+  if (o.json) {
+    std::printf("{\"url\":\"%s\",\"mode\":\"%s\",\"connections\":%zu,\"connected\":%zu,\"connect_failures\":%zu,"
+                "\"inflight\":%zu,\"size\":%zu,\"seconds\":%.3f,\"messages\":%llu,\"messages_per_sec\":%.1f,"
+                "\"mb_per_sec\":%.3f,\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f},"
+                "\"errors\":%llu,\"stalled\":%llu}\n",
+                o.url.c_str(), o.mode.c_str(), o.connections, run.connected(), run.failed_connects(), o.inflight,
+                o.size, secs, static_cast<unsigned long long>(t.received), rate, mbps, us(0.5), us(0.9), us(0.99),
+                us(0.999), static_cast<double>(t.hist.max()) / 1000.0, static_cast<unsigned long long>(t.error_count),
+                static_cast<unsigned long long>(t.stalled));
+  } else {
+    std::printf("%s %s: %zu connections (%zu failed), %zu in flight, %zu B, %.1f s\n", o.url.c_str(), o.mode.c_str(),
+                o.connections, run.failed_connects(), o.inflight, o.size, secs);
+    std::printf("  %.0f messages/s, %.2f MB/s\n", rate, mbps);
+    if (o.mode != "flood")
+      std::printf("  latency us: p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", us(0.5), us(0.9), us(0.99),
+                  us(0.999), static_cast<double>(t.hist.max()) / 1000.0);
+    for (auto& [k, v] : t.errors) std::printf("  error: %s x %llu\n", k.c_str(), static_cast<unsigned long long>(v));
+    if (t.stalled)
+      std::printf("  stalled: %llu connection(s) got no reply during the run\n",
+                  static_cast<unsigned long long>(t.stalled));
+  }
+}
+
+int run_bench(const bench_options& o) {
+  if (int rc = check_bench_options(o); rc != ok) return rc;
   std::string error;
   auto target = connector_for_url(o.url, o.tls, error);
   if (!target) {
     std::cerr << "bench: " << error << "\n";
     return usage;
   }
-  runtime rt(o.threads);
-  shared_state st;
-  std::vector<std::unique_ptr<bench_conn>> conns;
-  std::mutex mu;
-  std::size_t connected = 0, failed_connects = 0, answered = 0;
-  std::map<std::string, std::uint64_t> connect_errors;
-  std::condition_variable cv;
-  transport_context ctx;
-  ctx.limits.max_message_size = std::max<std::size_t>(o.size + 64, default_max_message_size);
-  for (std::size_t i = 0; i < o.connections; ++i) {
-    auto& loop = rt.next_loop();
-    conns.push_back(std::make_unique<bench_conn>(loop, o, st, i));
-    bench_conn* bc = conns.back().get();
-    asio::post(loop, [&, bc, &loop2 = loop] {
-      target->connect(loop2, std::chrono::milliseconds(static_cast<std::int64_t>(o.connect_timeout_s * 1000)), ctx,
-                      [&, bc](std::error_code ec, std::unique_ptr<connection> c) {
-                        {
-                          std::lock_guard lock(mu);
-                          ++answered;
-                          if (ec) {
-                            ++failed_connects;
-                            ++connect_errors[ec.message()];
-                          } else {
-                            ++connected;
-                          }
-                        }
-                        cv.notify_all();
-                        if (!ec) bc->start(std::move(c));
-                      });
-    });
-  }
-  // Never hang on connects: wait for all answers, bounded by the connect timeout.
-  {
-    std::unique_lock lock(mu);
-    cv.wait_for(lock, std::chrono::milliseconds(static_cast<std::int64_t>(o.connect_timeout_s * 1000 + 1000)),
-                [&] { return answered == o.connections; });
-  }
-  auto progress = [&](const char* phase, double secs) {
-    if (o.quiet) return;
-    std::uint64_t rx = 0;
-    for (auto& c : conns) rx += c->received;  // racy read, display only
-    std::fprintf(stderr, "\r[%s %5.1fs] %zu/%zu connected, %llu received", phase, secs, connected, o.connections,
-                 static_cast<unsigned long long>(rx));
-  };
-  const auto warm_end = clock_type::now() + std::chrono::milliseconds(static_cast<std::int64_t>(o.warmup_s * 1000));
-  while (clock_type::now() < warm_end) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // a pacing loop, not a wait for an event
-    progress("warm-up", std::chrono::duration<double>(warm_end - clock_type::now()).count());
-  }
-  st.measuring = true;
-  const auto t0 = clock_type::now();
-  const auto end = t0 + std::chrono::milliseconds(static_cast<std::int64_t>(o.duration_s * 1000));
-  while (clock_type::now() < end) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
-    progress("run", std::chrono::duration<double>(clock_type::now() - t0).count());
-  }
-  st.measuring = false;
-  const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
-  st.stopping = true;
-  // The counters belong to the loops: run one handler on every loop (after it, no
-  // loop updates them any more), stop the connections there, then read.
-  std::uint64_t stalled = 0;
-  std::size_t started = 0;
-  for (std::size_t l = 0; l < rt.size(); ++l) {
-    std::promise<void> p;
-    asio::post(rt.loop(l), [&, l] {
-      for (auto& c : conns) {
-        if (&rt.loop(l) != &c->loop()) continue;
-        // A connection that was up but got no reply in the whole measured run has
-        // stalled: reported on its own line (and in JSON), apart from the errors.
-        if (o.mode != "flood" && c->started() && !c->closed && c->received == 0) ++stalled;
-        if (c->started()) ++started;  // every started connection reports its close once
-        c->stop();
-      }
-      p.set_value();
-    });
-    p.get_future().wait();
-  }
-  {
-    // Let the closes complete (a QUIC connection sends CONNECTION_CLOSE once what it
-    // wrote is acknowledged), so servers are not left waiting for an idle timeout.
-    std::unique_lock lock(st.mu);
-    st.closed_cv.wait_for(lock, std::chrono::seconds(2), [&] { return st.closed >= started; });
-  }
-  hdr_histogram hist;
-  std::uint64_t received = 0, bytes = 0;
-  std::map<std::string, std::uint64_t> errors = connect_errors;
-  for (auto& c : conns) {
-    hist.merge(c->hist);
-    received += c->received;
-    bytes += c->bytes;
-    for (auto& [k, v] : c->errors) errors[k] += v;
-  }
-  if (!o.quiet) std::fprintf(stderr, "\n");
-  rt.stop();
-
-  const double rate = static_cast<double>(received) / secs;
-  const double mbps = static_cast<double>(bytes) / secs / 1e6;
-  auto us = [&](double q) { return static_cast<double>(hist.quantile(q)) / 1000.0; };
-  std::uint64_t error_count = 0;
-  for (auto& [k, v] : errors) error_count += v;
-  if (o.json) {
-    std::printf("{\"url\":\"%s\",\"mode\":\"%s\",\"connections\":%zu,\"connected\":%zu,\"connect_failures\":%zu,"
-                "\"inflight\":%zu,\"size\":%zu,\"seconds\":%.3f,\"messages\":%llu,\"messages_per_sec\":%.1f,"
-                "\"mb_per_sec\":%.3f,\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f},"
-                "\"errors\":%llu,\"stalled\":%llu}\n",
-                o.url.c_str(), o.mode.c_str(), o.connections, connected, failed_connects, o.inflight, o.size, secs,
-                static_cast<unsigned long long>(received), rate, mbps, us(0.5), us(0.9), us(0.99), us(0.999),
-                static_cast<double>(hist.max()) / 1000.0, static_cast<unsigned long long>(error_count),
-                static_cast<unsigned long long>(stalled));
-  } else {
-    std::printf("%s %s: %zu connections (%zu failed), %zu in flight, %zu B, %.1f s\n", o.url.c_str(), o.mode.c_str(),
-                o.connections, failed_connects, o.inflight, o.size, secs);
-    std::printf("  %.0f messages/s, %.2f MB/s\n", rate, mbps);
-    if (o.mode != "flood")
-      std::printf("  latency us: p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", us(0.5), us(0.9), us(0.99),
-                  us(0.999), static_cast<double>(hist.max()) / 1000.0);
-    for (auto& [k, v] : errors) std::printf("  error: %s x %llu\n", k.c_str(), static_cast<unsigned long long>(v));
-    if (stalled)
-      std::printf("  stalled: %llu connection(s) got no reply during the run\n", static_cast<unsigned long long>(stalled));
-  }
-  if (connected == 0) return connect_failed;
-  return error_count == 0 ? ok : failed;
+  bench_run run(o, std::move(target));
+  run.connect_all();
+  const double secs = run.measure();
+  const bench_totals t = run.totals(secs);
+  print_report(o, run, t);
+  if (run.connected() == 0) return connect_failed;
+  return t.error_count == 0 ? ok : failed;
 }
 
 }  // namespace
