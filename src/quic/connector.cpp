@@ -50,6 +50,7 @@ class client_host final : public conn_host, public std::enable_shared_from_this<
     cc.opts = cfg.connection;
     cc.handshake_timeout = timeout;
     cc.limits = ctx.limits;
+    cc.close_timeout = ctx.close_timeout;
     random_bytes(cc.secret.data(), cc.secret.size());
     quic_conn::client_args args;
     args.server_name = cfg.tls_server_name;

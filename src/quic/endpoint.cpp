@@ -1,6 +1,7 @@
 // QUIC listener: UDP endpoints (one per runtime loop, sharing the port) and their routing.
 // All connections of an endpoint live on the endpoint's loop.
 #include "quic/config.hpp"
+#include "net/address.hpp"
 #include "net/resolve.hpp"
 #include "quic/endpoint.hpp"
 
@@ -29,6 +30,7 @@ endpoint_group::endpoint_group(const quic_server_config& cfg, const transport_co
   conn_cfg.opts = cfg.connection;
   conn_cfg.handshake_timeout = cfg.handshake_timeout;
   conn_cfg.limits = ctx.limits;
+  conn_cfg.close_timeout = ctx.close_timeout;
   conn_cfg.notices = ctx.notices;
   conn_cfg.steer_count = static_cast<std::uint8_t>(n);
   random_bytes(conn_cfg.secret.data(), conn_cfg.secret.size());
@@ -79,7 +81,7 @@ std::error_code endpoint::bind(const udp::endpoint& addr, std::string& detail) {
   auto le = sock_.local_endpoint();
   std::memcpy(&local_, le.data(), le.size());
   locallen_ = static_cast<socklen_t>(le.size());
-  local_address_ = to_string(reinterpret_cast<const sockaddr*>(&local_));
+  local_address_ = net::format(reinterpret_cast<const sockaddr*>(&local_));
   return {};
 }
 

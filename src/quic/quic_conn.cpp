@@ -3,6 +3,8 @@
 // (quic_conn_stream.cpp), timer and closing (quic_conn_close.cpp).
 #include "quic/quic_conn.hpp"
 
+#include "net/address.hpp"
+
 #include <msgtrans/error.hpp>
 
 #include <boost/asio/post.hpp>
@@ -30,21 +32,6 @@ ngtcp2_tstamp now_ts() noexcept {
 }
 
 void random_bytes(std::uint8_t* p, std::size_t n) noexcept { gnutls_rnd(GNUTLS_RND_NONCE, p, n); }
-
-std::string to_string(const sockaddr* sa) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (sa->sa_family == AF_INET) {
-    auto* in = reinterpret_cast<const sockaddr_in*>(sa);
-    inet_ntop(AF_INET, &in->sin_addr, buf, sizeof buf);
-    return std::string(buf) + ":" + std::to_string(ntohs(in->sin_port));
-  }
-  if (sa->sa_family == AF_INET6) {
-    auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
-    inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof buf);
-    return "[" + std::string(buf) + "]:" + std::to_string(ntohs(in6->sin6_port));
-  }
-  return "?";
-}
 
 namespace {
 
@@ -125,7 +112,7 @@ quic_conn::quic_conn(asio::io_context& loop, std::shared_ptr<conn_host> host, co
 
 bool quic_conn::init_common(const sockaddr* local, socklen_t locallen, const sockaddr* remote, socklen_t remotelen) {
   ngtcp2_path_storage_init(&path_, local, locallen, remote, remotelen, nullptr);
-  info_ = endpoint_info{"quic", to_string(local), to_string(remote)};
+  info_ = endpoint_info{"quic", net::format(local), net::format(remote)};
   pacing_ = !is_loopback(remote);
   return true;
 }

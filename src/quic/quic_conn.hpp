@@ -34,7 +34,6 @@ using static_secret = std::array<std::uint8_t, 32>;
 
 ngtcp2_tstamp now_ts() noexcept;
 void random_bytes(std::uint8_t* p, std::size_t n) noexcept;
-std::string to_string(const sockaddr* sa);
 /// The ngtcp2 callback table of a server or a client connection (quic_conn_callbacks.cpp).
 ngtcp2_callbacks make_callbacks(bool server);
 
@@ -67,6 +66,7 @@ struct conn_config {
   quic_connection_options opts;
   std::chrono::milliseconds handshake_timeout{10000};
   decode_limits limits;
+  std::chrono::milliseconds close_timeout{5000};  // bounds the flush before CONNECTION_CLOSE
   notice_sink* notices = nullptr;  // where a server's connections report notices (may be null)
   static_secret secret{};  // stateless reset tokens
   // A listener with several sockets on one port (one per loop): the kernel picks a

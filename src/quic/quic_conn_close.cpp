@@ -16,7 +16,6 @@ namespace asio = boost::asio;
 namespace {
 constexpr std::size_t max_udp_payload = 1452;  // what ngtcp2 0.12 sends at most by default
 constexpr std::size_t close_resends = 16;       // CONNECTION_CLOSE replays in the closing period
-constexpr auto close_flush_limit = std::chrono::seconds(3);
 constexpr ngtcp2_tstamp immediate_expiry_ns = 50 * 1000;
 }  // namespace
 
@@ -103,7 +102,7 @@ void quic_conn::close(close_info info) {
     // Finish the write in progress first, bounded in time.
     closed_info_ = std::move(info);
     phase_ = phase::flushing;
-    close_timer_.expires_after(close_flush_limit);
+    close_timer_.expires_after(cfg_.close_timeout);
     close_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (!ec && self->phase_ == phase::flushing) self->close_now(*self->closed_info_);
     });

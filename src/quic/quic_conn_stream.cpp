@@ -5,6 +5,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <string>
@@ -225,8 +226,10 @@ void quic_conn::deliver_packets() {
   draining_decoder_ = false;
   if (decoder_.buffered() == 0 && decoder_.capacity() > 256 * 1024) decoder_.shrink();  // after a big message
   if (ec && !pending_close_) {
-    std::string d = ec == errc::message_too_large ? "frame length over the 16 MiB limit of the QUIC mapping"
-                                                  : "bad frame on the msgtrans stream: " + ec.message();
+    const std::size_t limit = std::min(max_length_prefixed_frame, cfg_.limits.max_message_size);
+    std::string d = ec == errc::message_too_large
+                        ? "frame length over the limit of " + std::to_string(limit) + " bytes (max_message_size)"
+                        : "bad frame on the msgtrans stream: " + ec.message();
     pending_close_ = close_info{close_reason::protocol_error, ec, d, static_cast<int>(quic_app_error::protocol_error)};
     if (in_lib_ == 0) after_lib_call();
   }

@@ -102,8 +102,29 @@ TEST_F(quic_test, frame_over_16_mib_closes_the_connection) {
   EXPECT_EQ(srv.owners[0]->closed->reason, close_reason::protocol_error);
   EXPECT_EQ(srv.owners[0]->closed->transport_code, static_cast<int>(quic_app_error::protocol_error));
   EXPECT_EQ(client.closed->reason, close_reason::protocol_error) << client.closed->detail;
-  EXPECT_NE(client.closed->detail.find("16 MiB"), std::string::npos) << client.closed->detail;
+  EXPECT_NE(client.closed->detail.find("limit of 16777216 bytes"), std::string::npos) << client.closed->detail;
   EXPECT_TRUE(srv.owners[0]->received.empty());
+}
+
+// The limit that fired is the one the detail names: here the runtime's smaller one.
+TEST_F(quic_test, frame_over_a_configured_limit_names_that_limit) {
+  transport_context ctx;
+  ctx.limits.max_message_size = 64 * 1024;
+  test_server srv(ioc, server_config(cert.path), true, ctx);
+  std::error_code ec;
+  test_owner client;
+  client.attach(connect(ioc, client_config(srv.address(), cert.path), ec));
+  ASSERT_FALSE(ec) << ec.message();
+  byte_buffer ok = make_packet(1, 64 * 1024 - header_size);
+  client.send(ok);
+  ASSERT_TRUE(run_until(ioc, [&] { return !srv.owners.empty() && srv.owners[0]->received.size() == 1; }, 30s));
+  byte_buffer big = make_packet(2, 64 * 1024 - header_size + 1);
+  client.send(big);
+  ASSERT_TRUE(run_until(ioc, [&] { return client.closed && srv.owners[0]->closed; }, 30s));
+  EXPECT_EQ(client.closed->reason, close_reason::protocol_error) << client.closed->detail;
+  EXPECT_NE(client.closed->detail.find("limit of 65536 bytes (max_message_size)"), std::string::npos)
+      << client.closed->detail;
+  EXPECT_EQ(srv.owners[0]->received.size(), 1u);
 }
 
 TEST_F(quic_test, certificate_verification) {
