@@ -75,10 +75,9 @@ sigset_t block_stop_signals() {
 
 // One WebSocket listener, "HOST:PORT/PATH"; false (logged) if its settings are refused.
 bool add_ws_listener(server_builder& b, const serve_options& o, const std::string& a) {
-  // HOST:PORT/PATH; the path defaults to "/". The port ends at the first '/' after the
-  // last ':' of the host part ("[::1]:8002/chat").
+  // HOST:PORT/PATH; the path defaults to "/".
   ws_server_config c;
-  auto slash = a.find('/', a.rfind(']') == std::string::npos ? 0 : a.rfind(']'));
+  const auto slash = ws_path_start(a);
   c.bind = a.substr(0, slash);
   c.path = slash == std::string::npos ? "/" : a.substr(slash);
   c.max_message_size = o.max_message_size;

@@ -37,6 +37,13 @@ struct serve_options {
   std::size_t worker_index = 0;   // 1..N in log lines
 };
 
+/// Where the path of a --ws listener "HOST:PORT/PATH" starts, or npos: the first '/'
+/// after the host part ("[::1]:8002/chat").
+inline std::size_t ws_path_start(const std::string& listener) {
+  const auto bracket = listener.rfind(']');
+  return listener.find('/', bracket == std::string::npos ? 0 : bracket);
+}
+
 /// Reads the TOML file `path` into `o`. A key whose flag `given(flag)` reports as set on
 /// the command line is left alone: flags override the file. Returns an error text naming
 /// the file, the key and what is wrong (unknown keys included), or "" on success.

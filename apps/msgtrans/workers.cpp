@@ -166,7 +166,7 @@ bool reserve_ports(serve_options& wo, std::vector<reservation>& held) {
     held.push_back(r);
   }
   for (auto& a : wo.ws) {
-    auto slash = a.find('/', a.rfind(']') == std::string::npos ? 0 : a.rfind(']'));
+    const auto slash = ws_path_start(a);
     std::string path = slash == std::string::npos ? "" : a.substr(slash);
     reservation r;
     if (!reserve(a.substr(0, slash), r, err)) {
