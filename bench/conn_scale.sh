@@ -74,7 +74,7 @@ start_server() {  # start_server PROTO ARGS...: sets pid and addr
     "$bin/msgtrans" serve --tcp 127.0.0.1:0 "$@" >"$work/serve.log" 2>"$work/serve.err" &
   else
     # No pings while idle: the tool holds the connections without answering them.
-    "$bin/msgtrans" serve --ws 127.0.0.1:0/ --ws-ping-interval 0 "$@" >"$work/serve.log" 2>"$work/serve.err" &
+    "$bin/msgtrans" serve --ws 127.0.0.1:0/ --ws-keep-alive-interval 0 "$@" >"$work/serve.log" 2>"$work/serve.err" &
   fi
   pid=$!
   for _ in $(seq 200); do grep -q '^listening' "$work/serve.log" && break; sleep 0.1; done

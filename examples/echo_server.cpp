@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
   const std::string ws = argc > 2 ? argv[2] : "127.0.0.1:8002/ws";
   const std::string quic = argc > 3 ? argv[3] : "127.0.0.1:8003";
   msgtrans::ws_server_config wsc;
-  wsc.bind = ws.substr(0, ws.find('/'));
+  wsc.bind_address = ws.substr(0, ws.find('/'));
   wsc.path = ws.find('/') == std::string::npos ? "/" : ws.substr(ws.find('/'));
   msgtrans::quic_server_config qc;
   qc.bind_address = quic;

@@ -36,8 +36,8 @@ void check(bool ok) {
 
 bool same(const serve_options& a, const serve_options& b) {
   return a.config == b.config && a.tcp == b.tcp && a.quic == b.quic && a.ws == b.ws && a.tls_cert == b.tls_cert &&
-         a.tls_key == b.tls_key && a.ws_ping_interval_s == b.ws_ping_interval_s &&
-         a.ws_pong_timeout_s == b.ws_pong_timeout_s && a.ws_origins == b.ws_origins && a.mode == b.mode &&
+         a.tls_key == b.tls_key && a.ws_keep_alive_interval_s == b.ws_keep_alive_interval_s &&
+         a.ws_keep_alive_timeout_s == b.ws_keep_alive_timeout_s && a.ws_origins == b.ws_origins && a.mode == b.mode &&
          a.threads == b.threads && a.max_connections == b.max_connections &&
          a.max_message_size == b.max_message_size && a.idle_timeout_s == b.idle_timeout_s &&
          a.first_packet_timeout_s == b.first_packet_timeout_s && a.inbound_memory_limit == b.inbound_memory_limit &&
@@ -104,7 +104,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   check(e1.empty());  // with no flag given, more can be wrong, never less
   constexpr auto longest = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::duration::max()) / 2;
-  for (double s : {p.idle_timeout_s, p.first_packet_timeout_s, p.ws_ping_interval_s, p.ws_pong_timeout_s}) {
+  for (double s : {p.idle_timeout_s, p.first_packet_timeout_s, p.ws_keep_alive_interval_s, p.ws_keep_alive_timeout_s}) {
     const auto ms = to_ms(s);
     check(ms.count() >= 0 && ms <= longest);
   }

@@ -78,12 +78,11 @@ bool add_ws_listener(server_builder& b, const serve_options& o, const std::strin
   // HOST:PORT/PATH; the path defaults to "/".
   ws_server_config c;
   const auto slash = ws_path_start(a);
-  c.bind = a.substr(0, slash);
+  c.bind_address = a.substr(0, slash);
   c.path = slash == std::string::npos ? "/" : a.substr(slash);
-  c.max_message_size = o.max_message_size;
-  c.idle_timeout = std::chrono::milliseconds(0);  // the runtime's --idle-timeout applies
-  c.ping_interval = std::chrono::milliseconds(static_cast<std::int64_t>(o.ws_ping_interval_s * 1000));
-  c.pong_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.ws_pong_timeout_s * 1000));
+  // The message size and idle limits are the session's (--max-message-size, --idle-timeout).
+  c.keep_alive_interval = std::chrono::milliseconds(static_cast<std::int64_t>(o.ws_keep_alive_interval_s * 1000));
+  c.keep_alive_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.ws_keep_alive_timeout_s * 1000));
   c.allowed_origins = o.ws_origins;
   c.tls_cert_file = o.tls_cert;
   c.tls_key_file = o.tls_key;
@@ -317,10 +316,10 @@ void add_serve(CLI::App& app, int& exit_status) {
   cmd->add_option("--tls-cert", o->tls_cert,
                   "PEM certificate chain: --ws listeners speak wss://, --quic uses it (default: self-signed for localhost)");
   cmd->add_option("--tls-key", o->tls_key, "PEM private key for --tls-cert");
-  cmd->add_option("--ws-ping-interval", o->ws_ping_interval_s, "seconds between WebSocket pings (0 = none)")
+  cmd->add_option("--ws-keep-alive-interval", o->ws_keep_alive_interval_s, "seconds between WebSocket pings (0 = none)")
       ->check(seconds_flag)
       ->capture_default_str();
-  cmd->add_option("--ws-pong-timeout", o->ws_pong_timeout_s, "seconds a ping may wait for its pong")
+  cmd->add_option("--ws-keep-alive-timeout", o->ws_keep_alive_timeout_s, "seconds a ping may wait for its pong")
       ->check(seconds_flag)
       ->capture_default_str();
   cmd->add_option("--ws-origin", o->ws_origins, "accept WebSocket handshakes from this Origin only (repeatable)");

@@ -18,8 +18,8 @@
 //   cert = "cert.pem"
 //   key = "key.pem"
 //   [ws]
-//   ping_interval = 30
-//   pong_timeout = 10
+//   keep_alive_interval = 30      # seconds between pings; 0 = none
+//   keep_alive_timeout = 10       # seconds a ping may wait for its pong
 //   origins = ["https://example.com"]
 #include "serve_config.hpp"
 
@@ -113,8 +113,8 @@ const std::map<std::string, key_spec>& keys() {
       {"listeners.quic", {"--quic", texts(&serve_options::quic)}},
       {"tls.cert", {"--tls-cert", text(&serve_options::tls_cert)}},
       {"tls.key", {"--tls-key", text(&serve_options::tls_key)}},
-      {"ws.ping_interval", {"--ws-ping-interval", seconds(&serve_options::ws_ping_interval_s)}},
-      {"ws.pong_timeout", {"--ws-pong-timeout", seconds(&serve_options::ws_pong_timeout_s)}},
+      {"ws.keep_alive_interval", {"--ws-keep-alive-interval", seconds(&serve_options::ws_keep_alive_interval_s)}},
+      {"ws.keep_alive_timeout", {"--ws-keep-alive-timeout", seconds(&serve_options::ws_keep_alive_timeout_s)}},
       {"ws.origins", {"--ws-origin", texts(&serve_options::ws_origins)}},
   };
   return k;

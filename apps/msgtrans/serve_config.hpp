@@ -16,8 +16,8 @@ struct serve_options {
   std::vector<std::string> quic;
   std::vector<std::string> ws;    // HOST:PORT[/PATH]
   std::string tls_cert, tls_key;  // wss and QUIC; QUIC without one: self-signed for localhost
-  double ws_ping_interval_s = 30;
-  double ws_pong_timeout_s = 10;
+  double ws_keep_alive_interval_s = 30;
+  double ws_keep_alive_timeout_s = 10;
   std::vector<std::string> ws_origins;
   std::string mode = "echo";
   std::size_t threads = 0;

@@ -2,31 +2,36 @@
 /// The WebSocket transport (RFC 6455): `ws://` and, with a certificate, `wss://`.
 ///
 /// Mapping onto the wire format (docs: shared/spec/WIRE_FORMAT.md):
-/// - Exactly one msgtrans packet per binary message. The transport checks each message
-///   with `decode_view` against the runtime's `decode_limits` before handing its bytes to
-///   `connection_owner::on_packet`; a binary message that is not exactly one valid packet
-///   closes the connection with 1002 (protocol error) and a reason naming the fault.
+/// - Exactly one msgtrans packet per binary message. The transport frames and unframes
+///   only: it hands each binary message's bytes to `connection_owner::on_packet` without
+///   decoding them. The runtime's session decodes each packet once; a binary message that
+///   is not exactly one valid packet is closed by it (close_reason::protocol_error, so
+///   1002, with "packet rejected: ..." as the reason).
 /// - A text message is not part of the protocol: the connection is closed with 1003
 ///   (unsupported data).
-/// - A message larger than the maximum message size is refused from its frame header,
-///   before its body is buffered: close 1009 (message too big).
+/// - A message larger than the runtime's `decode_limits::max_message_size`
+///   (`transport_context::limits`) is refused from its frame header, before its body is
+///   buffered: close 1009 (message too big).
 /// - Ping, pong and close frames are handled here and never reach the application. The
-///   server pings every `ping_interval`; a peer that does not answer within
-///   `pong_timeout` is closed (close_reason::idle_timeout).
+///   server pings every `keep_alive_interval`; a peer that does not answer within
+///   `keep_alive_timeout` is closed (close_reason::idle_timeout, code 1001). Idle
+///   connections are closed by the session (`session_options::idle_timeout`).
 /// - A close frame from the peer becomes `on_closed` with reason `peer_closed`,
 ///   `transport_code` = the close code (1005 when the frame had none) and `detail` = the
 ///   close reason. A connection that drops without a close frame reports 1006.
 /// - `connection::close(info)` sends a close frame and completes the close handshake
-///   (bounded by `close_timeout`): reason `shutdown` → 1001, `protocol_error` → 1002,
-///   `limit_reached` → 1008, `idle_timeout` → 1001, anything else → 1000.
-///   `info.transport_code`, when set (1000..4999), is sent as is.
+///   (bounded by `transport_context::close_timeout`, from `session_options::close_timeout`):
+///   reason `shutdown` → 1001,
+///   `protocol_error` → 1002, `limit_reached` → 1008, `idle_timeout` → 1001, anything
+///   else → 1000. `info.transport_code`, when set (1000..4999), is sent as is.
 /// - No extensions (permessage-deflate) and no subprotocol are negotiated; msgtrans
 ///   compresses payloads itself.
 ///
 /// Beast parses the HTTP upgrade; the frames are read and written by the transport
-/// itself, so that the packets corked into one `connection::write` leave in one gather
-/// write (server) or one masked buffer (client), and Beast's WebSocket templates are not
-/// compiled at all. Only one translation unit of the library includes Beast and asio::ssl.
+/// itself (a sans-I/O session), so that the packets corked into one `connection::write`
+/// leave in one gather write (server) or one masked buffer (client), and Beast's
+/// WebSocket templates are not compiled at all. Only one translation unit of the library
+/// includes Beast and asio::ssl.
 #pragma once
 
 #include <msgtrans/transport.hpp>
@@ -45,29 +50,24 @@ namespace msgtrans {
 struct ws_server_config {
   /// "host:port" to bind ("127.0.0.1:8002", "[::1]:0", "localhost:8002"). Port 0 picks a
   /// free port; `listener::local_address()` tells which. Default "127.0.0.1:0".
-  std::string bind = "127.0.0.1:0";
+  std::string bind_address = "127.0.0.1:0";
   /// The only request path accepted (the query string is ignored); a handshake on any
   /// other path gets HTTP 404. Must start with '/'. Default "/".
   std::string path = "/";
-  /// Largest message (= packet) accepted, in bytes; the smaller of this and the runtime's
-  /// `decode_limits::max_message_size` applies. Bigger messages: close 1009.
-  /// Default 16 MiB.
-  std::size_t max_message_size = default_max_message_size;
+  /// Connections of this listener open at once: more are dropped right after their
+  /// upgrade, counted in `server_stats::rejected_by_limit` and reported as a
+  /// connection_limit notice. 0 (the default): only the server-wide limit. Applied by
+  /// `server_builder::listen(config)`.
+  std::size_t max_connections = 0;
   /// Time from TCP accept until the upgrade (TLS handshake included) is done; then the
   /// socket is closed without a word. Default 10 s.
   std::chrono::milliseconds handshake_timeout{10'000};
-  /// A connection that receives no data message for this long is closed with 1001
-  /// (close_reason::idle_timeout). Ping/pong does not count as traffic. 0 disables it.
-  /// Default 300 s.
-  std::chrono::milliseconds idle_timeout{300'000};
   /// How often the server pings each connection. 0 disables pings. Default 30 s.
-  std::chrono::milliseconds ping_interval{30'000};
+  std::chrono::milliseconds keep_alive_interval{30'000};
   /// How long a ping may wait for its pong before the connection is closed
-  /// (close_reason::idle_timeout, code 1001). Default 10 s.
-  std::chrono::milliseconds pong_timeout{10'000};
-  /// Bound on a close handshake (ours or the peer's): after it the socket is closed
-  /// anyway. Default 5 s.
-  std::chrono::milliseconds close_timeout{5'000};
+  /// (close_reason::idle_timeout, code 1001). Must be positive when pings are on.
+  /// Default 10 s.
+  std::chrono::milliseconds keep_alive_timeout{10'000};
   /// Largest HTTP upgrade request header accepted (bytes); bigger gets 431.
   /// Default 8 KiB.
   std::size_t max_handshake_size = 8 * 1024;
@@ -88,7 +88,8 @@ struct ws_server_config {
 };
 
 /// A WebSocket client target. Configuration mistakes make `make_connector` throw
-/// `std::invalid_argument` with a message naming the field.
+/// `std::invalid_argument` with a message naming the field. The largest message accepted
+/// and the close-handshake bound come from the runtime (`transport_context`).
 struct ws_client_config {
   /// "ws://host:port/path" or "wss://host:port/path". The host may be a name (resolved at
   /// each connect) or an IP literal ("[::1]" for IPv6). Default port: 80 / 443. Default
@@ -103,22 +104,17 @@ struct ws_client_config {
   std::chrono::milliseconds connect_timeout{10'000};
   /// Bound on the TLS handshake plus the HTTP upgrade. Default 10 s.
   std::chrono::milliseconds handshake_timeout{10'000};
-  /// Largest message accepted from the server (smaller of this and the runtime's limit).
-  /// Default 16 MiB.
-  std::size_t max_message_size = default_max_message_size;
-  /// Bound on a close handshake. Default 5 s.
-  std::chrono::milliseconds close_timeout{5'000};
   /// wss: also trust the CA certificates in this PEM file (the system's trust store is
   /// always used). Default none.
-  std::string ca_file;
+  std::string tls_ca_file;
   /// wss: the TLS server name (SNI) and the name the certificate must match. Default: the
   /// URL's host (no SNI is sent for an IP literal, whose certificate must name that IP).
-  std::string server_name;
+  std::string tls_server_name;
   /// wss: DANGEROUS. Accept any certificate, for any name: anyone on the path can read
   /// and change the traffic. For tests against throw-away certificates only. Default
-  /// false: certificates are verified against the trust store and `ca_file`, and the
+  /// false: certificates are verified against the trust store and `tls_ca_file`, and the
   /// host name is checked.
-  bool insecure_skip_verify = false;
+  bool tls_insecure_skip_verify = false;
 };
 
 /// A WebSocket listener (`protocol()` is "ws" or "wss"; `local_address()` is

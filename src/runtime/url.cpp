@@ -51,9 +51,9 @@ factory ws_from_url(std::string scheme) {
   return [scheme](std::string_view rest, const url_options& o, std::string& error) -> std::unique_ptr<connector> {
     ws_client_config c;
     c.url = scheme + "://" + std::string(rest);
-    c.ca_file = o.tls_ca_file;
-    c.server_name = o.tls_server_name;
-    c.insecure_skip_verify = o.tls_insecure_skip_verify;
+    c.tls_ca_file = o.tls_ca_file;
+    c.tls_server_name = o.tls_server_name;
+    c.tls_insecure_skip_verify = o.tls_insecure_skip_verify;
     return made(c, error);
   };
 }

@@ -31,8 +31,8 @@ ws = ["127.0.0.1:0/ws"]
 quic = ["127.0.0.1:0"]
 
 [ws]
-ping_interval = 5
-pong_timeout = 2.5
+keep_alive_interval = 5
+keep_alive_timeout = 2.5
 TOML
 
 start 3 --config "$work/serve.toml"

@@ -23,8 +23,8 @@ start() {
   port=$(sed -n 's/^listening [a-z]* [^:]*:\([0-9]*\).*/\1/p' "$out" | head -1)
 }
 
-start "$bin/ws_echo_fixture" --bind 127.0.0.1:0 --path /bench --ping-ms 0 --idle-ms 0; fixture=$port
-start "$bin/msgtrans" serve --ws 127.0.0.1:0/bench --threads 1 --ws-ping-interval 0; serve=$port
+start "$bin/ws_echo_fixture" --bind 127.0.0.1:0 --path /bench --ping-ms 0; fixture=$port
+start "$bin/msgtrans" serve --ws 127.0.0.1:0/bench --threads 1 --ws-keep-alive-interval 0; serve=$port
 start node "$here/node_echo_server.mjs"; nodews=$port
 start "$bin/ws_load" echo-server 0; raw=$port
 

@@ -6,7 +6,7 @@ import WebSocket from 'ws';
 import { startFixture, stopFixture, requestPacket } from './fixture.mjs';
 
 const fx = await startFixture(process.argv[2], '/msg',
-                              ['--max-message-size', '65536', '--ws-ping-interval', '0.1', '--ws-pong-timeout', '2']);
+                              ['--max-message-size', '65536', '--ws-keep-alive-interval', '0.1', '--ws-keep-alive-timeout', '2']);
 let passed = 0;
 const check = async (name, fn) => {
   await fn();
@@ -89,7 +89,7 @@ try {
     ws.send(Buffer.from('not a packet'));
     const [code, reason] = await once(ws, 'close');
     assert.equal(code, 1002);
-    assert.match(reason.toString(), /msgtrans packet/);
+    assert.match(reason.toString(), /packet rejected/);
   });
 
   await check('oversized message: close 1009', async () => {

@@ -69,8 +69,8 @@ async def echo_round(uri, ssl_ctx=None, count=100):
 
 
 async def plain_tests():
-    proc, uri, port = start_fixture("/py", "--max-message-size", "100000", "--ws-ping-interval", "0.1",
-                                    "--ws-pong-timeout", "2")
+    proc, uri, port = start_fixture("/py", "--max-message-size", "100000", "--ws-keep-alive-interval", "0.1",
+                                    "--ws-keep-alive-timeout", "2")
     try:
         bystander = await websockets.connect(uri, compression=None)
 

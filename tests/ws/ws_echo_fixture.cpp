@@ -2,7 +2,7 @@
 // the real-peer tests (Node ws, Python websockets, Chromium) and the load measurement.
 //
 //   ws_echo_fixture [--bind HOST:PORT] [--path /P] [--threads N] [--tls-cert F --tls-key F]
-//                   [--max-message N] [--handshake-ms N] [--idle-ms N] [--ping-ms N]
+//                   [--max-message N] [--handshake-ms N] [--ping-ms N]
 //                   [--pong-ms N] [--origin O]...
 //
 // Prints "listening ws HOST:PORT/PATH" (or wss) once bound, then serves until SIGINT or
@@ -25,6 +25,7 @@ using namespace msgtrans;
 
 int main(int argc, char** argv) {
   ws_server_config cfg;
+  transport_context ctx;
   unsigned threads = 1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -36,16 +37,15 @@ int main(int argc, char** argv) {
       return argv[++i];
     };
     auto ms = [&] { return std::chrono::milliseconds(std::stoll(next())); };
-    if (a == "--bind") cfg.bind = next();
+    if (a == "--bind") cfg.bind_address = next();
     else if (a == "--path") cfg.path = next();
     else if (a == "--threads") threads = static_cast<unsigned>(std::stoul(next()));
     else if (a == "--tls-cert") cfg.tls_cert_file = next();
     else if (a == "--tls-key") cfg.tls_key_file = next();
-    else if (a == "--max-message") cfg.max_message_size = std::stoull(next());
+    else if (a == "--max-message") ctx.limits.max_message_size = std::stoull(next());
     else if (a == "--handshake-ms") cfg.handshake_timeout = ms();
-    else if (a == "--idle-ms") cfg.idle_timeout = ms();
-    else if (a == "--ping-ms") cfg.ping_interval = ms();
-    else if (a == "--pong-ms") cfg.pong_timeout = ms();
+    else if (a == "--ping-ms") cfg.keep_alive_interval = ms();
+    else if (a == "--pong-ms") cfg.keep_alive_timeout = ms();
     else if (a == "--origin") cfg.allowed_origins.push_back(next());
     else {
       std::cerr << "unknown option " << a << "\n";
@@ -61,8 +61,6 @@ int main(int argc, char** argv) {
   std::atomic<unsigned> rr{0};
 
   auto listener = make_listener(cfg);
-  transport_context ctx;
-  ctx.limits.max_message_size = cfg.max_message_size;
   auto ec = listener->start(
       *loops[0], [&]() -> boost::asio::io_context& { return *loops[rr++ % threads]; },
       [&](std::unique_ptr<connection> c) {

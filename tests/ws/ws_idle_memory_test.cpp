@@ -24,8 +24,8 @@ using namespace std::chrono_literals;
 TEST(WsIdleMemory, IdleConnectionCostsUnder2KiBOfHeap) {
   if (!test::heap_probe_works) GTEST_SKIP() << "the sanitizers' allocator replaces glibc's heap, which mallinfo2 measures";
   ws_server_config c;
-  c.bind = "127.0.0.1:0";
-  c.ping_interval = 0ms;  // the clients below never answer a ping
+  c.bind_address = "127.0.0.1:0";
+  c.keep_alive_interval = 0ms;  // the clients below never answer a ping
   auto s = server_builder{}.listen(c).threads(1).on_request([](request& r) { (void)r.respond(r.payload); }).build();
   ASSERT_FALSE(s.start());
   const std::string addr = s.local_addresses().at(0).second;  // HOST:PORT/PATH

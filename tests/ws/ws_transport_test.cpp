@@ -5,6 +5,7 @@
 #include "ws/ws_frame.hpp"
 
 #include <msgtrans/error.hpp>
+#include <msgtrans/msgtrans.hpp>
 #include <msgtrans/ws.hpp>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -279,10 +280,33 @@ class raw_client {
 ws_server_config quiet_config() {
   ws_server_config c;
   c.path = "/msg";
-  c.ping_interval = 0ms;
-  c.idle_timeout = 0ms;
+  c.keep_alive_interval = 0ms;
   return c;
 }
+
+// A runtime server on one ws listener (its sessions decode the packets and own the idle
+// timeout); it answers each request with its payload.
+class runtime_server {
+ public:
+  explicit runtime_server(const ws_server_config& c, session_options so = {})
+      : srv_(server_builder{}
+                 .listen(c)
+                 .threads(1)
+                 .options(so)
+                 .on_request([](request& r) { (void)r.respond(r.payload); })
+                 .build()) {
+    std::string why;
+    EXPECT_FALSE(srv_.start(&why)) << why;
+    const auto addr = srv_.local_addresses().at(0).second;  // HOST:PORT/PATH
+    port_ = std::stoi(addr.substr(addr.rfind(':') + 1));
+  }
+  int port() const { return port_; }
+  server& srv() { return srv_; }
+
+ private:
+  server srv_;
+  int port_ = 0;
+};
 
 // A connected raw client that has completed the handshake.
 std::unique_ptr<raw_client> open_client(int port, std::string path = "/msg") {
@@ -556,9 +580,9 @@ TEST(ws_transport, dropped_connection_reports_1006) {
 class ws_bad_input : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto cfg = quiet_config();
-    cfg.max_message_size = 1024;
-    srv_ = std::make_unique<test_server>(cfg);
+    decode_limits limits;
+    limits.max_message_size = 1024;
+    srv_ = std::make_unique<test_server>(quiet_config(), limits);
     ASSERT_FALSE(srv_->start_error());
     bystander_ = open_client(srv_->port());
     ASSERT_TRUE(bystander_->echo_ok(1));
@@ -616,14 +640,31 @@ TEST_F(ws_bad_input, text_frame_closes_1003) {
   EXPECT_EQ(s->transport_code, 1003);
 }
 
-TEST_F(ws_bad_input, non_packet_binary_closes_1002) {
+TEST_F(ws_bad_input, non_packet_binary_is_handed_on_undecoded) {
+  // The transport does not interpret packets: the owner gets the message's bytes (the
+  // echo owner sends them back), and the runtime's session is what rejects them (below).
   auto c = open_client(srv_->port());
   c->send_frame(ws::opcode::binary, "definitely not a msgtrans packet");
-  expect_close(*c, 1002, "not one valid msgtrans packet");
-  auto s = srv_->wait_close();
-  ASSERT_TRUE(s);
-  EXPECT_EQ(s->reason, close_reason::protocol_error);
-  EXPECT_EQ(s->transport_code, 1002);
+  auto f = c->read_data_or_close();
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->op, ws::opcode::binary);
+  EXPECT_EQ(f->payload, "definitely not a msgtrans packet");
+}
+
+TEST(ws_transport, non_packet_binary_is_closed_1002_by_the_session) {
+  runtime_server srv(quiet_config());
+  auto bystander = open_client(srv.port());
+  ASSERT_TRUE(bystander->echo_ok(1));
+  auto c = open_client(srv.port());
+  c->send_frame(ws::opcode::binary, "definitely not a msgtrans packet");
+  auto f = c->read_data_or_close();
+  ASSERT_TRUE(f) << "no close frame";
+  ASSERT_EQ(f->op, ws::opcode::close);
+  EXPECT_EQ(f->close_code(), 1002);
+  EXPECT_NE(f->close_reason().find("packet rejected"), std::string::npos) << f->close_reason();
+  c->send_frame(ws::opcode::close, f->payload.substr(0, 2));
+  EXPECT_TRUE(c->wait_eof());
+  EXPECT_TRUE(bystander->echo_ok(2, "still here"));
 }
 
 TEST_F(ws_bad_input, oversized_message_closes_1009_before_the_body) {
@@ -689,8 +730,8 @@ TEST(ws_transport, handshake_that_never_completes_is_closed_after_the_timeout) {
 
 TEST(ws_transport, client_that_never_answers_pings_is_closed_after_pong_timeout) {
   auto cfg = quiet_config();
-  cfg.ping_interval = 100ms;
-  cfg.pong_timeout = 300ms;
+  cfg.keep_alive_interval = 100ms;
+  cfg.keep_alive_timeout = 300ms;
   test_server srv(cfg);
   // The polite peer is the transport's own client, which answers pings by itself.
   ws_client_config cc;
@@ -732,22 +773,34 @@ TEST(ws_transport, client_that_never_answers_pings_is_closed_after_pong_timeout)
   EXPECT_FALSE(polite.owner().wait_closed(0ms));
 }
 
-TEST(ws_transport, idle_connection_is_closed_1001) {
-  auto cfg = quiet_config();
-  cfg.idle_timeout = 300ms;
-  test_server srv(cfg);
+TEST(ws_transport, idle_connection_is_closed_1001_by_the_session) {
+  session_options so;
+  so.idle_timeout = 300ms;  // idle is the session's (session_options), not the transport's
+  runtime_server srv(quiet_config(), so);
   auto c = open_client(srv.port());
   ASSERT_TRUE(c->echo_ok(1));
+  const auto t0 = clock_type::now();
   auto f = c->read_frame();
   ASSERT_TRUE(f);
   ASSERT_EQ(f->op, ws::opcode::close);
   EXPECT_EQ(f->close_code(), 1001);
-  EXPECT_NE(f->close_reason().find("no message within 300 ms"), std::string::npos);
+  EXPECT_NE(f->close_reason().find("idle_timeout"), std::string::npos) << f->close_reason();
+  EXPECT_GE(clock_type::now() - t0, 200ms);
   c->send_frame(ws::opcode::close, f->payload.substr(0, 2));
   EXPECT_TRUE(c->wait_eof());
-  auto s = srv.wait_close();
-  ASSERT_TRUE(s);
-  EXPECT_EQ(s->reason, close_reason::idle_timeout);
+}
+
+TEST(ws_transport, listener_max_connections_is_applied_by_server_builder) {
+  auto cfg = quiet_config();
+  cfg.max_connections = 1;
+  runtime_server srv(cfg);
+  auto first = open_client(srv.port());
+  ASSERT_TRUE(first->echo_ok(1));
+  raw_client second(srv.port());
+  EXPECT_EQ(second.handshake("/msg"), 101);  // upgraded, then refused by the runtime
+  EXPECT_TRUE(second.wait_eof());
+  EXPECT_EQ(srv.srv().stats().rejected_by_limit, 1u);
+  EXPECT_TRUE(first->echo_ok(2));
 }
 
 TEST(ws_transport, allowed_origins) {
@@ -807,7 +860,7 @@ TEST(ws_transport, connector_errors) {
 
 TEST(ws_transport, ipv6_listener_and_url) {
   auto cfg = quiet_config();
-  cfg.bind = "[::1]:0";
+  cfg.bind_address = "[::1]:0";
   test_server srv(cfg);
   if (srv.start_error()) GTEST_SKIP() << "no IPv6 loopback here: " << srv.start_detail();
   EXPECT_EQ(srv.lst().local_address().rfind("[::1]:", 0), 0u) << srv.lst().local_address();
@@ -882,7 +935,7 @@ TEST(ws_transport, reuse_port_lets_two_listeners_share_one_port) {
   test_server a(cfg);
   ASSERT_FALSE(a.start_error()) << a.start_detail();
   auto same = cfg;
-  same.bind = "127.0.0.1:" + std::to_string(a.port());
+  same.bind_address = "127.0.0.1:" + std::to_string(a.port());
   auto without = same;
   without.reuse_port = false;
   {
@@ -904,24 +957,51 @@ TEST(ws_transport, reuse_port_lets_two_listeners_share_one_port) {
   EXPECT_EQ(a.accepted() + c.accepted(), 32);
 }
 
+// make() throws std::invalid_argument whose message names `field`.
+template <class F>
+void expect_names_field(F make, const std::string& field) {
+  try {
+    make();
+    ADD_FAILURE() << "no exception for " << field;
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+  }
+}
+
 TEST(ws_transport, listener_configuration_errors) {
   ws_server_config c;
-  c.bind = "nonsense";
-  EXPECT_THROW(make_listener(c), std::invalid_argument);
+  c.bind_address = "nonsense";
+  expect_names_field([&] { make_listener(c); }, "ws_server_config.bind_address");
   c = {};
   c.path = "msg";
-  EXPECT_THROW(make_listener(c), std::invalid_argument);
+  expect_names_field([&] { make_listener(c); }, "ws_server_config.path");
   c = {};
   c.tls_cert_file = "cert.pem";
-  EXPECT_THROW(make_listener(c), std::invalid_argument);
+  expect_names_field([&] { make_listener(c); }, "ws_server_config.tls_cert_file");
+  c = {};
+  c.keep_alive_timeout = 0ms;
+  expect_names_field([&] { make_listener(c); }, "ws_server_config.keep_alive_timeout");
+  c.keep_alive_interval = 0ms;  // no pings: no timeout needed
+  EXPECT_NO_THROW(make_listener(c));
+  c = {};
+  c.handshake_timeout = 0ms;
+  expect_names_field([&] { make_listener(c); }, "ws_server_config.handshake_timeout");
+  ws_client_config cc;
+  cc.url = "ws://127.0.0.1:1/";
+  cc.connect_timeout = 0ms;
+  expect_names_field([&] { make_connector(cc); }, "ws_client_config.connect_timeout");
+  cc = {};
+  cc.url = "wss://127.0.0.1:1/";
+  cc.tls_ca_file = "/nonexistent/ca.pem";
+  expect_names_field([&] { make_connector(cc); }, "ws_client_config.tls_ca_file");
 
   // A port in use: bind_failed, naming the address.
   test_server first(quiet_config());
   auto cfg = quiet_config();
-  cfg.bind = "127.0.0.1:" + std::to_string(first.port());
+  cfg.bind_address = "127.0.0.1:" + std::to_string(first.port());
   test_server second(cfg);
   EXPECT_EQ(second.start_error(), errc::bind_failed);
-  EXPECT_NE(second.start_detail().find(cfg.bind), std::string::npos);
+  EXPECT_NE(second.start_detail().find(cfg.bind_address), std::string::npos);
 }
 
 // ---- wss --------------------------------------------------------------------------------
@@ -962,7 +1042,7 @@ TEST_F(ws_tls, verification_rejects_unknown_cert_and_accepts_it_with_ca_file) {
     EXPECT_TRUE(ec);
     EXPECT_NE(ec.message().find("certificate verify failed"), std::string::npos) << ec.message();
   }
-  cc.ca_file = (dir_ / "cert.pem").string();
+  cc.tls_ca_file = (dir_ / "cert.pem").string();
   {
     test_client trusted(cc);
     ASSERT_FALSE(trusted.connect());
@@ -981,14 +1061,14 @@ TEST_F(ws_tls, verification_rejects_unknown_cert_and_accepts_it_with_ca_file) {
   }
   {
     ws_client_config wrong_name = cc;
-    wrong_name.server_name = "other.example";
+    wrong_name.tls_server_name = "other.example";
     test_client c(wrong_name);
     EXPECT_TRUE(c.connect());
   }
   {
     ws_client_config insecure;
     insecure.url = url(srv, "wss", "localhost");
-    insecure.insecure_skip_verify = true;
+    insecure.tls_insecure_skip_verify = true;
     test_client c(insecure);
     EXPECT_FALSE(c.connect());
   }
