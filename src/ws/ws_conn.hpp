@@ -12,6 +12,8 @@
 #pragma once
 
 #include "core/op_allocator.hpp"
+#include "net/address.hpp"
+#include "net/read_buffer.hpp"
 #include "ws/ws_session.hpp"
 
 #include <msgtrans/transport.hpp>
@@ -43,8 +45,6 @@ auto& lowest(Stream& s) {
   else return s.next_layer();
 }
 
-std::string endpoint_string(const tcp::endpoint& ep);
-
 /// What every connection of one listener or connector shares.
 struct conn_settings {
   ws::session_config session;
@@ -60,15 +60,6 @@ inline constexpr std::size_t budget_allowance = 64 * 1024;
 // connections read up to max_read_buffer at once), and it shrinks back when idle.
 inline constexpr std::size_t initial_read_buffer = 512;
 inline constexpr std::size_t max_read_buffer = 256 * 1024;
-// A plain (not TLS) connection with nothing buffered waits for readability holding no
-// read buffer, then reads into its loop's buffer (one per thread, that is per loop); it
-// keeps only what is left of a partial frame.
-inline constexpr std::size_t loop_read_buffer = 64 * 1024;
-struct loop_buffer {
-  byte_buffer buf;
-  bool busy = false;  // a handler on this thread re-entered a read: use the connection's own
-};
-loop_buffer& thread_loop_buffer();
 
 template <class Stream>
 class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
@@ -124,9 +115,9 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
     i.protocol = st_->protocol;
     boost::system::error_code ec;
     auto local = lowest(stream_).local_endpoint(ec);
-    if (!ec) i.local_address = endpoint_string(local);
+    if (!ec) i.local_address = net::format_endpoint(local);
     auto peer = lowest(stream_).remote_endpoint(ec);
-    if (!ec) i.peer_address = endpoint_string(peer);
+    if (!ec) i.peer_address = net::format_endpoint(peer);
     return i;
   }
 
@@ -236,42 +227,38 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
     }
   }
 
-  // Plain streams: readable after an idle wait. Reads into the loop's buffer, handles the
-  // frames there, and keeps only the unprocessed rest.
+  // Plain streams: readable after an idle wait. Reads into the loop's buffer
+  // (net::loop_read_buffer), handles the frames there, and keeps only the unprocessed rest.
   void on_readable(boost::system::error_code ec) {
     if (ec || closed_) return on_read(ec, 0);
-    auto& lb = thread_loop_buffer();
-    if (lb.busy) {  // re-entered: read into our own buffer as before
-      read_in_progress_ = false;
-      last_read_filled_ = true;  // so that do_read takes the buffered path
-      do_read();
-      return;
-    }
-    if (lb.buf.size() < loop_read_buffer) lb.buf.resize(loop_read_buffer);
-    lb.busy = true;
-    rbuf_.swap(lb.buf);  // rbuf_ was empty
-    const std::size_t n = lowest(stream_).read_some(asio::buffer(rbuf_.data(), rbuf_.size()), ec);
-    if (ec) {
-      rbuf_.swap(lb.buf);
-      lb.busy = false;
-      if (ec == asio::error::would_block || ec == asio::error::try_again) {
-        read_in_progress_ = false;
-        return do_read();
+    bool borrowed = false;
+    {
+      auto lease = net::loop_read_buffer::borrow();
+      if (lease) {
+        borrowed = true;
+        rbuf_.swap(lease.buffer());  // rbuf_ was empty
+        const std::size_t n = lowest(stream_).read_some(asio::buffer(rbuf_.data(), rbuf_.size()), ec);
+        if (!ec) {
+          read_in_progress_ = false;
+          last_read_filled_ = n == rbuf_.size();
+          rbeg_ = 0;
+          rend_ = n;
+          process();
+        }
+        byte_buffer rest(rbuf_.begin() + static_cast<std::ptrdiff_t>(rbeg_),
+                         rbuf_.begin() + static_cast<std::ptrdiff_t>(rend_));
+        rbuf_.swap(lease.buffer());  // the loop gets its buffer back
+        rbuf_.swap(rest);
+        rbeg_ = 0;
+        rend_ = rbuf_.size();
       }
-      return on_read(ec, 0);
     }
-    read_in_progress_ = false;
-    last_read_filled_ = n == rbuf_.size();
-    rbeg_ = 0;
-    rend_ = n;
-    process();
-    byte_buffer rest(rbuf_.begin() + static_cast<std::ptrdiff_t>(rbeg_),
-                     rbuf_.begin() + static_cast<std::ptrdiff_t>(rend_));
-    rbuf_.swap(lb.buf);  // the loop gets its buffer back
-    lb.busy = false;
-    rbuf_.swap(rest);
-    rbeg_ = 0;
-    rend_ = rbuf_.size();
+    if (!borrowed) last_read_filled_ = true;  // re-entered: do_read takes the buffered path
+    if (!borrowed || ec == asio::error::would_block || ec == asio::error::try_again) {
+      read_in_progress_ = false;
+      return do_read();
+    }
+    if (ec) return on_read(ec, 0);
     do_read();
   }
 

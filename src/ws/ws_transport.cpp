@@ -11,6 +11,8 @@
 #include <msgtrans/error.hpp>
 #include <msgtrans/ws.hpp>
 
+#include "net/address.hpp"
+#include "net/stream_listener.hpp"
 #include "ws/ws_conn.hpp"
 #include "ws/ws_frame.hpp"
 #include "ws/ws_upgrade.hpp"
@@ -30,20 +32,6 @@
 
 namespace msgtrans {
 
-namespace ws_detail {
-
-std::string endpoint_string(const tcp::endpoint& ep) {
-  auto a = ep.address();
-  std::string host = a.is_v6() ? "[" + a.to_string() + "]" : a.to_string();
-  return host + ":" + std::to_string(ep.port());
-}
-
-loop_buffer& thread_loop_buffer() {
-  thread_local loop_buffer b;
-  return b;
-}
-
-}  // namespace ws_detail
 
 namespace {
 
@@ -81,12 +69,8 @@ struct listener_shared {
   ws_server_config cfg;
   std::shared_ptr<const conn_settings> settings;
   std::shared_ptr<ssl::context> tls;
-  listener::loop_picker pick_loop;
   listener::accept_handler on_accept;
-  asio::io_context* accept_loop = nullptr;
   std::atomic<bool> stopped{false};
-  std::unique_ptr<tcp::acceptor> acceptor;
-  std::unique_ptr<asio::steady_timer> retry_timer;
   transport_context ctx;  // for notices
 };
 
@@ -171,7 +155,7 @@ class server_handshake : public std::enable_shared_from_this<server_handshake<St
   void report(notice_kind kind, std::string detail) {
     boost::system::error_code ec;
     auto peer = lowest(stream_).remote_endpoint(ec);
-    sh_->ctx.report(notice{kind, sh_->settings->protocol, ec ? "" : endpoint_string(peer), std::move(detail), 0});
+    sh_->ctx.report(notice{kind, sh_->settings->protocol, ec ? "" : net::format_endpoint(peer), std::move(detail), 0});
   }
 
   Stream stream_;
@@ -183,36 +167,12 @@ class server_handshake : public std::enable_shared_from_this<server_handshake<St
   bool done_ = false;
 };
 
-void accept_next(const std::shared_ptr<listener_shared>& sh);
-
-void on_accepted(const std::shared_ptr<listener_shared>& sh, boost::system::error_code ec, tcp::socket s) {
-  if (sh->stopped.load() || ec == asio::error::operation_aborted) return;
-  if (ec) {
-    // Out of descriptors or similar: wait a little rather than spin.
-    if (ec == asio::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system)
-      sh->ctx.report(notice{notice_kind::fd_exhausted, sh->settings->protocol, "",
-                            "accept: " + ec.message() + "; retrying every 50 ms", 0});
-    sh->retry_timer->expires_after(milliseconds(50));
-    sh->retry_timer->async_wait([sh](boost::system::error_code e) {
-      if (!e) accept_next(sh);
-    });
-    return;
-  }
-  auto ex = s.get_executor();
-  asio::post(ex, [sh, s = std::move(s)]() mutable {
-    if (sh->tls)
-      std::make_shared<server_handshake<tls_stream>>(tls_stream(std::move(s), *sh->tls), sh)->run();
-    else
-      std::make_shared<server_handshake<plain_stream>>(std::move(s), sh)->run();
-  });
-  accept_next(sh);
-}
-
-void accept_next(const std::shared_ptr<listener_shared>& sh) {
-  if (sh->stopped.load()) return;
-  sh->acceptor->async_accept(sh->pick_loop(), [sh](boost::system::error_code ec, tcp::socket s) {
-    on_accepted(sh, ec, std::move(s));
-  });
+// An accepted socket, on its own loop: the TLS and WebSocket handshakes come next.
+void handshake(const std::shared_ptr<listener_shared>& sh, tcp::socket s) {
+  if (sh->tls)
+    std::make_shared<server_handshake<tls_stream>>(tls_stream(std::move(s), *sh->tls), sh)->run();
+  else
+    std::make_shared<server_handshake<plain_stream>>(std::move(s), sh)->run();
 }
 
 class ws_listener final : public listener {
@@ -222,20 +182,11 @@ class ws_listener final : public listener {
 
   error_info start(asio::io_context& accept_loop, loop_picker pick_loop, accept_handler on_accept,
                    const transport_context& ctx) override {
-    std::string detail;
-    std::error_code ec = start_listening(accept_loop, std::move(pick_loop), std::move(on_accept), ctx, detail);
-    return {ec, std::move(detail)};
-  }
-
-  std::error_code start_listening(asio::io_context& accept_loop, loop_picker pick_loop, accept_handler on_accept,
-                                  const transport_context& ctx, std::string& detail) {
     auto sh = std::make_shared<listener_shared>();
     sh->cfg = cfg_;
-    sh->accept_loop = &accept_loop;
-    sh->pick_loop = std::move(pick_loop);
     sh->on_accept = std::move(on_accept);
     sh->ctx = ctx;
-    if (auto ec = load_certificate(sh->tls, detail)) return ec;
+    if (auto e = load_certificate(sh->tls)) return e;
     auto st = std::make_shared<conn_settings>();
     st->session.self = ws::role::server;
     st->session.limits = ctx.limits;
@@ -246,34 +197,30 @@ class ws_listener final : public listener {
     st->notices = ctx.notices;
     st->budget = ctx.budget;
     sh->settings = std::move(st);
-    if (auto ec = bind(accept_loop, sh->acceptor, detail)) return ec;
-    sh->retry_timer = std::make_unique<asio::steady_timer>(accept_loop);
-    sh_ = sh;
-    // The first accept starts from the accept loop too, so that pick_loop is only ever
-    // called there.
-    asio::post(accept_loop, [sh] { accept_next(sh); });
-    return {};
+    net::stream_listener_options o;
+    o.protocol = protocol();
+    o.bind_address = cfg_.bind_address;
+    o.reuse_port = cfg_.reuse_port;
+    auto e = socket_.start(accept_loop, std::move(pick_loop), ctx, o, [sh](tcp::socket s, asio::io_context& loop) {
+      asio::post(loop, [sh, s = std::move(s)]() mutable { handshake(sh, std::move(s)); });
+    });
+    if (!e) sh_ = std::move(sh);
+    return e;
   }
 
   void stop() override {
-    if (!sh_ || sh_->stopped.exchange(true)) return;
-    auto sh = sh_;
-    auto close = [sh] {
-      boost::system::error_code ignored;
-      sh->acceptor->close(ignored);
-      sh->retry_timer->cancel();
-    };
-    if (sh->accept_loop->get_executor().running_in_this_thread() || sh->accept_loop->stopped())
-      close();
-    else
-      asio::post(*sh->accept_loop, close);
+    if (sh_) sh_->stopped.store(true);
+    socket_.stop();
   }
 
-  std::string local_address() const override { return local_; }
+  // "HOST:PORT/PATH": "ws://" + this is the URL clients use.
+  std::string local_address() const override {
+    return socket_.local_address().empty() ? "" : socket_.local_address() + cfg_.path;
+  }
   std::string protocol() const override { return cfg_.tls_cert_file.empty() ? "ws" : "wss"; }
 
  private:
-  std::error_code load_certificate(std::shared_ptr<ssl::context>& out, std::string& detail) const {
+  error_info load_certificate(std::shared_ptr<ssl::context>& out) const {
     if (cfg_.tls_cert_file.empty()) return {};
     try {
       auto tls = tls_context(ssl::context::tls_server);
@@ -282,42 +229,14 @@ class ws_listener final : public listener {
       out = std::move(tls);
       return {};
     } catch (const boost::system::system_error& e) {
-      detail = "cannot load tls_cert_file " + cfg_.tls_cert_file + " / tls_key_file " + cfg_.tls_key_file + ": " +
-               e.code().message();
-      return errc::tls_error;
+      return {errc::tls_error, "cannot load tls_cert_file " + cfg_.tls_cert_file + " / tls_key_file " +
+                                   cfg_.tls_key_file + ": " + e.code().message()};
     }
-  }
-
-  std::error_code bind(asio::io_context& loop, std::unique_ptr<tcp::acceptor>& out, std::string& detail) {
-    std::string host, port;
-    ws::split_host_port(cfg_.bind_address, host, port);  // checked by make_listener
-    boost::system::error_code ec;
-    tcp::resolver resolver(loop);
-    auto results = resolver.resolve(host, port, tcp::resolver::passive | tcp::resolver::numeric_service, ec);
-    if (ec || results.empty()) {
-      detail = "cannot resolve bind address " + cfg_.bind_address + ": " + ec.message();
-      return errc::bind_failed;
-    }
-    auto ep = results.begin()->endpoint();
-    auto acc = std::make_unique<tcp::acceptor>(loop);
-    acc->open(ep.protocol(), ec);
-    if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec && cfg_.reuse_port) acc->set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
-    if (!ec) acc->bind(ep, ec);
-    if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
-    // "HOST:PORT/PATH": "ws://" + this is the URL clients use.
-    if (!ec) local_ = endpoint_string(acc->local_endpoint(ec)) + cfg_.path;
-    if (ec) {
-      detail = "cannot bind ws listener to " + cfg_.bind_address + ": " + ec.message();
-      return errc::bind_failed;
-    }
-    out = std::move(acc);
-    return {};
   }
 
   ws_server_config cfg_;
   std::shared_ptr<listener_shared> sh_;
-  std::string local_;
+  net::stream_listener socket_;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -503,10 +422,9 @@ class ws_connector final : public connector {
 }  // namespace
 
 std::unique_ptr<listener> make_listener(const ws_server_config& config) {
-  std::string host, port;
-  if (!ws::split_host_port(config.bind_address, host, port))
-    throw std::invalid_argument("ws_server_config.bind_address: expected \"host:port\" (got \"" + config.bind_address +
-                                "\")");
+  std::string why;
+  if (!net::address::parse_bind(config.bind_address, why))
+    throw std::invalid_argument("ws_server_config.bind_address: " + why);
   if (config.path.empty() || config.path.front() != '/')
     throw std::invalid_argument("ws_server_config.path: must start with '/' (got \"" + config.path + "\")");
   if (config.tls_cert_file.empty() != config.tls_key_file.empty())

@@ -1,9 +1,8 @@
 // The HTTP upgrade as pure functions. See ws_upgrade.hpp.
 #include "ws/ws_upgrade.hpp"
 
+#include "net/address.hpp"
 #include "ws/ws_frame.hpp"
-
-#include <arpa/inet.h>
 
 #include <algorithm>
 #include <stdexcept>
@@ -33,11 +32,6 @@ bool origin_allowed(const http_request& req, const upgrade_rules& rules) {
   const std::string_view origin = header_value(req.fields, "origin");
   return std::any_of(rules.allowed_origins.begin(), rules.allowed_origins.end(),
                      [&](const std::string& o) { return iequals(o, origin); });
-}
-
-bool is_ip_literal(const std::string& host) noexcept {
-  unsigned char buf[16];
-  return ::inet_pton(AF_INET, host.c_str(), buf) == 1 || ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
 std::invalid_argument url_error(const std::string& what, const std::string& url) {
@@ -103,23 +97,6 @@ upgrade_answer answer_upgrade(const http_request& req, const upgrade_rules& rule
 
 // ---- addresses and URLs -------------------------------------------------------------------
 
-bool split_host_port(std::string_view s, std::string& host, std::string& port) {
-  if (!s.empty() && s.front() == '[') {
-    auto close = s.find(']');
-    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') return false;
-    host = std::string(s.substr(1, close - 1));
-    port = std::string(s.substr(close + 2));
-  } else {
-    auto colon = s.rfind(':');
-    if (colon == std::string_view::npos) return false;
-    host = std::string(s.substr(0, colon));
-    port = std::string(s.substr(colon + 1));
-  }
-  if (host.empty() || port.empty() || port.size() > 5) return false;
-  if (!std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) return false;
-  return std::stoul(port) <= 65535;
-}
-
 client_target parse_url(const std::string& url) {
   client_target u;
   std::string_view s = url;
@@ -136,7 +113,11 @@ client_target parse_url(const std::string& url) {
   u.target = slash == std::string_view::npos ? "/" : std::string(s.substr(slash));
   if (authority.empty()) throw url_error("no host in", url);
   const std::string default_port = u.tls ? "443" : "80";
-  if (!split_host_port(authority, u.host, u.port)) {
+  std::string why;
+  net::address a;
+  if (auto parsed = net::address::parse(authority, why)) {
+    a = std::move(*parsed);
+  } else {
     // No port: the scheme's default.
     std::string_view h = authority;
     if (h.front() == '[') {
@@ -145,10 +126,13 @@ client_target parse_url(const std::string& url) {
     } else if (h.find(':') != std::string_view::npos) {
       throw url_error("bad port in", url);
     }
-    u.host = std::string(h);
-    u.port = default_port;
+    a.host = std::string(h);
+    a.port = u.tls ? 443 : 80;
   }
-  u.host_is_ip = is_ip_literal(u.host);
+  if (a.host.empty()) throw url_error("no host in", url);
+  u.host = a.host;
+  u.port = std::to_string(a.port);
+  u.host_is_ip = a.is_ip_literal();
   const bool v6 = u.host.find(':') != std::string::npos;
   u.host_header = v6 ? "[" + u.host + "]" : u.host;
   if (u.port != default_port) u.host_header += ":" + u.port;

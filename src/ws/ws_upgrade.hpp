@@ -57,11 +57,7 @@ upgrade_answer refuse_header_too_large();  ///< 431
 upgrade_answer refuse_body();              ///< 400: an upgrade has no body
 upgrade_answer refuse_malformed();         ///< 400: not HTTP
 
-/// "host:port" or "[v6]:port" → host (without brackets), port (digits, at most 65535).
-/// False when malformed.
-bool split_host_port(std::string_view s, std::string& host, std::string& port);
-
-/// A ws:// or wss:// URL, parsed.
+/// A ws:// or wss:// URL, parsed (host and port by net::address's rules).
 struct client_target {
   bool tls = false;
   std::string host;  ///< without brackets

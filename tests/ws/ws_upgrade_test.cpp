@@ -190,15 +190,3 @@ TEST(ws_upgrade, extra_headers_may_not_be_the_transports_own) {
   EXPECT_THROW(check_extra_headers(headers{{"X-Evil", "a\r\nHost: b"}}), std::invalid_argument);
   EXPECT_THROW(check_extra_headers(headers{{"Bad Name", "v"}}), std::invalid_argument);
 }
-
-TEST(ws_upgrade, host_port_split) {
-  std::string h, p;
-  EXPECT_TRUE(split_host_port("127.0.0.1:8002", h, p));
-  EXPECT_EQ(h, "127.0.0.1");
-  EXPECT_EQ(p, "8002");
-  EXPECT_TRUE(split_host_port("[::1]:0", h, p));
-  EXPECT_EQ(h, "::1");
-  EXPECT_FALSE(split_host_port("nonsense", h, p));
-  EXPECT_FALSE(split_host_port("host:65536", h, p));
-  EXPECT_FALSE(split_host_port(":80", h, p));
-}
