@@ -1,6 +1,7 @@
 #include "tcp/tcp_connection.hpp"
 
 #include "net/address.hpp"
+#include "net/partial_budget.hpp"
 #include "net/read_buffer.hpp"
 #include "core/op_allocator.hpp"
 
@@ -19,9 +20,6 @@ namespace {
 constexpr std::size_t min_read = 512;          // reads behind a partial frame start this small
 constexpr std::size_t max_read = 256 * 1024;   // and grow up to this while they fill
 constexpr std::size_t loop_read = net::loop_read_buffer::size;  // what a readable connection reads at once
-// A partial packet up to this size is held without asking the server's inbound budget;
-// a larger one takes its whole declared size from it first (docs/reliability.md).
-constexpr std::size_t budget_allowance = 64 * 1024;
 
 }  // namespace
 
@@ -44,7 +42,7 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
   notice_sink* notices;    // may be null (a client)
   inbound_budget* budget;  // may be null (no budget)
   std::size_t partial = 0;       // declared size of the partial packet buffered, once known
-  std::size_t budget_held = 0;   // bytes this connection holds of the budget
+  net::partial_budget budget_hold;  // what this connection holds of the budget
   bool budget_waiting = false;   // reading paused until the budget gives bytes back
   std::chrono::milliseconds close_timeout;     // bounds the lingering close
   std::unique_ptr<asio::steady_timer> timer;  // made by the close
@@ -93,31 +91,22 @@ struct tcp_connection::state : std::enable_shared_from_this<state> {
   // A partial packet past the allowance must hold its declared size of the server-wide
   // budget before more of it is read; if the budget cannot give it, reading waits.
   bool budget_allows() {
-    if (!budget) return true;
-    const std::size_t need = partial > budget_allowance ? partial : 0;
-    if (need == budget_held) return true;
-    release_budget();
-    if (need == 0 || budget->try_acquire(need)) {
-      budget_held = need;
-      return true;
-    }
-    budget_waiting = true;
-    report(notice_kind::budget_full, "reading paused: a " + std::to_string(need) + "-byte packet waits for " +
-                                         std::to_string(budget->used()) + " of " + std::to_string(budget->limit()) +
-                                         " budget bytes in use");
     auto& loop = static_cast<asio::io_context&>(sock.get_executor().context());
-    budget->wait(loop, [weak = weak_from_this()] {
-      if (auto self = weak.lock()) {
-        self->budget_waiting = false;
-        self->arm_read();
-      }
-    });
+    auto report_full = [this](std::string detail) { report(notice_kind::budget_full, std::move(detail)); };
+    auto make_resume = [this] {
+      return [weak = weak_from_this()] {
+        if (auto self = weak.lock()) {
+          self->budget_waiting = false;
+          self->arm_read();
+        }
+      };
+    };
+    if (budget_hold.admit(budget, partial, loop, "packet", report_full, make_resume)) return true;
+    budget_waiting = true;
     return false;
   }
 
-  void release_budget() {
-    if (budget_held) budget->release(std::exchange(budget_held, 0));
-  }
+  void release_budget() { budget_hold.release(budget); }
 
   void report(notice_kind kind, std::string detail) {
     if (!notices) return;

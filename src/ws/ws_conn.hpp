@@ -13,6 +13,7 @@
 
 #include "core/op_allocator.hpp"
 #include "net/address.hpp"
+#include "net/partial_budget.hpp"
 #include "net/read_buffer.hpp"
 #include "ws/ws_session.hpp"
 
@@ -53,9 +54,6 @@ struct conn_settings {
   inbound_budget* budget = nullptr;  // the server-wide inbound budget (may be null)
 };
 
-// A partial frame up to this size is held without asking the inbound budget; a larger
-// one takes its whole declared size first, or reading waits (as on TCP).
-inline constexpr std::size_t budget_allowance = 64 * 1024;
 // An idle connection keeps this little; reads that fill the buffer double it (busy
 // connections read up to max_read_buffer at once), and it shrinks back when idle.
 inline constexpr std::size_t initial_read_buffer = 512;
@@ -175,32 +173,22 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
   // of it is read. Fragments already received are counted (force_acquire), not waited
   // for: a fragmented message's total is not known in advance (docs/reliability.md).
   bool budget_allows() {
-    auto* b = st_->budget;
-    if (!b) return true;
-    const std::size_t need = need_ > budget_allowance ? need_ : 0;
-    if (need == budget_held_) return true;
-    release_budget();
-    if (need == 0 || b->try_acquire(need)) {
-      budget_held_ = need;
-      return true;
-    }
-    budget_waiting_ = true;
-    report(notice_kind::budget_full, "reading paused: a " + std::to_string(need) + "-byte frame waits for " +
-                                         std::to_string(b->used()) + " of " + std::to_string(b->limit()) +
-                                         " budget bytes in use");
     auto& loop = static_cast<asio::io_context&>(lowest(stream_).get_executor().context());
-    b->wait(loop, [weak = this->weak_from_this()] {
-      if (auto self = weak.lock()) {
-        self->budget_waiting_ = false;
-        self->do_read();
-      }
-    });
+    auto report_full = [this](std::string detail) { report(notice_kind::budget_full, std::move(detail)); };
+    auto make_resume = [this] {
+      return [weak = this->weak_from_this()] {
+        if (auto self = weak.lock()) {
+          self->budget_waiting_ = false;
+          self->do_read();
+        }
+      };
+    };
+    if (budget_.admit(st_->budget, need_, loop, "frame", report_full, make_resume)) return true;
+    budget_waiting_ = true;
     return false;
   }
 
-  void release_budget() {
-    if (budget_held_ && st_->budget) st_->budget->release(std::exchange(budget_held_, 0));
-  }
+  void release_budget() { budget_.release(st_->budget); }
 
   // Counts the fragments held in the budget (called after they changed).
   void count_fragments() {
@@ -400,7 +388,7 @@ class ws_conn : public std::enable_shared_from_this<ws_conn<Stream>> {
   bool reading_enabled_ = true;
   bool budget_waiting_ = false;  // reading paused until the budget gives bytes back
   std::size_t frag_held_ = 0;    // bytes of fragments counted in the inbound budget
-  std::size_t budget_held_ = 0;  // bytes held for the partial frame
+  net::partial_budget budget_;   // held for the partial frame
 
   // write side
   std::vector<bytes_view> pending_;
