@@ -316,10 +316,12 @@ void add_serve(CLI::App& app, int& exit_status) {
   cmd->add_option("--tls-cert", o->tls_cert,
                   "PEM certificate chain: --ws listeners speak wss://, --quic uses it (default: self-signed for localhost)");
   cmd->add_option("--tls-key", o->tls_key, "PEM private key for --tls-cert");
-  cmd->add_option("--ws-keep-alive-interval", o->ws_keep_alive_interval_s, "seconds between WebSocket pings (0 = none)")
+  cmd->add_option("--ws-keep-alive-interval,--ws-ping-interval", o->ws_keep_alive_interval_s,
+                  "seconds between WebSocket pings (0 = none); --ws-ping-interval is its old name")
       ->check(seconds_flag)
       ->capture_default_str();
-  cmd->add_option("--ws-keep-alive-timeout", o->ws_keep_alive_timeout_s, "seconds a ping may wait for its pong")
+  cmd->add_option("--ws-keep-alive-timeout,--ws-pong-timeout", o->ws_keep_alive_timeout_s,
+                  "seconds a ping may wait for its pong; --ws-pong-timeout is its old name")
       ->check(seconds_flag)
       ->capture_default_str();
   cmd->add_option("--ws-origin", o->ws_origins, "accept WebSocket handshakes from this Origin only (repeatable)");

@@ -29,7 +29,8 @@ set +e
 "$bin" serve --tcp "$a" 2>/dev/null; [ $? = 2 ] || fail "bind conflict should exit 2"
 # Durations must be finite seconds in 0..1e9 (found by fuzz_serve_config in the file form).
 for v in inf nan -1 1e10; do
-  for flag in --idle-timeout --ws-keep-alive-interval --ws-keep-alive-timeout; do
+  # --ws-ping-interval and --ws-pong-timeout are the old names of the keep-alive flags.
+  for flag in --idle-timeout --ws-keep-alive-interval --ws-keep-alive-timeout --ws-ping-interval --ws-pong-timeout; do
     "$bin" serve --tcp 127.0.0.1:0 "$flag" "$v" >/dev/null 2>"$work/dur"; [ $? = 1 ] || fail "$flag $v should exit 1"
     grep -q "expected seconds" "$work/dur" || fail "$flag $v: $(cat "$work/dur")"
   done
