@@ -8,7 +8,8 @@
 ///     client.connect();
 ///     auto reply = client.call(msgtrans::as_bytes("What time is it?"));
 ///
-/// Every method is safe to call from any thread.
+/// Every method may be called from any thread; the exceptions (blocking calls on a loop
+/// thread) are in threads.hpp, the one place that states the thread rules.
 #pragma once
 
 #include <msgtrans/events.hpp>
@@ -73,7 +74,12 @@ class client_builder {
   client_builder& on_closed(std::function<void(session_id, const close_info&)> f);
   /// A connection attempt failed (reported for every failed attempt, auto-reconnect included).
   client_builder& on_error(std::function<void(const error_event&)> f);
+  /// Called once per packet this client sent, when its bytes were handed to the kernel
+  /// (TCP, WebSocket) or acknowledged by the server's QUIC stack (see server_builder::on_sent).
+  client_builder& on_sent(std::function<void(session_id, std::uint32_t message_id)> f);
   client_builder& events(std::size_t capacity = 4096);
+  /// Also puts a sent_event in the event stream for each packet sent (see server_builder).
+  client_builder& sent_events(bool enabled = true);
 
   client build();
 
@@ -94,9 +100,12 @@ class client {
     return boost::asio::async_initiate<CompletionToken, void(std::error_code)>(
         [this](auto handler) { connect_impl(std::move(handler)); }, token);
   }
-  /// Blocking connect (not from a loop thread).
+  /// Blocking connect. On a loop thread of the client's runtime (in a handler) it
+  /// returns errc::wrong_thread: use async_connect there (threads.hpp).
   std::error_code connect();
-  /// Graceful: flushes what send() accepted, then closes. Stops auto-reconnect.
+  /// Graceful: flushes what send() accepted, then closes, waiting up to `timeout` for the
+  /// close. Stops auto-reconnect. On a loop thread of the client's runtime it starts the
+  /// close and returns without waiting (threads.hpp).
   void disconnect(std::chrono::milliseconds timeout = std::chrono::seconds(5));
   /// True only while a connection is established (false as soon as it is lost).
   bool is_connected() const noexcept;
@@ -120,12 +129,13 @@ class client {
   auto request(bytes_view payload, CompletionToken&& token) {
     return request(payload, default_timeout(), std::forward<CompletionToken>(token));
   }
-  /// Blocking request (not from a loop thread).
+  /// Blocking request. On a loop thread of the client's runtime (in a handler) it
+  /// returns errc::wrong_thread: use request() there (threads.hpp).
   result<packet> call(bytes_view payload, std::chrono::milliseconds timeout, const send_options& o = {});
   result<packet> call(bytes_view payload) { return call(payload, default_timeout()); }
   result<packet> call(std::string_view text) { return call(as_bytes(text)); }
 
-  server_stats stats() const;
+  client_stats stats() const;
   event_stream& events();
 
  private:

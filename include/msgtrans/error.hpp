@@ -38,6 +38,7 @@ enum class errc {
   address_error,           ///< an address could not be parsed or resolved
   bind_failed,             ///< a listener could not bind its address
   cancelled,               ///< the operation was cancelled
+  wrong_thread,            ///< a blocking call on a msgtrans loop thread (see threads.hpp)
 };
 
 /// The "msgtrans" error category.

@@ -42,6 +42,15 @@ struct closed_event {
   close_info info;
 };
 
+/// A packet this side sent left: its bytes were handed to the kernel (TCP, WebSocket)
+/// or acknowledged by the peer's QUIC stack. One per packet sent by the application
+/// (send, request, broadcast, response; not heartbeats). In the stream only when enabled
+/// with server_builder::sent_events / client_builder::sent_events.
+struct sent_event {
+  session_id session;
+  std::uint32_t message_id = 0;  ///< as on the wire (a response carries its request's id)
+};
+
 /// Something failed outside any connection: a client's connection attempt (each failed
 /// attempt, and the last one when the reconnect policy gives up).
 struct error_event {
@@ -49,7 +58,7 @@ struct error_event {
   std::string detail;  ///< e.g. "connect to tcp://127.0.0.1:8001 failed (attempt 2 of 5): Connection refused"
 };
 
-using event = std::variant<connected_event, message_event, request_event, closed_event, error_event>;
+using event = std::variant<connected_event, message_event, request_event, closed_event, error_event, sent_event>;
 
 namespace detail {
 class event_queue;
@@ -67,7 +76,7 @@ class event_stream {
     return boost::asio::async_initiate<CompletionToken, void(std::error_code, event)>(
         [this](auto handler) { next_impl(std::move(handler)); }, token);
   }
-  /// Blocks up to `timeout` for the next event (not from a loop thread).
+  /// Blocks up to `timeout` for the next event (not from a loop thread: see threads.hpp).
   std::optional<event> wait_for(std::chrono::milliseconds timeout);
   /// The next event if one is ready.
   std::optional<event> try_next();

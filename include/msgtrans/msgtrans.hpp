@@ -14,6 +14,7 @@
 #include <msgtrans/session.hpp>
 #include <msgtrans/stats.hpp>
 #include <msgtrans/tcp.hpp>
+#include <msgtrans/threads.hpp>
 #include <msgtrans/transport.hpp>
 #include <msgtrans/url.hpp>
 #include <msgtrans/ws.hpp>

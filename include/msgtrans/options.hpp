@@ -27,8 +27,8 @@ struct send_options {
 enum class backpressure_mode {
   fail,  ///< return errc::queue_full at once (default)
   /// send() called off the loop threads blocks until the queue has room (at most
-  /// request_timeout, then queue_full). On a loop thread (in a handler) it cannot block
-  /// and returns queue_full.
+  /// request_timeout, then queue_full). On a loop thread (in a handler) it cannot block:
+  /// when it would have to wait it returns errc::wrong_thread (threads.hpp).
   wait,
 };
 

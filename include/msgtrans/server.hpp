@@ -8,7 +8,9 @@
 ///         .build();
 ///     server.start();
 ///
-/// Every method is safe to call from any thread. Handlers run on the connection's loop.
+/// Every method may be called from any thread; handlers run on the connection's loop. The
+/// exceptions (blocking calls on a loop thread) are in threads.hpp, the one place that
+/// states the thread rules.
 #pragma once
 
 #include <msgtrans/events.hpp>
@@ -41,6 +43,8 @@ struct handlers {
   std::function<void(request&)> on_request;
   std::function<void(session_id, const close_info&)> on_closed;
   std::function<void(const error_event&)> on_error;
+  /// A packet left (see sent_event): session and message_id.
+  std::function<void(session_id, std::uint32_t)> on_sent;
 };
 
 class server;
@@ -77,8 +81,16 @@ class server_builder {
   server_builder& on_message(std::function<void(const message&)> f);
   server_builder& on_request(std::function<void(request&)> f);
   server_builder& on_closed(std::function<void(session_id, const close_info&)> f);
+  /// Called once per packet this server sent, when its bytes were handed to the kernel
+  /// (TCP, WebSocket) or acknowledged by the client's QUIC stack, with the packet's
+  /// message_id (a response carries its request's). Heartbeats are not reported. Costs
+  /// nothing when neither this nor sent_events() is set.
+  server_builder& on_sent(std::function<void(session_id, std::uint32_t message_id)> f);
   /// Enables the event stream for events that have no handler (capacity in events).
   server_builder& events(std::size_t capacity = 4096);
+  /// Also puts a sent_event in the event stream for each packet sent, when no on_sent
+  /// handler is set (off by default: it is one event per packet).
+  server_builder& sent_events(bool enabled = true);
   /// Called with refusals and limits that no close event carries (refused WebSocket
   /// upgrades, handshake timeouts, max_connections, fd exhaustion, truncated packets,
   /// ping floods, a full inbound budget): at most once per kind every 10 s, the rest
@@ -139,8 +151,9 @@ class server {
 
   /// Graceful shutdown: stop accepting; let answered-in-flight requests finish (up to
   /// `timeout`); flush every queue; close every connection with reason `shutdown`
-  /// (one close event each); return. Must not be called from a handler.
-  void stop(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  /// (one close event each); return. Blocking: on one of the server's loop threads (in
+  /// a handler) it does nothing and returns errc::wrong_thread (see threads.hpp).
+  std::error_code stop(std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
  private:
   friend class server_builder;

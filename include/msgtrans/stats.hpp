@@ -1,5 +1,6 @@
 /// @file stats.hpp
-/// Counters of a server or client, read at any time from any thread.
+/// Counters of a server (server_stats) or a client (client_stats), read at any time from
+/// any thread.
 #pragma once
 
 #include <array>
@@ -20,6 +21,8 @@ struct latency_histogram {
   static double upper_bound_us(std::size_t i) noexcept;
   /// The value below which `q` (0..1) of the samples fall, in microseconds.
   double quantile_us(double q) const noexcept;
+  /// The mean of the samples in microseconds (0 when there are none).
+  double mean_us() const noexcept { return total ? sum_us / static_cast<double>(total) : 0.0; }
 };
 
 struct server_stats {
@@ -41,11 +44,35 @@ struct server_stats {
   std::uint64_t inbound_budget_waits = 0;  ///< times a connection paused for it
   latency_histogram request_latency;   ///< requests this side sent, until their response
   latency_histogram response_latency;  ///< requests this side answered, from receipt to respond
+  double request_latency_mean_us = 0;   ///< request_latency.mean_us()
+  double response_latency_mean_us = 0;  ///< response_latency.mean_us()
+  /// The process's resident memory now (not its peak), in bytes (0 where unknown).
+  std::uint64_t resident_memory_bytes = 0;
+};
+
+/// Counters of a client (its current connection and the ones before it).
+struct client_stats {
+  bool connected = false;  ///< a connection is established now
+  std::uint64_t packets_in = 0, packets_out = 0, bytes_in = 0, bytes_out = 0;
+  std::uint64_t requests_in_flight = 0;  ///< requests this side sent, awaiting a response
+  std::uint64_t request_timeouts = 0;
+  std::uint64_t queue_full_rejections = 0;
+  std::uint64_t protocol_errors = 0;
+  std::uint64_t unhandled = 0;  ///< packets with neither a handler nor an event stream
+  latency_histogram request_latency;   ///< requests this side sent, until their response
+  latency_histogram response_latency;  ///< requests from the server this side answered
+  double request_latency_mean_us = 0;   ///< request_latency.mean_us()
+  double response_latency_mean_us = 0;  ///< response_latency.mean_us()
+  /// The process's resident memory now (not its peak), in bytes (0 where unknown).
+  std::uint64_t resident_memory_bytes = 0;
 };
 
 /// The stats in the Prometheus text exposition format (version 0.0.4), names prefixed
 /// with `prefix`: connections by protocol, packets and bytes in and out, request and
-/// response latency histograms, errors and limit rejections.
+/// response latency histograms and their means, errors and limit rejections, and the
+/// process's resident memory under Prometheus's usual `process_resident_memory_bytes`.
 std::string to_prometheus(const server_stats& s, std::string_view prefix = "msgtrans");
+/// The same for a client: `connected` gauge instead of the connection counts.
+std::string to_prometheus(const client_stats& s, std::string_view prefix = "msgtrans_client");
 
 }  // namespace msgtrans

@@ -69,6 +69,9 @@ class connection_owner {
   virtual void on_write_done() = 0;
   /// The connection ended. Called exactly once.
   virtual void on_closed(close_info info) = 0;
+  /// Only after connection::report_acks() returned true: the peer's transport has
+  /// acknowledged the next `packets` packets passed to `write`, in write order.
+  virtual void on_acked(std::size_t packets) { (void)packets; }
 
  protected:
   ~connection_owner() = default;
@@ -96,6 +99,13 @@ class connection {
 
   /// Protocol and addresses.
   virtual endpoint_info info() const = 0;
+
+  /// Asks the connection to report, through connection_owner::on_acked, when the peer
+  /// acknowledged the packets written (QUIC does: stream data acked). Returns false if
+  /// the transport has no such acknowledgement (TCP, WebSocket: on_write_done is the last
+  /// word). Called at most once, before `start`; a connection never asked keeps no
+  /// per-packet record.
+  virtual bool report_acks() { return false; }
 };
 
 /// Something an operator needs to hear about that no session's close event carries:

@@ -33,6 +33,9 @@ class msgtrans_category final : public std::error_category {
       case errc::address_error: return "address could not be parsed or resolved";
       case errc::bind_failed: return "could not bind the listening address";
       case errc::cancelled: return "operation cancelled";
+      case errc::wrong_thread:
+        return "blocking call on a msgtrans loop thread (inside a handler): use the async_ form or call it from "
+               "another thread";
     }
     return "unknown msgtrans error";
   }

@@ -55,6 +55,8 @@ class write_queue {
     }
     return batch_;
   }
+  /// The batch being written (what the last take_batch returned), until batch_done.
+  std::span<const bytes_view> batch() const noexcept { return batch_; }
   /// Packets in the batch being written.
   std::size_t batch_count() const noexcept { return batch_.size(); }
   /// A lane keeps at most this much memory between batches: a large response is not

@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 namespace msgtrans::quic_detail {
 namespace asio = boost::asio;
@@ -255,6 +256,11 @@ void quic_conn::after_lib_call() {
     want_write_done_ = false;
     asio::post(loop_, [self = shared_from_this()] {
       if (self->owner_ && self->phase_ <= phase::flushing) self->owner_->on_write_done();
+    });
+  }
+  if (acked_untold_ > 0) {
+    asio::post(loop_, [self = shared_from_this(), n = std::exchange(acked_untold_, 0)] {
+      if (self->owner_ && self->phase_ <= phase::flushing) self->owner_->on_acked(n);
     });
   }
   if (phase_ == phase::flushing && sendq_.all_acked()) close_now(*closed_info_);

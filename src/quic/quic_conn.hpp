@@ -120,6 +120,11 @@ class quic_conn : public std::enable_shared_from_this<quic_conn> {
   void set_reading(bool enabled);
   void close(close_info info);
   void detach();  // the handle is gone
+  /// From now on, tell the owner (on_acked) when the peer acknowledged written packets.
+  bool report_acks() noexcept {
+    report_acks_ = true;
+    return true;
+  }
   endpoint_info info() const { return info_; }
 
   bool established() const noexcept { return phase_ == phase::established; }
@@ -181,6 +186,13 @@ class quic_conn : public std::enable_shared_from_this<quic_conn> {
   bool stream_blocked_ = false;
   send_buffer sendq_;
   bool want_write_done_ = false;
+  // report_acks(): the stream end offset of each packet written and not yet acknowledged
+  // (from ack_head_ on), and how many were acknowledged since the owner was last told.
+  bool report_acks_ = false;
+  std::vector<std::uint64_t> ack_marks_;
+  std::size_t ack_head_ = 0;
+  std::size_t acked_untold_ = 0;
+  void acked_up_to(std::uint64_t offset);
   frame_decoder decoder_;
   bool reading_ = true;
   bool draining_decoder_ = false;
@@ -208,6 +220,7 @@ class quic_connection final : public connection {
   void set_reading(bool enabled) override { c_->set_reading(enabled); }
   void close(close_info info) override { c_->close(std::move(info)); }
   endpoint_info info() const override { return c_->info(); }
+  bool report_acks() override { return c_->report_acks(); }
 
  private:
   std::shared_ptr<quic_conn> c_;

@@ -51,6 +51,7 @@ struct callbacks {
                                       void*) {
     auto* c = self(ud);
     if (sid == c->stream_id_) c->sendq_.acked(offset + len);
+    if (sid == c->stream_id_ && c->report_acks_) c->acked_up_to(offset + len);
     return 0;
   }
 

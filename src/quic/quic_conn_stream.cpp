@@ -151,6 +151,21 @@ void quic_conn::start(connection_owner& owner) {
   }
 }
 
+// Counts the written packets the peer has now acknowledged whole (report_acks only).
+void quic_conn::acked_up_to(std::uint64_t offset) {
+  while (ack_head_ < ack_marks_.size() && ack_marks_[ack_head_] <= offset) {
+    ++ack_head_;
+    ++acked_untold_;
+  }
+  if (ack_head_ == ack_marks_.size()) {
+    ack_marks_.clear();
+    ack_head_ = 0;
+  } else if (ack_head_ > 1024 && ack_head_ * 2 > ack_marks_.size()) {
+    ack_marks_.erase(ack_marks_.begin(), ack_marks_.begin() + static_cast<std::ptrdiff_t>(ack_head_));
+    ack_head_ = 0;
+  }
+}
+
 void quic_conn::write(std::span<const bytes_view> packets) {
   if (phase_ > phase::established) return;  // closing: the runtime fails its sends itself
   for (const bytes_view& p : packets) {
@@ -158,6 +173,7 @@ void quic_conn::write(std::span<const bytes_view> packets) {
     const std::byte prefix[4] = {std::byte(len >> 24), std::byte(len >> 16), std::byte(len >> 8), std::byte(len)};
     sendq_.append({prefix, 4});
     sendq_.append(p);
+    if (report_acks_) ack_marks_.push_back(sendq_.end());
   }
   // The runtime already gathers a loop turn's sends into one write(), so the packets go
   // out now rather than after another trip through the loop. Inside an ngtcp2 call (a

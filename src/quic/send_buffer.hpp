@@ -74,6 +74,8 @@ class send_buffer {
   /// Bytes written but not yet acknowledged (what back-pressure counts).
   std::uint64_t unacked() const noexcept { return end_ - acked_; }
   bool all_acked() const noexcept { return acked_ == end_; }
+  /// Stream offset after the last byte written.
+  std::uint64_t end() const noexcept { return end_; }
 
  private:
   struct chunk {

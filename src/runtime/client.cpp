@@ -22,6 +22,7 @@ struct client_config {
   session_options opts;
   handlers h;
   std::size_t event_capacity = 0;
+  bool sent_events = false;
   std::shared_ptr<runtime> rt;
 };
 
@@ -32,7 +33,7 @@ class client_impl final : public event_router, public std::enable_shared_from_th
   using connect_handler = asio::any_completion_handler<void(std::error_code)>;
 
   explicit client_impl(client_config cfg)
-      : event_router(std::move(cfg.h), cfg.event_capacity),
+      : event_router(std::move(cfg.h), cfg.event_capacity, cfg.sent_events),
         cfg_(std::move(cfg)),
         rt_(cfg_.rt ? cfg_.rt : std::make_shared<runtime>(1)),
         loop_(rt_->next_loop()),
@@ -42,7 +43,7 @@ class client_impl final : public event_router, public std::enable_shared_from_th
 
   const session_options& opts() const noexcept { return cfg_.opts; }
   bool connected() const noexcept { return connected_.load(std::memory_order_acquire); }
-  bool on_loop() const noexcept { return loop_.get_executor().running_in_this_thread(); }
+  bool on_loop_thread() const noexcept override { return rt_->in_loop_thread(); }
 
   void connect(connect_handler h) {
     asio::post(loop_, [self = shared_from_this(), h = std::move(h)]() mutable {
@@ -67,7 +68,7 @@ class client_impl final : public event_router, public std::enable_shared_from_th
     });
     if (!s) return;
     s->close(close_info{close_reason::normal, {}, "client disconnected"});
-    if (on_loop()) return;
+    if (on_loop_thread()) return;  // the loop it would wait for may be this one
     std::unique_lock lock(mu_);
     closed_cv_.wait_for(lock, timeout, [&] { return session_ != s; });
   }
@@ -98,9 +99,9 @@ class client_impl final : public event_router, public std::enable_shared_from_th
     return s->info();
   }
 
-  server_stats stats() const {
-    server_stats st;
-    st.active = connected() ? 1 : 0;
+  client_stats stats() const {
+    client_stats st;
+    st.connected = connected();
     fill_stats(st);
     return st;
   }
@@ -245,6 +246,11 @@ client_builder& client_builder::on_message(std::function<void(const message&)> f
 client_builder& client_builder::on_request(std::function<void(request&)> f) { cfg_->h.on_request = std::move(f); return *this; }
 client_builder& client_builder::on_closed(std::function<void(session_id, const close_info&)> f) { cfg_->h.on_closed = std::move(f); return *this; }
 client_builder& client_builder::on_error(std::function<void(const error_event&)> f) { cfg_->h.on_error = std::move(f); return *this; }
+client_builder& client_builder::on_sent(std::function<void(session_id, std::uint32_t)> f) { cfg_->h.on_sent = std::move(f); return *this; }
+client_builder& client_builder::sent_events(bool enabled) {
+  cfg_->sent_events = enabled;
+  return *this;
+}
 client_builder& client_builder::events(std::size_t capacity) {
   if (capacity == 0) throw std::invalid_argument("events capacity must be at least 1");
   cfg_->event_capacity = capacity;
@@ -270,7 +276,7 @@ client::~client() {
 std::chrono::milliseconds client::default_timeout() const noexcept { return impl_->opts().request_timeout; }
 void client::connect_impl(boost::asio::any_completion_handler<void(std::error_code)> h) { impl_->connect(std::move(h)); }
 std::error_code client::connect() {
-  if (impl_->on_loop()) return errc::invalid_argument;  // would deadlock
+  if (impl_->on_loop_thread()) return errc::wrong_thread;  // would wait for its own loop
   std::promise<std::error_code> p;
   auto f = p.get_future();
   async_connect([&p](std::error_code ec) { p.set_value(ec); });
@@ -285,7 +291,7 @@ void client::request_impl(bytes_view payload, std::chrono::milliseconds timeout,
   impl_->request(payload, timeout, o, std::move(h));
 }
 result<packet> client::call(bytes_view payload, std::chrono::milliseconds timeout, const send_options& o) {
-  if (impl_->on_loop()) return errc::invalid_argument;  // would deadlock
+  if (impl_->on_loop_thread()) return errc::wrong_thread;  // would wait for its own loop
   std::promise<result<packet>> p;
   auto f = p.get_future();
   request(payload, timeout, [&p](std::error_code ec, packet pk) {
@@ -294,7 +300,7 @@ result<packet> client::call(bytes_view payload, std::chrono::milliseconds timeou
   }, o);
   return f.get();
 }
-server_stats client::stats() const { return impl_->stats(); }
+client_stats client::stats() const { return impl_->stats(); }
 event_stream& client::events() { return impl_->events(); }
 
 }  // namespace msgtrans

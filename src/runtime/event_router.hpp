@@ -25,6 +25,11 @@ class event_router : public session_host {
     else if (capacity_) events_->push(message_event{s.id(), to_owned(m)}, s.shared_from_this());
     else counters_.unhandled.fetch_add(1, std::memory_order_relaxed);
   }
+  bool wants_sent() const noexcept override { return h_.on_sent || (capacity_ && sent_to_stream_); }
+  void session_sent(session_core& s, std::uint32_t message_id) override {
+    if (h_.on_sent) h_.on_sent(s.id(), message_id);
+    else if (capacity_ && sent_to_stream_) events_->push(sent_event{s.id(), message_id}, s.shared_from_this());
+  }
   void session_request(session_core& s, msgtrans::request& r) override {
     if (h_.on_request) h_.on_request(r);
     else if (capacity_) events_->push(request_event{s.id(), to_owned(r), r.take_responder()}, s.shared_from_this());
@@ -32,9 +37,10 @@ class event_router : public session_host {
   }
 
  protected:
-  event_router(handlers h, std::size_t event_capacity)
+  event_router(handlers h, std::size_t event_capacity, bool sent_to_stream)
       : h_(std::move(h)),
         capacity_(event_capacity),
+        sent_to_stream_(sent_to_stream),
         events_(std::make_shared<event_queue>(std::max<std::size_t>(1, event_capacity))),
         stream_(events_) {}
   ~event_router() = default;
@@ -49,8 +55,9 @@ class event_router : public session_host {
   }
   void close_events() { events_->close(); }
 
-  /// The counters every host keeps, into `st`.
-  void fill_stats(server_stats& st) const {
+  /// The counters every host keeps, into `st` (server_stats or client_stats).
+  template <class Stats>
+  void fill_stats(Stats& st) const {
     st.packets_in = counters_.packets_in.load();
     st.packets_out = counters_.packets_out.load();
     st.bytes_in = counters_.bytes_in.load();
@@ -62,11 +69,15 @@ class event_router : public session_host {
     st.unhandled = counters_.unhandled.load();
     st.request_latency = counters_.request_latency.snapshot();
     st.response_latency = counters_.response_latency.snapshot();
+    st.request_latency_mean_us = st.request_latency.mean_us();
+    st.response_latency_mean_us = st.response_latency.mean_us();
+    st.resident_memory_bytes = resident_memory_bytes();
   }
 
  private:
   handlers h_;
   std::size_t capacity_;
+  bool sent_to_stream_;
   std::shared_ptr<event_queue> events_;
   event_stream stream_;
   host_counters counters_;

@@ -24,6 +24,7 @@ struct server_config {
   session_options opts;
   handlers h;
   std::size_t event_capacity = 0;
+  bool sent_events = false;
   std::function<void(const notice&)> on_notice;
   std::size_t inbound_memory_limit = 256u * 1024 * 1024;
 };
@@ -33,7 +34,7 @@ namespace detail {
 class server_impl final : public event_router, public notice_sink {
  public:
   explicit server_impl(server_config cfg)
-      : event_router(std::move(cfg.h), cfg.event_capacity),
+      : event_router(std::move(cfg.h), cfg.event_capacity, cfg.sent_events),
         cfg_(std::move(cfg)),
         budget_(cfg_.inbound_memory_limit),
         rt_(cfg_.threads) {
@@ -105,20 +106,13 @@ class server_impl final : public event_router, public notice_sink {
 
   std::size_t broadcast(const std::vector<std::shared_ptr<session_core>>& targets, bytes_view payload,
                         const send_options& o) {
-    packet p;
-    p.type = packet_type::one_way;
-    p.biz_type = o.biz_type;
-    p.flags = o.flags;
-    p.message_id = broadcast_ids_.fetch_add(1, std::memory_order_relaxed) % 0xFFFFFFFFu + 1;
-    p.compression = o.compression.value_or(cfg_.opts.auto_compress != compression::none &&
-                                                   payload.size() >= cfg_.opts.auto_compress_min
-                                               ? cfg_.opts.auto_compress
-                                               : compression::none);
-    p.ext_header = to_buffer(o.ext_header);
-    p.payload = to_buffer(payload);
-    auto encoded = encode(p);
-    if (!encoded || encoded->size() > cfg_.opts.max_message_size) return 0;
-    auto shared = std::make_shared<const byte_buffer>(std::move(*encoded));
+    // Encoded once by the sessions' own encoder; the same bytes fan out.
+    const auto id = static_cast<std::uint32_t>(broadcast_ids_.fetch_add(1, std::memory_order_relaxed) % 0xFFFFFFFFu + 1);
+    outgoing_packet p(packet_type::one_way, id, payload, o, cfg_.opts);
+    if (p.error()) return 0;
+    auto encoded = std::make_shared<byte_buffer>(p.size());
+    p.encode_into(*encoded);
+    const std::shared_ptr<const byte_buffer> shared = std::move(encoded);
     std::size_t n = 0;
     for (auto& s : targets)
       if (!s->send_shared(shared, (o.flags & flags::high_priority) != 0)) ++n;
@@ -205,6 +199,7 @@ class server_impl final : public event_router, public notice_sink {
   }
   void request_answered() noexcept override { notify(); }
   inbound_budget* budget() noexcept override { return &budget_; }
+  bool on_loop_thread() const noexcept override { return rt_.in_loop_thread(); }
 
   // ---- notice_sink ----
   void report(notice n) noexcept override {
@@ -329,6 +324,11 @@ server_builder& server_builder::on_connected(std::function<void(const connection
 server_builder& server_builder::on_message(std::function<void(const message&)> f) { cfg_->h.on_message = std::move(f); return *this; }
 server_builder& server_builder::on_request(std::function<void(request&)> f) { cfg_->h.on_request = std::move(f); return *this; }
 server_builder& server_builder::on_closed(std::function<void(session_id, const close_info&)> f) { cfg_->h.on_closed = std::move(f); return *this; }
+server_builder& server_builder::on_sent(std::function<void(session_id, std::uint32_t)> f) { cfg_->h.on_sent = std::move(f); return *this; }
+server_builder& server_builder::sent_events(bool enabled) {
+  cfg_->sent_events = enabled;
+  return *this;
+}
 server_builder& server_builder::events(std::size_t capacity) {
   if (capacity == 0) throw std::invalid_argument("events capacity must be at least 1");
   cfg_->event_capacity = capacity;
@@ -390,6 +390,11 @@ std::optional<connection_info> server::info(session_id s) const {
 }
 server_stats server::stats() const { return impl_->stats(); }
 event_stream& server::events() { return impl_->events(); }
-void server::stop(std::chrono::milliseconds timeout) { impl_->stop(timeout); }
+std::error_code server::stop(std::chrono::milliseconds timeout) {
+  // It waits for the loops to close the sessions: from one of them it would wait for itself.
+  if (impl_->on_loop_thread()) return errc::wrong_thread;
+  impl_->stop(timeout);
+  return {};
+}
 
 }  // namespace msgtrans

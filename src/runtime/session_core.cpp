@@ -6,99 +6,16 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
-#include <cmath>
+#include <limits>
 
-namespace msgtrans {
-
-// ---- responder (public type, implemented on top of session_core) ----
-
-responder& responder::operator=(responder&& o) noexcept {
-  if (this != &o) {
-    if (session_ && !done_) session_->inbound_request_done();
-    session_ = std::move(o.session_);
-    id_ = o.id_;
-    biz_type_ = o.biz_type_;
-    received_ = o.received_;
-    done_ = o.done_;
-    o.done_ = true;
-  }
-  return *this;
-}
-
-responder::~responder() {
-  if (session_ && !done_) session_->inbound_request_done();
-}
-
-std::error_code responder::respond(bytes_view payload, const send_options& opts) {
-  if (!session_) return errc::not_a_request;
-  if (done_) return errc::already_responded;
-  done_ = true;
-  session_->inbound_request_done();
-  auto ec = session_->send(packet_type::response, id_, payload, opts);
-  if (!ec) session_->record_response_time(std::chrono::steady_clock::now() - received_);
-  return ec;
-}
-
-namespace detail {
+namespace msgtrans::detail {
 
 namespace asio = boost::asio;
 
-// ---- counters ----
-
-void atomic_histogram::record(std::chrono::nanoseconds d) noexcept {
-  // Log-linear: 4 buckets per power of two of microseconds.
-  const double us = std::max(1.0, static_cast<double>(d.count()) / 1000.0);
-  std::size_t i = static_cast<std::size_t>(std::floor(std::log2(us) * 4.0));
-  if (i >= counts.size()) i = counts.size() - 1;
-  counts[i].fetch_add(1, std::memory_order_relaxed);
-  sum_ns.fetch_add(static_cast<std::uint64_t>(std::max<std::int64_t>(0, d.count())), std::memory_order_relaxed);
-}
-
-latency_histogram atomic_histogram::snapshot() const noexcept {
-  latency_histogram h;
-  for (std::size_t i = 0; i < counts.size(); ++i) {
-    h.counts[i] = counts[i].load(std::memory_order_relaxed);
-    h.total += h.counts[i];
-  }
-  h.sum_us = static_cast<double>(sum_ns.load(std::memory_order_relaxed)) / 1000.0;
-  return h;
-}
-
-// ---- compression scratch (per loop thread, not per session) ----
-
 namespace {
-constexpr std::size_t keep_scratch = scratch_region::keep;
-
-// Outgoing: compressed bytes live here until encoded into the write queue.
-byte_buffer& out_scratch() {
-  thread_local byte_buffer b;
-  return b;
-}
-// The outgoing body: `payload` itself, or compressed into this thread's scratch. The
-// scratch is released when this goes out of scope (a large buffer is not kept).
-struct outgoing_body {
-  outgoing_body(compression c, bytes_view payload) : body(payload), compressed(c != compression::none) {
-    if (!compressed) return;
-    out_scratch().clear();
-    ec = compress(c, payload, out_scratch());
-    body = out_scratch();
-  }
-  ~outgoing_body() {
-    if (!compressed) return;
-    auto& b = out_scratch();
-    if (b.capacity() > keep_scratch) byte_buffer().swap(b);
-    else b.clear();
-  }
-  outgoing_body(const outgoing_body&) = delete;
-  outgoing_body& operator=(const outgoing_body&) = delete;
-
-  bytes_view body;
-  std::error_code ec;
-  bool compressed;
-};
+// Bounds the flush of close() until session_options carries close_timeout.
+constexpr std::chrono::milliseconds close_flush_bound{5000};
 }  // namespace
-
-// ---- session_core ----
 
 session_core::session_core(session_host& host, asio::io_context& loop, std::unique_ptr<connection> conn, session_id id,
                            const session_options& opts, bool server_side)
@@ -109,9 +26,11 @@ session_core::session_core(session_host& host, asio::io_context& loop, std::uniq
       id_(id),
       opts_(opts),
       limits_(opts.limits()),
-      server_side_(server_side),
       established_at_(std::chrono::system_clock::now()),
-      timer_(loop) {
+      report_sent_(host.wants_sent()),
+      out_(opts.write_high_water),
+      timer_(loop),
+      deadlines_(opts, server_side, close_flush_bound) {
   if (opts.backpressure == backpressure_mode::wait) room_ = std::make_unique<room_wait>();
 }
 
@@ -132,18 +51,41 @@ connection_info session_core::info() const {
 
 void session_core::start() {
   started_ = true;
-  established_mono_ = last_rx_ = last_tx_ = clock::now();
+  deadlines_.start(clock::now());
+  if (report_sent_ && conn_->report_acks()) {
+    by_ack_ = true;
+    unacked_ = std::make_unique<std::deque<std::pair<std::uint32_t, bool>>>();
+  }
   host_.session_established(*this);
   if (state_.load() == state::open) conn_->start(*this);
   arm_timer();
 }
 
-// ---- sending ----
+// ---- the send path: admit (any thread), then enqueue (the loop) ----
 
-std::error_code session_core::check_room(std::size_t n) const noexcept {
-  const std::size_t queued = queued_bytes_.load(std::memory_order_relaxed) + posted_bytes_.load(std::memory_order_relaxed);
-  // One packet larger than the mark still goes out on an empty queue.
-  if (queued > 0 && queued + n > opts_.write_high_water) return errc::queue_full;
+std::error_code session_core::admit(std::size_t n) {
+  bool first = false;
+  auto ec = out_.admit(n, &first);
+  if (!ec) return {};
+  host_.counters().queue_full.fetch_add(1, std::memory_order_relaxed);
+  // Stop taking input from a peer whose answers cannot be written.
+  if (on_loop()) update_reading();
+  else if (first) asio::post(loop_, [self = shared_from_this()] { self->update_reading(); });
+  return ec;
+}
+
+std::error_code session_core::wait_for_room(std::size_t n) {
+  if (opts_.backpressure != backpressure_mode::wait || !out_.would_refuse(n)) return {};
+  // A loop thread cannot wait: the loop it waits for may be its own.
+  if (on_loop() || host_.on_loop_thread()) return errc::wrong_thread;
+  // Wait for the queue to drain below the mark (bounded by request_timeout).
+  room_waiters_.fetch_add(1);
+  std::unique_lock lock(room_->mu);
+  room_->cv.wait_for(lock, opts_.request_timeout, [&] {
+    return !out_.would_refuse(n) || state_.load(std::memory_order_acquire) != state::open;
+  });
+  room_waiters_.fetch_sub(1);
+  if (state_.load(std::memory_order_acquire) != state::open) return errc::connection_closed;
   return {};
 }
 
@@ -151,155 +93,98 @@ std::error_code session_core::send(packet_type type, std::uint32_t response_id, 
                                    const send_options& o) {
   if (state_.load(std::memory_order_acquire) != state::open) return errc::connection_closed;
   if (o.ext_header.size() > 0xFFFF) return errc::invalid_argument;
-  if (on_loop()) return enqueue(type, response_id, payload, o);
+  const std::size_t n = outgoing_packet::plain_size(payload, o);
+  if (auto ec = wait_for_room(n)) return ec;
+  if (on_loop()) return enqueue(type, response_id, payload, o, false);
 
-  // From another thread: copy, then hand over to the loop.
-  const std::size_t n = header_size + o.ext_header.size() + payload.size();
-  if (check_room(n) && opts_.backpressure == backpressure_mode::wait) {
-    // Wait for the queue to drain below the mark (bounded by request_timeout).
-    room_waiters_.fetch_add(1);
-    std::unique_lock lock(room_->mu);
-    room_->cv.wait_for(lock, opts_.request_timeout, [&] {
-      return !check_room(n) || state_.load(std::memory_order_acquire) != state::open;
-    });
-    room_waiters_.fetch_sub(1);
-    if (state_.load(std::memory_order_acquire) != state::open) return errc::connection_closed;
-  }
-  if (auto ec = check_room(n)) {
-    host_.counters().queue_full.fetch_add(1, std::memory_order_relaxed);
-    return ec;
-  }
-  posted_bytes_.fetch_add(n, std::memory_order_relaxed);
+  // From another thread: admit, copy, then hand over to the loop.
+  if (auto ec = admit(n)) return ec;
+  out_.posted_add(n);
   asio::post(loop_, [self = shared_from_this(), type, response_id, n, data = to_buffer(payload),
                      ext = to_buffer(o.ext_header), biz = o.biz_type, flags = o.flags, comp = o.compression] {
-    self->posted_bytes_.fetch_sub(n, std::memory_order_relaxed);
-    send_options opts{biz, ext, flags, comp};
-    // Admitted by send() already: queue it even if the mark moved meanwhile, so a send
-    // that returned success is never dropped.
-    (void)self->enqueue(type, response_id, data, opts, /*admitted=*/true);
+    self->out_.posted_sub(n);
+    // Admitted already: queue it even if the mark moved meanwhile, so a send that
+    // returned success is never dropped.
+    (void)self->enqueue(type, response_id, data, send_options{biz, ext, flags, comp}, true);
   });
-  return {};
-}
-
-std::error_code session_core::enqueue(packet_type type, std::uint32_t id, bytes_view payload, const send_options& o,
-                                      bool admitted) {
-  if (state_.load(std::memory_order_relaxed) != state::open) return errc::connection_closed;
-  compression c = o.compression.value_or(
-      opts_.auto_compress != compression::none && payload.size() >= opts_.auto_compress_min ? opts_.auto_compress
-                                                                                             : compression::none);
-  outgoing_body compressed(c, payload);
-  if (compressed.ec) return compressed.ec;
-  const bytes_view body = compressed.body;
-  const std::size_t n = header_size + o.ext_header.size() + body.size();
-  if (n > opts_.max_message_size) return errc::message_too_large;
-  if (!admitted && queue().queued_bytes() > 0 && queue().queued_bytes() + n > opts_.write_high_water) {
-    host_.counters().queue_full.fetch_add(1, std::memory_order_relaxed);
-    // Stop taking input from a peer whose answers cannot be written.
-    paused_by_queue_ = true;
-    update_reading();
-    return errc::queue_full;
-  }
-  if (type != packet_type::response) id = ids_.next();
-  packet_view v;
-  v.header.compression = c;
-  v.header.type = type;
-  v.header.biz_type = o.biz_type;
-  v.header.message_id = id;
-  v.header.flags = o.flags;
-  v.ext_header = o.ext_header;
-  v.payload = body;
-  auto out = queue().append(n, (o.flags & flags::high_priority) != 0);
-  (void)encode_to(v, out);
-  queued_bytes_.store(queue().queued_bytes(), std::memory_order_relaxed);
-  last_tx_ = clock::now();
-  schedule_flush();
-  update_reading();
   return {};
 }
 
 std::error_code session_core::send_shared(const std::shared_ptr<const byte_buffer>& encoded, bool high) {
   if (state_.load(std::memory_order_acquire) != state::open) return errc::connection_closed;
-  if (auto ec = check_room(encoded->size())) {
-    host_.counters().queue_full.fetch_add(1, std::memory_order_relaxed);
-    return ec;
-  }
-  auto run = [self = shared_from_this(), encoded, high] {
-    if (self->state_.load(std::memory_order_relaxed) != state::open) return;
-    self->queue().append_shared(encoded, high);
-    self->queued_bytes_.store(self->queue().queued_bytes(), std::memory_order_relaxed);
-    self->schedule_flush();
-    self->update_reading();
-  };
-  if (on_loop()) {
-    run();
-  } else {
-    posted_bytes_.fetch_add(encoded->size(), std::memory_order_relaxed);
-    asio::post(loop_, [this, run = std::move(run), n = encoded->size()]() mutable {
-      posted_bytes_.fetch_sub(n, std::memory_order_relaxed);
-      run();
-    });
-  }
+  if (on_loop()) return enqueue_shared(encoded, high, false);
+  if (auto ec = admit(encoded->size())) return ec;
+  out_.posted_add(encoded->size());
+  asio::post(loop_, [self = shared_from_this(), encoded, high] {
+    self->out_.posted_sub(encoded->size());
+    (void)self->enqueue_shared(encoded, high, true);
+  });
   return {};
 }
 
 void session_core::request(bytes_view payload, std::chrono::milliseconds timeout, const send_options& o,
                            response_handler h) {
-  auto fail = [this](response_handler& handler, std::error_code ec) {
-    complete_later(std::move(handler), loop_, ec, packet{});
-  };
-  if (state_.load(std::memory_order_acquire) != state::open) return fail(h, errc::connection_closed);
-  auto run = [self = shared_from_this(), timeout, h = std::move(h), data = to_buffer(payload),
-              ext = to_buffer(o.ext_header), biz = o.biz_type, flags = o.flags, comp = o.compression]() mutable {
-    session_core& s = *self;
-    if (s.state_.load(std::memory_order_relaxed) != state::open) {
-      complete_later(std::move(h), s.loop_, std::error_code(errc::connection_closed), packet{});
+  std::error_code ec;
+  if (state_.load(std::memory_order_acquire) != state::open) ec = errc::connection_closed;
+  else if (o.ext_header.size() > 0xFFFF) ec = errc::invalid_argument;
+  else if (on_loop()) {
+    new_request r{timeout, h};
+    ec = enqueue(packet_type::request, 0, payload, o, false, &r);
+  } else {
+    const std::size_t n = outgoing_packet::plain_size(payload, o);
+    if (!(ec = admit(n))) {
+      out_.posted_add(n);
+      asio::post(loop_, [self = shared_from_this(), n, timeout, h = std::move(h), data = to_buffer(payload),
+                         ext = to_buffer(o.ext_header), biz = o.biz_type, flags = o.flags,
+                         comp = o.compression]() mutable {
+        self->out_.posted_sub(n);
+        new_request r{timeout, h};
+        auto e = self->enqueue(packet_type::request, 0, data, send_options{biz, ext, flags, comp}, true, &r);
+        if (e) complete_later(std::move(h), self->loop_, e, packet{});
+      });
       return;
     }
-    send_options opts{biz, ext, flags, comp};
-    const std::uint32_t id = s.ids_.next();
-    // enqueue() allocates ids itself for requests; reuse the one we registered.
-    compression c = opts.compression.value_or(
-        s.opts_.auto_compress != compression::none && data.size() >= s.opts_.auto_compress_min ? s.opts_.auto_compress
-                                                                                                : compression::none);
-    outgoing_body compressed(c, data);
-    if (compressed.ec) {
-      complete_later(std::move(h), s.loop_, std::error_code(compressed.ec), packet{});
-      return;
-    }
-    const bytes_view body = compressed.body;
-    const std::size_t n = header_size + ext.size() + body.size();
-    std::error_code ec;
-    if (n > s.opts_.max_message_size) ec = errc::message_too_large;
-    else if (s.queue().queued_bytes() > 0 && s.queue().queued_bytes() + n > s.opts_.write_high_water) {
-      ec = errc::queue_full;
-      s.host_.counters().queue_full.fetch_add(1, std::memory_order_relaxed);
-    }
-    if (ec) {
-      complete_later(std::move(h), s.loop_, std::error_code(ec), packet{});
-      return;
-    }
-    const auto now = clock::now();
-    const auto deadline = now + timeout;
-    if (!s.requests_) s.requests_ = std::make_unique<request_table<response_handler>>();  // first request
-    s.requests_->add(id, now, deadline, std::move(h));
-    s.host_.counters().requests_in_flight.fetch_add(1, std::memory_order_relaxed);
-    packet_view v;
-    v.header.compression = c;
-    v.header.type = packet_type::request;
-    v.header.biz_type = biz;
-    v.header.message_id = id;
-    v.header.flags = flags;
-    v.ext_header = ext;
-    v.payload = body;
-    (void)encode_to(v, s.queue().append(n, (flags & flags::high_priority) != 0));
-    s.queued_bytes_.store(s.queue().queued_bytes(), std::memory_order_relaxed);
-    s.last_tx_ = now;
-    s.schedule_flush();
-    s.update_reading();
-    if (deadline < s.timer_at_) s.arm_timer();
-  };
-  if (on_loop()) run();
-  else asio::post(loop_, std::move(run));
+  }
+  if (ec) complete_later(std::move(h), loop_, ec, packet{});
+}
+
+std::error_code session_core::enqueue(packet_type type, std::uint32_t id, bytes_view payload, const send_options& o,
+                                      bool admitted, new_request* r) {
+  if (state_.load(std::memory_order_relaxed) != state::open) return errc::connection_closed;
+  outgoing_packet p(type, id, payload, o, opts_);
+  if (auto ec = p.error()) return ec;
+  if (!admitted)
+    if (auto ec = admit(p.size())) return ec;
+  if (type != packet_type::response) p.set_message_id(id = ids_.next());
+  if (r) register_request(id, *r);
+  out_.push(p);
+  queued();
+  return {};
+}
+
+std::error_code session_core::enqueue_shared(const std::shared_ptr<const byte_buffer>& encoded, bool high,
+                                             bool admitted) {
+  if (state_.load(std::memory_order_relaxed) != state::open) return errc::connection_closed;
+  if (!admitted)
+    if (auto ec = admit(encoded->size())) return ec;
+  out_.push_shared(encoded, high);
+  queued();
+  return {};
+}
+
+void session_core::register_request(std::uint32_t id, new_request& r) {
+  const auto now = clock::now();
+  const auto deadline = now + r.timeout;
+  if (!requests_) requests_ = std::make_unique<request_table<response_handler>>();  // first request
+  requests_->add(id, now, deadline, std::move(r.done));
+  host_.counters().requests_in_flight.fetch_add(1, std::memory_order_relaxed);
+  if (deadline < timer_at_) arm_timer();
+}
+
+void session_core::queued() {
+  deadlines_.sent(clock::now());
+  schedule_flush();
+  update_reading();
 }
 
 void session_core::schedule_flush() {
@@ -311,25 +196,24 @@ void session_core::schedule_flush() {
 void session_core::flush() {
   flush_posted_ = false;
   if (writing_ || state_.load(std::memory_order_relaxed) == state::closed) return;
-  if (!queue_ || !queue_->has_pending()) {
+  if (!out_.has_pending()) {
     if (state_.load(std::memory_order_relaxed) == state::closing) conn_->close(pending_close());
     return;
   }
   writing_ = true;
-  conn_->write(queue().take_batch());
+  conn_->write(out_.take_batch());
 }
 
 void session_core::on_write_done() {
   writing_ = false;
-  const std::size_t packets = queue().batch_count();
-  const std::size_t bytes = queue().batch_done();
-  queued_bytes_.store(queue().queued_bytes(), std::memory_order_relaxed);
-  bytes_out_.store(bytes_out_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
-  packets_out_.store(packets_out_.load(std::memory_order_relaxed) + packets, std::memory_order_relaxed);
+  if (report_sent_) collect_sent();
+  const auto done = out_.batch_done();
+  bytes_out_.store(bytes_out_.load(std::memory_order_relaxed) + done.bytes, std::memory_order_relaxed);
+  packets_out_.store(packets_out_.load(std::memory_order_relaxed) + done.packets, std::memory_order_relaxed);
   batches_out_.store(batches_out_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   auto& c = host_.counters();
-  c.bytes_out.fetch_add(bytes, std::memory_order_relaxed);
-  c.packets_out.fetch_add(packets, std::memory_order_relaxed);
+  c.bytes_out.fetch_add(done.bytes, std::memory_order_relaxed);
+  c.packets_out.fetch_add(done.packets, std::memory_order_relaxed);
   update_reading();
   // Pairs with the waiter's increment (Dekker): either it sees the new queue size, or
   // we see it waiting.
@@ -338,18 +222,17 @@ void session_core::on_write_done() {
     std::lock_guard lock(room_->mu);
     room_->cv.notify_all();
   }
-  if (queue().has_pending()) {
+  if (!sent_ids_.empty()) deliver_sent();
+  if (out_.has_pending()) {
     flush();
-  } else if (state_.load(std::memory_order_relaxed) == state::closing) {
+  } else if (state_.load(std::memory_order_relaxed) == state::closing && !writing_) {
     conn_->close(pending_close());
   }
 }
 
 void session_core::update_reading() {
-  const std::size_t q = queue_ ? queue_->queued_bytes() : 0;
-  if (!paused_by_queue_ && q >= opts_.write_high_water) paused_by_queue_ = true;
-  else if (paused_by_queue_ && q <= opts_.write_high_water / 2) paused_by_queue_ = false;
-  const bool want = !paused_by_queue_ && !paused_by_events_;
+  const bool paused_by_queue = out_.update_pause();
+  const bool want = !paused_by_queue && !paused_by_events_;
   if (want != reading_ && state_.load(std::memory_order_relaxed) == state::open && started_) {
     reading_ = want;
     conn_->set_reading(want);
@@ -378,12 +261,48 @@ void session_core::close(close_info info) {
     s.state_.store(state::closing, std::memory_order_release);
     s.pending_close_ = std::make_unique<close_info>(std::move(info));
     // A peer that does not read must not hold the close up forever.
-    s.close_deadline_ = clock::now() + std::chrono::seconds(5);
+    s.deadlines_.closing(clock::now());
     s.arm_timer();
     if (!s.writing_ && !s.flush_posted_) s.flush();
   };
   if (on_loop()) run();
   else asio::post(loop_, std::move(run));
+}
+
+// ---- sent events ----
+
+// The message ids of the batch just written (its views are valid until batch_done).
+void session_core::collect_sent() {
+  for (const bytes_view& p : out_.batch()) {
+    auto h = decode_header(p, decode_limits{std::numeric_limits<std::size_t>::max(), 0xFFFF});
+    if (!h) continue;  // encoded here: cannot happen
+    const bool report = !(h->type == packet_type::one_way && opts_.heartbeat_biz_type &&
+                          h->biz_type == *opts_.heartbeat_biz_type);  // keep-alive only
+    if (by_ack_ && acked_ahead_ > 0) --acked_ahead_;  // its ack came before this write_done
+    else if (by_ack_) {
+      unacked_->emplace_back(h->message_id, report);
+      continue;
+    }
+    if (report) sent_ids_.push_back(h->message_id);
+  }
+}
+
+void session_core::deliver_sent() {
+  // A handler may close the connection: nothing is reported after on_closed.
+  for (std::size_t i = 0; i < sent_ids_.size() && state_.load(std::memory_order_relaxed) != state::closed; ++i)
+    host_.session_sent(*this, sent_ids_[i]);
+  sent_ids_.clear();
+}
+
+void session_core::on_acked(std::size_t packets) {
+  if (!by_ack_ || state_.load(std::memory_order_relaxed) == state::closed) return;
+  for (; packets > 0 && !unacked_->empty(); --packets) {
+    auto [id, report] = unacked_->front();
+    unacked_->pop_front();
+    if (report) sent_ids_.push_back(id);
+  }
+  acked_ahead_ += packets;
+  deliver_sent();
 }
 
 // ---- receiving ----
@@ -399,16 +318,17 @@ void session_core::on_packet(bytes_view bytes) {
   if (state_.load(std::memory_order_relaxed) == state::closed) return;
   auto v = decode_view(bytes, limits_);
   if (!v) return protocol_violation(v.error(), "packet rejected: " + v.error().message());
-  got_packet_ = true;
-  last_rx_ = clock::now();
+  deadlines_.received(clock::now());
   packets_in_.store(packets_in_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   bytes_in_.store(bytes_in_.load(std::memory_order_relaxed) + bytes.size(), std::memory_order_relaxed);
   auto& c = host_.counters();
   c.packets_in.fetch_add(1, std::memory_order_relaxed);
   c.bytes_in.fetch_add(bytes.size(), std::memory_order_relaxed);
-
   if (v->header.compression == compression::none) return dispatch(*v, v->payload);
+  on_compressed(*v);
+}
 
+void session_core::on_compressed(const packet_view& v) {
   // Decompress into the loop's scratch region (a nested call on this thread, e.g. from a
   // handler, gets a buffer of its own); its large pages go back to the OS afterwards, so
   // an idle connection holds nothing of it. The bytes count against the inbound budget
@@ -419,8 +339,8 @@ void session_core::on_packet(bytes_view bytes) {
   if (!region.busy()) space = region.acquire(opts_.max_message_size);
   const bool in_region = !space.empty();
   result<std::size_t> n = std::size_t{0};
-  if (in_region) n = decompress_into(v->header.compression, v->payload, space);
-  else if (auto ec = decompress(v->header.compression, v->payload, opts_.max_message_size, own)) n = ec;
+  if (in_region) n = decompress_into(v.header.compression, v.payload, space);
+  else if (auto ec = decompress(v.header.compression, v.payload, opts_.max_message_size, own)) n = ec;
   else n = own.size();
   struct release_guard {
     scratch_region* r;
@@ -436,35 +356,19 @@ void session_core::on_packet(bytes_view bytes) {
     b->force_acquire(*n);
     guard.b = b;
   }
-  dispatch(*v, in_region ? bytes_view{space.data(), *n} : bytes_view{own});
+  dispatch(v, in_region ? bytes_view{space.data(), *n} : bytes_view{own});
 }
 
 void session_core::dispatch(const packet_view& v, bytes_view payload) {
-  auto& c = host_.counters();
   switch (v.header.type) {
-    case packet_type::response: {
-      if (!requests_) return;  // never sent a request: nothing awaits a response
-      auto e = requests_->take(v.header.message_id);
-      if (!e) return;  // late (timed out) or unknown: the requester was already told
-      c.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
-      c.request_latency.record(last_rx_ - e->started);
-      packet p;
-      p.type = packet_type::response;
-      p.biz_type = v.header.biz_type;
-      p.message_id = v.header.message_id;
-      p.flags = v.header.flags;
-      p.compression = v.header.compression;
-      p.ext_header = to_buffer(v.ext_header);
-      p.payload = to_buffer(payload);
-      auto ex = asio::get_associated_executor(e->done);
-      asio::dispatch(ex, [h = std::move(e->done), p = std::move(p)]() mutable { std::move(h)(std::error_code{}, std::move(p)); });
-      return;
-    }
+    case packet_type::response:
+      return dispatch_response(v, payload);
     case packet_type::request: {
       message m{id_, v.header, v.ext_header, payload};
       inbound_open_.fetch_add(1, std::memory_order_relaxed);
-      c.inbound_requests_open.fetch_add(1, std::memory_order_acq_rel);
-      msgtrans::request r(m, responder(shared_from_this(), v.header.message_id, v.header.biz_type, last_rx_));
+      host_.counters().inbound_requests_open.fetch_add(1, std::memory_order_acq_rel);
+      msgtrans::request r(m, responder(shared_from_this(), v.header.message_id, v.header.biz_type,
+                                       deadlines_.last_received()));
       host_.session_request(*this, r);
       return;
     }
@@ -475,6 +379,25 @@ void session_core::dispatch(const packet_view& v, bytes_view payload) {
       return;
     }
   }
+}
+
+void session_core::dispatch_response(const packet_view& v, bytes_view payload) {
+  if (!requests_) return;  // never sent a request: nothing awaits a response
+  auto e = requests_->take(v.header.message_id);
+  if (!e) return;  // late (timed out) or unknown: the requester was already told
+  auto& c = host_.counters();
+  c.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
+  c.request_latency.record(deadlines_.last_received() - e->started);
+  packet p;
+  p.type = packet_type::response;
+  p.biz_type = v.header.biz_type;
+  p.message_id = v.header.message_id;
+  p.flags = v.header.flags;
+  p.compression = v.header.compression;
+  p.ext_header = to_buffer(v.ext_header);
+  p.payload = to_buffer(payload);
+  auto ex = asio::get_associated_executor(e->done);
+  asio::dispatch(ex, [h = std::move(e->done), p = std::move(p)]() mutable { std::move(h)(std::error_code{}, std::move(p)); });
 }
 
 void session_core::on_closed(close_info info) {
@@ -502,16 +425,11 @@ void session_core::fail_all_requests(std::error_code ec) {
   });
 }
 
-// ---- timers: requests, idle, first packet, heartbeat ----
+// ---- the one timer, armed from the deadline calculator ----
 
 void session_core::arm_timer() {
   if (state_.load(std::memory_order_relaxed) == state::closed) return;
-  auto next = close_deadline_;
-  if (auto d = requests_ ? requests_->next_deadline() : std::nullopt) next = std::min(next, *d);
-  if (opts_.idle_timeout.count() > 0) next = std::min(next, last_rx_ + opts_.idle_timeout);
-  if (server_side_ && !got_packet_ && opts_.first_packet_timeout.count() > 0)
-    next = std::min(next, established_mono_ + opts_.first_packet_timeout);
-  if (opts_.heartbeat_biz_type) next = std::min(next, last_tx_ + opts_.heartbeat_interval);
+  const auto next = deadlines_.next(requests_ ? requests_->next_deadline() : std::nullopt);
   if (next == timer_at_) return;
   timer_at_ = next;
   if (next == clock::time_point::max()) {
@@ -530,37 +448,37 @@ void session_core::arm_timer() {
 
 void session_core::on_timer() {
   const auto now = clock::now();
-  if (state_.load(std::memory_order_relaxed) == state::closing) {
-    if (now >= close_deadline_) conn_->close(pending_close());
-    else arm_timer();
-    return;
+  const auto s = state_.load(std::memory_order_relaxed);
+  if (s == state::closed) return;
+  const auto due = deadlines_.due(now, requests_ ? requests_->next_deadline() : std::nullopt);
+  if (s == state::closing) {
+    if (due.close_flush) return conn_->close(pending_close());
+    return arm_timer();
   }
-  if (state_.load(std::memory_order_relaxed) != state::open) return;
-  auto& c = host_.counters();
-  if (requests_) requests_->expire(now, [&](std::uint32_t, auto& e) {
-    c.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
-    c.request_timeouts.fetch_add(1, std::memory_order_relaxed);
-    complete_later(std::move(e.done), loop_, std::error_code(errc::timeout), packet{});
-  });
-  if (server_side_ && !got_packet_ && opts_.first_packet_timeout.count() > 0 &&
-      now >= established_mono_ + opts_.first_packet_timeout) {
-    state_.store(state::closing);
-    conn_->close(close_info{close_reason::handshake_timeout, errc::timeout, "no packet within first_packet_timeout"});
-    return;
-  }
-  if (opts_.idle_timeout.count() > 0 && now >= last_rx_ + opts_.idle_timeout) {
-    state_.store(state::closing);
-    conn_->close(close_info{close_reason::idle_timeout, errc::timeout, "nothing received within idle_timeout"});
-    return;
-  }
-  if (opts_.heartbeat_biz_type && now >= last_tx_ + opts_.heartbeat_interval) {
+  if (due.requests) expire_requests(now);
+  if (due.first_packet) return close_for(close_reason::handshake_timeout, "no packet within first_packet_timeout");
+  if (due.idle) return close_for(close_reason::idle_timeout, "nothing received within idle_timeout");
+  if (due.heartbeat) {
     send_options o;
     o.biz_type = *opts_.heartbeat_biz_type;
-    (void)enqueue(packet_type::one_way, 0, {}, o);
-    last_tx_ = now;
+    (void)enqueue(packet_type::one_way, 0, {}, o, false);
+    deadlines_.sent(now);  // even if refused: the queue is busy, the link is not idle
   }
   arm_timer();
 }
 
-}  // namespace detail
-}  // namespace msgtrans
+void session_core::expire_requests(clock::time_point now) {
+  auto& c = host_.counters();
+  requests_->expire(now, [&](std::uint32_t, auto& e) {
+    c.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
+    c.request_timeouts.fetch_add(1, std::memory_order_relaxed);
+    complete_later(std::move(e.done), loop_, std::error_code(errc::timeout), packet{});
+  });
+}
+
+void session_core::close_for(close_reason why, const char* detail) {
+  state_.store(state::closing);
+  conn_->close(close_info{why, errc::timeout, detail});
+}
+
+}  // namespace msgtrans::detail

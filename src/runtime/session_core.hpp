@@ -1,11 +1,13 @@
-// One connection as the runtime sees it: the transport connection, the write queue,
-// the requests it sent, its timers and counters. Lives on one loop; the methods marked
-// "any thread" post to it.
+// One connection as the runtime sees it: the transport connection, the outgoing queue
+// (the one send path), the requests it sent, its one timer and its counters. Lives on
+// one loop; the methods marked "any thread" post to it.
 #pragma once
 
 #include "core/op_allocator.hpp"
 #include "core/request_table.hpp"
-#include "core/write_queue.hpp"
+#include "runtime/host_counters.hpp"
+#include "runtime/outbound_queue.hpp"
+#include "runtime/session_deadlines.hpp"
 
 #include <msgtrans/error.hpp>
 #include <msgtrans/events.hpp>
@@ -21,9 +23,11 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <chrono>
 #include <memory>
+#include <vector>
 
 namespace msgtrans::detail {
 
@@ -41,23 +45,6 @@ void complete_later(Handler h, boost::asio::io_context& loop, Args... args) {
 
 using response_handler = boost::asio::any_completion_handler<void(std::error_code, packet)>;
 
-/// A latency histogram updated from several loops.
-struct atomic_histogram {
-  std::array<std::atomic<std::uint64_t>, latency_histogram::buckets> counts{};
-  std::atomic<std::uint64_t> sum_ns{0};
-  void record(std::chrono::nanoseconds d) noexcept;
-  latency_histogram snapshot() const noexcept;
-};
-
-/// Counters shared by all sessions of one server or client.
-struct host_counters {
-  std::atomic<std::uint64_t> packets_in{0}, packets_out{0}, bytes_in{0}, bytes_out{0};
-  std::atomic<std::uint64_t> requests_in_flight{0}, request_timeouts{0}, queue_full{0};
-  std::atomic<std::uint64_t> protocol_errors{0}, unhandled{0}, inbound_requests_open{0};
-  atomic_histogram request_latency;   // requests this side sent, until their response
-  atomic_histogram response_latency;  // requests this side answered, receipt to respond
-};
-
 /// What a session reports to its server or client. Called on the session's loop.
 class session_host {
  public:
@@ -65,11 +52,18 @@ class session_host {
   virtual void session_message(session_core& s, const message& m) = 0;
   virtual void session_request(session_core& s, request& r) = 0;
   virtual void session_closed(session_core& s, const close_info& info) = 0;
+  /// A packet with this message_id was handed to the kernel (acknowledged, on QUIC).
+  /// Called only if wants_sent() was true when the session was made.
+  virtual void session_sent(session_core&, std::uint32_t /*message_id*/) {}
+  virtual bool wants_sent() const noexcept { return false; }
   /// An inbound request was answered (or its responder dropped).
   virtual void request_answered() noexcept {}
   virtual host_counters& counters() noexcept = 0;
   /// The inbound decoding budget that decompression counts against (null: none).
   virtual inbound_budget* budget() noexcept { return nullptr; }
+  /// True on a loop thread of the runtime the sessions live on (a blocking call there
+  /// returns errc::wrong_thread).
+  virtual bool on_loop_thread() const noexcept { return false; }
 
  protected:
   ~session_host() = default;
@@ -90,11 +84,12 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   connection_info info() const;
   const endpoint_info& endpoint() const noexcept { return endpoint_; }
 
-  /// On the loop: report established, then start reading and the timers.
+  /// On the loop: report established, then start reading and the timer.
   void start();
 
-  // Any thread.
+  // Any thread. Each goes through the one send path (admit, then enqueue on the loop).
   std::error_code send(packet_type type, std::uint32_t response_id, bytes_view payload, const send_options& o);
+  /// A packet encoded once for several sessions (broadcast).
   std::error_code send_shared(const std::shared_ptr<const byte_buffer>& encoded, bool high_priority);
   void request(bytes_view payload, std::chrono::milliseconds timeout, const send_options& o, response_handler h);
   /// Flushes what is queued, then closes with `info`.
@@ -111,23 +106,43 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   // connection_owner (on the loop)
   void on_packet(bytes_view bytes) override;
   void on_write_done() override;
+  void on_acked(std::size_t packets) override;
   void on_closed(close_info info) override;
 
  private:
   enum class state { open, closing, closed };
+  struct new_request {
+    std::chrono::milliseconds timeout;
+    response_handler& done;
+  };
 
+  // The loop side of the send path: encodes the packet into the queue, unless the queue
+  // refuses it (`admitted`: another thread admitted it already). `r`: register a request.
   std::error_code enqueue(packet_type type, std::uint32_t id, bytes_view payload, const send_options& o,
-                          bool admitted = false);
-  std::error_code check_room(std::size_t n) const noexcept;
+                          bool admitted, new_request* r = nullptr);
+  std::error_code enqueue_shared(const std::shared_ptr<const byte_buffer>& encoded, bool high, bool admitted);
+  // Admission (any thread): counts a refusal; on the loop, a refusal pauses reading.
+  std::error_code admit(std::size_t n);
+  // backpressure_mode::wait, off the loop: waits for room for `n` bytes.
+  std::error_code wait_for_room(std::size_t n);
+  void register_request(std::uint32_t id, new_request& r);
+  void queued();
   void schedule_flush();
   void flush();
   void update_reading();
+  void collect_sent();
+  void deliver_sent();
   void arm_timer();
   void on_timer();
+  void expire_requests(clock::time_point now);
+  void close_for(close_reason why, const char* detail);
   void fail_all_requests(std::error_code ec);
   void protocol_violation(std::error_code ec, std::string detail);
+  // Decompresses into the loop's scratch region, then dispatches.
+  void on_compressed(const packet_view& v);
   // Hands a validated packet, its payload decompressed, to the request table or the host.
   void dispatch(const packet_view& v, bytes_view payload);
+  void dispatch_response(const packet_view& v, bytes_view payload);
 
   session_host& host_;
   boost::asio::io_context& loop_;
@@ -136,7 +151,6 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   session_id id_;
   const session_options& opts_;  // the host's: it outlives its sessions
   decode_limits limits_;
-  bool server_side_;
   std::chrono::system_clock::time_point established_at_;
 
   std::atomic<state> state_{state::open};
@@ -147,18 +161,17 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   bool started_ = false;
   bool flush_posted_ = false;
   bool writing_ = false;
-  bool paused_by_queue_ = false;
   bool paused_by_events_ = false;
   bool reading_ = true;
-  bool got_packet_ = false;
+  // Sent events: reported at all (the host wants them), and by acknowledgement (QUIC).
+  const bool report_sent_;
+  bool by_ack_ = false;
+  std::vector<std::uint32_t> sent_ids_;                    // this batch's, to report
+  // by_ack_: written, not yet acknowledged (id, report it); made only then.
+  std::unique_ptr<std::deque<std::pair<std::uint32_t, bool>>> unacked_;
+  std::size_t acked_ahead_ = 0;  // acknowledged before their on_write_done came
 
-  std::unique_ptr<write_queue> queue_;  // made by the first send: an idle connection has none
-  write_queue& queue() {
-    if (!queue_) queue_ = std::make_unique<write_queue>();
-    return *queue_;
-  }
-  std::atomic<std::size_t> queued_bytes_{0};     // mirror of queue_.queued_bytes() for other threads
-  std::atomic<std::size_t> posted_bytes_{0};     // cross-thread sends on their way to the loop
+  outbound_queue out_;
   message_id_allocator ids_;
   std::unique_ptr<request_table<response_handler>> requests_;  // made by the first request sent
 
@@ -166,10 +179,7 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   boost::asio::basic_waitable_timer<clock, boost::asio::wait_traits<clock>, boost::asio::io_context::executor_type>
       timer_;
   clock::time_point timer_at_ = clock::time_point::max();
-  clock::time_point last_rx_;
-  clock::time_point last_tx_;
-  clock::time_point established_mono_;
-  clock::time_point close_deadline_ = clock::time_point::max();  // bounds the flush before a close
+  session_deadlines deadlines_;
 
   std::atomic<std::uint64_t> packets_in_{0}, packets_out_{0}, bytes_in_{0}, bytes_out_{0}, batches_out_{0};
   std::atomic<std::uint64_t> inbound_open_{0};

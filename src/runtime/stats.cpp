@@ -1,4 +1,4 @@
-// Latency histograms and the Prometheus text rendering of server_stats.
+// Latency histograms and the Prometheus text rendering of server_stats and client_stats.
 #include <msgtrans/stats.hpp>
 
 #include <cmath>
@@ -72,7 +72,53 @@ void histogram(std::string& out, std::string_view prefix, const char* name, cons
   sample(out, prefix, (std::string(name) + "_count").c_str(), "", static_cast<double>(h.total));
 }
 
+void gauge(std::string& out, std::string_view prefix, const char* name, const char* help, double v) {
+  metric(out, prefix, name, "gauge", help);
+  sample(out, prefix, name, "", v);
+}
+
+// What servers and clients share: traffic, errors, latency, memory.
+template <class Stats>
+void traffic(std::string& out, std::string_view p, const Stats& s) {
+  metric(out, p, "packets_total", "counter", "Packets received and sent.");
+  sample(out, p, "packets_total", "direction=\"in\"", static_cast<double>(s.packets_in));
+  sample(out, p, "packets_total", "direction=\"out\"", static_cast<double>(s.packets_out));
+  metric(out, p, "bytes_total", "counter", "Bytes received and sent, packet framing included.");
+  sample(out, p, "bytes_total", "direction=\"in\"", static_cast<double>(s.bytes_in));
+  sample(out, p, "bytes_total", "direction=\"out\"", static_cast<double>(s.bytes_out));
+  gauge(out, p, "requests_in_flight", "Requests sent and still waiting for a response.",
+        static_cast<double>(s.requests_in_flight));
+  metric(out, p, "errors_total", "counter", "Errors and rejections by kind.");
+  sample(out, p, "errors_total", "kind=\"request_timeout\"", static_cast<double>(s.request_timeouts));
+  sample(out, p, "errors_total", "kind=\"queue_full\"", static_cast<double>(s.queue_full_rejections));
+  sample(out, p, "errors_total", "kind=\"protocol_error\"", static_cast<double>(s.protocol_errors));
+  sample(out, p, "errors_total", "kind=\"unhandled\"", static_cast<double>(s.unhandled));
+}
+
+template <class Stats>
+void latency_and_memory(std::string& out, std::string_view p, const Stats& s) {
+  histogram(out, p, "request_duration_seconds", "Requests this side sent, until their response.", s.request_latency);
+  histogram(out, p, "response_duration_seconds", "Requests this side answered, from receipt to response.",
+            s.response_latency);
+  gauge(out, p, "request_duration_mean_seconds", "Mean time of the requests this side sent, until their response.",
+        s.request_latency_mean_us / 1e6);
+  gauge(out, p, "response_duration_mean_seconds", "Mean time of the requests this side answered.",
+        s.response_latency_mean_us / 1e6);
+  // Prometheus's usual name, unprefixed (as the client libraries' process collectors).
+  metric(out, "process", "resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+  sample(out, "process", "resident_memory_bytes", "", static_cast<double>(s.resident_memory_bytes));
+}
+
 }  // namespace
+
+std::string to_prometheus(const client_stats& s, std::string_view p) {
+  std::string out;
+  out.reserve(4096);
+  gauge(out, p, "connected", "1 while the client has a connection.", s.connected ? 1 : 0);
+  traffic(out, p, s);
+  latency_and_memory(out, p, s);
+  return out;
+}
 
 std::string to_prometheus(const server_stats& s, std::string_view p) {
   std::string out;
@@ -85,19 +131,7 @@ std::string to_prometheus(const server_stats& s, std::string_view p) {
   sample(out, p, "connections_accepted_total", "", static_cast<double>(s.accepted_total));
   metric(out, p, "connections_rejected_total", "counter", "Connections refused by a limit.");
   sample(out, p, "connections_rejected_total", "reason=\"max_connections\"", static_cast<double>(s.rejected_by_limit));
-  metric(out, p, "packets_total", "counter", "Packets received and sent.");
-  sample(out, p, "packets_total", "direction=\"in\"", static_cast<double>(s.packets_in));
-  sample(out, p, "packets_total", "direction=\"out\"", static_cast<double>(s.packets_out));
-  metric(out, p, "bytes_total", "counter", "Bytes received and sent, packet framing included.");
-  sample(out, p, "bytes_total", "direction=\"in\"", static_cast<double>(s.bytes_in));
-  sample(out, p, "bytes_total", "direction=\"out\"", static_cast<double>(s.bytes_out));
-  metric(out, p, "requests_in_flight", "gauge", "Requests sent and still waiting for a response.");
-  sample(out, p, "requests_in_flight", "", static_cast<double>(s.requests_in_flight));
-  metric(out, p, "errors_total", "counter", "Errors and rejections by kind.");
-  sample(out, p, "errors_total", "kind=\"request_timeout\"", static_cast<double>(s.request_timeouts));
-  sample(out, p, "errors_total", "kind=\"queue_full\"", static_cast<double>(s.queue_full_rejections));
-  sample(out, p, "errors_total", "kind=\"protocol_error\"", static_cast<double>(s.protocol_errors));
-  sample(out, p, "errors_total", "kind=\"unhandled\"", static_cast<double>(s.unhandled));
+  traffic(out, p, s);
   metric(out, p, "notices_total", "counter", "Refusals and limits an operator should know of, by kind.");
   if (s.notices.empty()) sample(out, p, "notices_total", "kind=\"connection_limit\"", 0);
   for (auto& [kind, n] : s.notices) sample(out, p, "notices_total", "kind=\"" + kind + "\"", static_cast<double>(n));
@@ -107,9 +141,7 @@ std::string to_prometheus(const server_stats& s, std::string_view p) {
   sample(out, p, "inbound_budget_limit_bytes", "", static_cast<double>(s.inbound_budget_limit));
   metric(out, p, "inbound_budget_waits_total", "counter", "Times a connection paused reading for the budget.");
   sample(out, p, "inbound_budget_waits_total", "", static_cast<double>(s.inbound_budget_waits));
-  histogram(out, p, "request_duration_seconds", "Requests this side sent, until their response.", s.request_latency);
-  histogram(out, p, "response_duration_seconds", "Requests this side answered, from receipt to response.",
-            s.response_latency);
+  latency_and_memory(out, p, s);
   return out;
 }
 

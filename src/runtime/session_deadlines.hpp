@@ -1,0 +1,88 @@
+// When a session's one timer must fire, and what is due then. Sans-I/O: it is told the
+// times of the session's activity and asked with a time; it never reads a clock.
+//
+// Deadlines: the first packet of a server connection (first_packet_timeout), the last
+// packet received (idle_timeout), the last packet sent (heartbeat_interval, when a
+// heartbeat biz_type is set), the earliest request deadline (the request table's), and
+// while closing only the bound on the final flush (close_timeout). 0 turns each off.
+#pragma once
+
+#include <msgtrans/options.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+
+namespace msgtrans::detail {
+
+class session_deadlines {
+ public:
+  using clock = std::chrono::steady_clock;
+  using time_point = clock::time_point;
+  static constexpr time_point never = time_point::max();
+
+  /// What is due at a given time.
+  struct due_set {
+    bool close_flush = false;   ///< closing, and the flush took longer than close_timeout
+    bool first_packet = false;  ///< a server connection sent nothing within first_packet_timeout
+    bool idle = false;          ///< nothing received within idle_timeout
+    bool heartbeat = false;     ///< nothing sent within heartbeat_interval
+    bool requests = false;      ///< a request deadline passed
+  };
+
+  session_deadlines(const session_options& o, bool server_side, std::chrono::milliseconds close_timeout) noexcept
+      : first_packet_(server_side ? o.first_packet_timeout : std::chrono::milliseconds(0)),
+        idle_(o.idle_timeout),
+        heartbeat_(o.heartbeat_biz_type ? o.heartbeat_interval : std::chrono::milliseconds(0)),
+        close_(close_timeout) {}
+
+  /// The session is established at `now`.
+  void start(time_point now) noexcept { established_ = last_rx_ = last_tx_ = now; }
+  /// A packet arrived.
+  void received(time_point now) noexcept {
+    last_rx_ = now;
+    got_packet_ = true;
+  }
+  /// A packet was queued to be sent.
+  void sent(time_point now) noexcept { last_tx_ = now; }
+  /// close() started flushing at `now`.
+  void closing(time_point now) noexcept {
+    closing_ = true;
+    close_at_ = close_.count() > 0 ? now + close_ : never;
+  }
+  time_point last_received() const noexcept { return last_rx_; }
+
+  /// The next time anything is due (`never` if nothing is), given the request table's
+  /// earliest deadline.
+  time_point next(std::optional<time_point> request_deadline) const noexcept {
+    if (closing_) return close_at_;
+    time_point t = request_deadline.value_or(never);
+    if (first_packet_.count() > 0 && !got_packet_) t = std::min(t, established_ + first_packet_);
+    if (idle_.count() > 0) t = std::min(t, last_rx_ + idle_);
+    if (heartbeat_.count() > 0) t = std::min(t, last_tx_ + heartbeat_);
+    return t;
+  }
+
+  /// What is due at `now`. While closing, only the flush bound is.
+  due_set due(time_point now, std::optional<time_point> request_deadline) const noexcept {
+    due_set d;
+    if (closing_) {
+      d.close_flush = now >= close_at_;
+      return d;
+    }
+    d.requests = request_deadline && now >= *request_deadline;
+    d.first_packet = first_packet_.count() > 0 && !got_packet_ && now >= established_ + first_packet_;
+    d.idle = idle_.count() > 0 && now >= last_rx_ + idle_;
+    d.heartbeat = heartbeat_.count() > 0 && now >= last_tx_ + heartbeat_;
+    return d;
+  }
+
+ private:
+  std::chrono::milliseconds first_packet_, idle_, heartbeat_, close_;
+  time_point established_{}, last_rx_{}, last_tx_{};
+  time_point close_at_ = never;
+  bool got_packet_ = false;
+  bool closing_ = false;
+};
+
+}  // namespace msgtrans::detail
