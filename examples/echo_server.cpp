@@ -39,8 +39,7 @@ int main(int argc, char** argv) {
                     .on_request([](msgtrans::request& r) { r.respond(r.payload); })
                     .build();
   self = &server;
-  std::string why;
-  if (server.start(&why)) return std::fprintf(stderr, "%s\n", why.c_str()), 1;
+  if (auto e = server.start()) return std::fprintf(stderr, "%s\n", e.message().c_str()), 1;
   for (auto& [proto, addr] : server.local_addresses()) std::printf("listening %s %s\n", proto.c_str(), addr.c_str());
   std::fflush(stdout);
   int sig = 0;

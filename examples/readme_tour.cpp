@@ -27,7 +27,7 @@ int server_and_client() {
       .on_request([](msgtrans::request& req) { req.respond(req.payload); })
       .on_closed([](msgtrans::session_id, const msgtrans::close_info& why) { (void)why.reason; (void)why.detail; })
       .build();
-  if (std::string why; server.start(&why)) { std::cerr << why << "\n"; return 1; }
+  if (auto e = server.start()) { std::cerr << e.message() << "\n"; return 1; }
   const auto address = server.local_addresses().at(0).second;
 
   auto client = msgtrans::client_builder{}

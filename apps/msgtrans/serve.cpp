@@ -274,9 +274,8 @@ int run_serve(const serve_options& o) {
   if (!add_service(b, o.mode, &self, chat)) return usage;
   server s = b.build();
   self = &s;
-  std::string why;
-  if (auto ec = s.start(&why)) {
-    slog(log_level::error, "%s", why.c_str());
+  if (auto e = s.start()) {
+    slog(log_level::error, "%s", e.message().c_str());
     return connect_failed;
   }
   report_listening(s, o);

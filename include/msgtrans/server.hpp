@@ -13,6 +13,7 @@
 /// states the thread rules.
 #pragma once
 
+#include <msgtrans/error.hpp>
 #include <msgtrans/events.hpp>
 #include <msgtrans/options.hpp>
 #include <msgtrans/session.hpp>
@@ -117,9 +118,10 @@ class server {
   server& operator=(server&&) noexcept;
   ~server();
 
-  /// Binds every listener and starts serving. On failure nothing stays bound, and
-  /// `why` (if given) names the address and the cause.
-  std::error_code start(std::string* why = nullptr);
+  /// Binds every listener and starts serving. On failure nothing stays bound, and the
+  /// error's detail names the address and the cause (`if (auto e = s.start())
+  /// std::cerr << e.message();`).
+  error_info start();
   /// `protocol address` of each listener, with real ports (after start).
   std::vector<std::pair<std::string, std::string>> local_addresses() const;
 

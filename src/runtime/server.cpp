@@ -48,7 +48,7 @@ class server_impl final : public event_router, public notice_sink {
 
   ~server_impl() { stop(std::chrono::seconds(1)); }
 
-  std::error_code start(std::string* why) {
+  error_info start() {
     std::lock_guard lock(lifecycle_mu_);
     if (started_) return {};
     transport_context ctx;
@@ -68,8 +68,7 @@ class server_impl final : public event_router, public notice_sink {
       });
       if (e) {
         for (std::size_t j = 0; j < i; ++j) run_on(rt_.loop(0), [&] { slots_[j]->l->stop(); });
-        if (why) *why = e.message();
-        return e.code;
+        return e;
       }
     }
     started_ = true;
@@ -360,7 +359,7 @@ server::~server() {
   if (impl_) impl_->stop(std::chrono::seconds(5));
 }
 
-std::error_code server::start(std::string* why) { return impl_->start(why); }
+error_info server::start() { return impl_->start(); }
 std::vector<std::pair<std::string, std::string>> server::local_addresses() const { return impl_->local_addresses(); }
 std::error_code server::send(session_id s, bytes_view payload, const send_options& o) { return impl_->send(s, payload, o); }
 void server::request_impl(session_id s, bytes_view payload, std::chrono::milliseconds timeout, const send_options& o,

@@ -12,11 +12,6 @@ namespace msgtrans::detail {
 
 namespace asio = boost::asio;
 
-namespace {
-// Bounds the flush of close() until session_options carries close_timeout.
-constexpr std::chrono::milliseconds close_flush_bound{5000};
-}  // namespace
-
 session_core::session_core(session_host& host, asio::io_context& loop, std::unique_ptr<connection> conn, session_id id,
                            const session_options& opts, bool server_side)
     : host_(host),
@@ -25,12 +20,11 @@ session_core::session_core(session_host& host, asio::io_context& loop, std::uniq
       endpoint_(conn_->info()),
       id_(id),
       opts_(opts),
-      limits_(opts.limits()),
       established_at_(std::chrono::system_clock::now()),
       report_sent_(host.wants_sent()),
       out_(opts.write_high_water),
       timer_(loop),
-      deadlines_(opts, server_side, close_flush_bound) {
+      deadlines_(opts, server_side) {
   if (opts.backpressure == backpressure_mode::wait) room_ = std::make_unique<room_wait>();
 }
 
@@ -52,9 +46,9 @@ connection_info session_core::info() const {
 void session_core::start() {
   started_ = true;
   deadlines_.start(clock::now());
-  if (report_sent_ && conn_->report_acks()) {
-    by_ack_ = true;
-    unacked_ = std::make_unique<std::deque<std::pair<std::uint32_t, bool>>>();
+  if (report_sent_) {
+    sent_ = std::make_unique<sent_state>();
+    sent_->by_ack = conn_->report_acks();
   }
   host_.session_established(*this);
   if (state_.load() == state::open) conn_->start(*this);
@@ -222,7 +216,7 @@ void session_core::on_write_done() {
     std::lock_guard lock(room_->mu);
     room_->cv.notify_all();
   }
-  if (!sent_ids_.empty()) deliver_sent();
+  if (report_sent_ && !sent_->ids.empty()) deliver_sent();
   if (out_.has_pending()) {
     flush();
   } else if (state_.load(std::memory_order_relaxed) == state::closing && !writing_) {
@@ -249,7 +243,6 @@ void session_core::set_event_backpressure(bool paused) {
 }
 
 void session_core::inbound_request_done() noexcept {
-  inbound_open_.fetch_sub(1, std::memory_order_relaxed);
   host_.counters().inbound_requests_open.fetch_sub(1, std::memory_order_acq_rel);
   host_.request_answered();
 }
@@ -278,30 +271,32 @@ void session_core::collect_sent() {
     if (!h) continue;  // encoded here: cannot happen
     const bool report = !(h->type == packet_type::one_way && opts_.heartbeat_biz_type &&
                           h->biz_type == *opts_.heartbeat_biz_type);  // keep-alive only
-    if (by_ack_ && acked_ahead_ > 0) --acked_ahead_;  // its ack came before this write_done
-    else if (by_ack_) {
-      unacked_->emplace_back(h->message_id, report);
+    if (sent_->by_ack && sent_->acked_ahead > 0) --sent_->acked_ahead;  // its ack came before this write_done
+    else if (sent_->by_ack) {
+      sent_->unacked.emplace_back(h->message_id, report);
       continue;
     }
-    if (report) sent_ids_.push_back(h->message_id);
+    if (report) sent_->ids.push_back(h->message_id);
   }
 }
 
 void session_core::deliver_sent() {
   // A handler may close the connection: nothing is reported after on_closed.
-  for (std::size_t i = 0; i < sent_ids_.size() && state_.load(std::memory_order_relaxed) != state::closed; ++i)
-    host_.session_sent(*this, sent_ids_[i]);
-  sent_ids_.clear();
+  auto& ids = sent_->ids;
+  for (std::size_t i = 0; i < ids.size() && state_.load(std::memory_order_relaxed) != state::closed; ++i)
+    host_.session_sent(*this, ids[i]);
+  ids.clear();
 }
 
 void session_core::on_acked(std::size_t packets) {
-  if (!by_ack_ || state_.load(std::memory_order_relaxed) == state::closed) return;
-  for (; packets > 0 && !unacked_->empty(); --packets) {
-    auto [id, report] = unacked_->front();
-    unacked_->pop_front();
-    if (report) sent_ids_.push_back(id);
+  if (!sent_ || !sent_->by_ack || state_.load(std::memory_order_relaxed) == state::closed) return;
+  auto& s = *sent_;
+  for (; packets > 0 && !s.unacked.empty(); --packets) {
+    auto [id, report] = s.unacked.front();
+    s.unacked.pop_front();
+    if (report) s.ids.push_back(id);
   }
-  acked_ahead_ += packets;
+  s.acked_ahead += packets;
   deliver_sent();
 }
 
@@ -316,7 +311,7 @@ void session_core::protocol_violation(std::error_code ec, std::string detail) {
 
 void session_core::on_packet(bytes_view bytes) {
   if (state_.load(std::memory_order_relaxed) == state::closed) return;
-  auto v = decode_view(bytes, limits_);
+  auto v = decode_view(bytes, opts_.limits());
   if (!v) return protocol_violation(v.error(), "packet rejected: " + v.error().message());
   deadlines_.received(clock::now());
   packets_in_.store(packets_in_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -365,7 +360,6 @@ void session_core::dispatch(const packet_view& v, bytes_view payload) {
       return dispatch_response(v, payload);
     case packet_type::request: {
       message m{id_, v.header, v.ext_header, payload};
-      inbound_open_.fetch_add(1, std::memory_order_relaxed);
       host_.counters().inbound_requests_open.fetch_add(1, std::memory_order_acq_rel);
       msgtrans::request r(m, responder(shared_from_this(), v.header.message_id, v.header.biz_type,
                                        deadlines_.last_received()));

@@ -150,7 +150,6 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   endpoint_info endpoint_;
   session_id id_;
   const session_options& opts_;  // the host's: it outlives its sessions
-  decode_limits limits_;
   std::chrono::system_clock::time_point established_at_;
 
   std::atomic<state> state_{state::open};
@@ -163,13 +162,15 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   bool writing_ = false;
   bool paused_by_events_ = false;
   bool reading_ = true;
-  // Sent events: reported at all (the host wants them), and by acknowledgement (QUIC).
+  // Sent events: reported at all (the host wants them; only then is sent_ made).
   const bool report_sent_;
-  bool by_ack_ = false;
-  std::vector<std::uint32_t> sent_ids_;                    // this batch's, to report
-  // by_ack_: written, not yet acknowledged (id, report it); made only then.
-  std::unique_ptr<std::deque<std::pair<std::uint32_t, bool>>> unacked_;
-  std::size_t acked_ahead_ = 0;  // acknowledged before their on_write_done came
+  struct sent_state {
+    bool by_ack = false;               // the transport acknowledges (QUIC): report at on_acked
+    std::vector<std::uint32_t> ids;    // to report now
+    std::deque<std::pair<std::uint32_t, bool>> unacked;  // by_ack: written, not acked (id, report it)
+    std::size_t acked_ahead = 0;       // acknowledged before their on_write_done came
+  };
+  std::unique_ptr<sent_state> sent_;
 
   outbound_queue out_;
   message_id_allocator ids_;
@@ -182,7 +183,6 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   session_deadlines deadlines_;
 
   std::atomic<std::uint64_t> packets_in_{0}, packets_out_{0}, bytes_in_{0}, bytes_out_{0}, batches_out_{0};
-  std::atomic<std::uint64_t> inbound_open_{0};
 
   // backpressure_mode::wait: senders on other threads wait here for room. Made only in
   // that mode (an idle connection should not carry a mutex and a condition variable).

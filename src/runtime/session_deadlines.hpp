@@ -30,11 +30,8 @@ class session_deadlines {
     bool requests = false;      ///< a request deadline passed
   };
 
-  session_deadlines(const session_options& o, bool server_side, std::chrono::milliseconds close_timeout) noexcept
-      : first_packet_(server_side ? o.first_packet_timeout : std::chrono::milliseconds(0)),
-        idle_(o.idle_timeout),
-        heartbeat_(o.heartbeat_biz_type ? o.heartbeat_interval : std::chrono::milliseconds(0)),
-        close_(close_timeout) {}
+  /// `o` must outlive this (a session's options are its host's).
+  session_deadlines(const session_options& o, bool server_side) noexcept : o_(&o), server_side_(server_side) {}
 
   /// The session is established at `now`.
   void start(time_point now) noexcept { established_ = last_rx_ = last_tx_ = now; }
@@ -48,7 +45,7 @@ class session_deadlines {
   /// close() started flushing at `now`.
   void closing(time_point now) noexcept {
     closing_ = true;
-    close_at_ = close_.count() > 0 ? now + close_ : never;
+    close_at_ = o_->close_timeout.count() > 0 ? now + o_->close_timeout : never;
   }
   time_point last_received() const noexcept { return last_rx_; }
 
@@ -57,9 +54,9 @@ class session_deadlines {
   time_point next(std::optional<time_point> request_deadline) const noexcept {
     if (closing_) return close_at_;
     time_point t = request_deadline.value_or(never);
-    if (first_packet_.count() > 0 && !got_packet_) t = std::min(t, established_ + first_packet_);
-    if (idle_.count() > 0) t = std::min(t, last_rx_ + idle_);
-    if (heartbeat_.count() > 0) t = std::min(t, last_tx_ + heartbeat_);
+    if (first_packet_on()) t = std::min(t, established_ + o_->first_packet_timeout);
+    if (o_->idle_timeout.count() > 0) t = std::min(t, last_rx_ + o_->idle_timeout);
+    if (heartbeat_on()) t = std::min(t, last_tx_ + o_->heartbeat_interval);
     return t;
   }
 
@@ -71,16 +68,22 @@ class session_deadlines {
       return d;
     }
     d.requests = request_deadline && now >= *request_deadline;
-    d.first_packet = first_packet_.count() > 0 && !got_packet_ && now >= established_ + first_packet_;
-    d.idle = idle_.count() > 0 && now >= last_rx_ + idle_;
-    d.heartbeat = heartbeat_.count() > 0 && now >= last_tx_ + heartbeat_;
+    d.first_packet = first_packet_on() && now >= established_ + o_->first_packet_timeout;
+    d.idle = o_->idle_timeout.count() > 0 && now >= last_rx_ + o_->idle_timeout;
+    d.heartbeat = heartbeat_on() && now >= last_tx_ + o_->heartbeat_interval;
     return d;
   }
 
  private:
-  std::chrono::milliseconds first_packet_, idle_, heartbeat_, close_;
+  bool first_packet_on() const noexcept {
+    return server_side_ && !got_packet_ && o_->first_packet_timeout.count() > 0;
+  }
+  bool heartbeat_on() const noexcept { return o_->heartbeat_biz_type && o_->heartbeat_interval.count() > 0; }
+
+  const session_options* o_;  // a pointer, not copies: a session is kept small
   time_point established_{}, last_rx_{}, last_tx_{};
   time_point close_at_ = never;
+  bool server_side_;
   bool got_packet_ = false;
   bool closing_ = false;
 };

@@ -296,6 +296,18 @@ TEST(SessionCore, CloseFlushesEverythingQueuedFirst) {
   EXPECT_EQ(r.log->packets(), 3u);
 }
 
+TEST(SessionCore, CloseFlushIsBoundedByCloseTimeout) {
+  rig r;
+  r.opts.close_timeout = 30ms;
+  r.make();
+  r.on_loop([&] { (void)r.s->send(packet_type::one_way, 0, as_bytes("never acknowledged"), {}); });
+  r.on_loop([&] { r.s->close(close_info{close_reason::normal, {}, "bye"}); });
+  EXPECT_FALSE(r.log->closed) << "the write is still in flight";
+  // The peer never reads: on_write_done never comes; the one timer ends the wait.
+  ASSERT_TRUE(r.run_until([&] { return r.log->closed.has_value(); }));
+  EXPECT_EQ(r.log->closed->detail, "bye");
+}
+
 TEST(SessionCore, ClosedFailsRequestsInFlight) {
   rig r;
   r.make();

@@ -19,7 +19,9 @@ const tp t0 = tp{} + 1000s;
 }  // namespace
 
 TEST(SessionDeadlines, NothingConfiguredMeansNever) {
-  session_deadlines d(quiet(), true, 0ms);
+  auto o = quiet();
+  o.close_timeout = 0ms;
+  session_deadlines d(o, true);
   d.start(t0);
   EXPECT_EQ(d.next(std::nullopt), session_deadlines::never);
   auto due = d.due(t0 + 1000h, std::nullopt);
@@ -29,7 +31,7 @@ TEST(SessionDeadlines, NothingConfiguredMeansNever) {
 TEST(SessionDeadlines, FirstPacketOnlyOnTheServerAndOnlyUntilAPacketArrives) {
   auto o = quiet();
   o.first_packet_timeout = 10s;
-  session_deadlines server(o, true, 5s), client(o, false, 5s);
+  session_deadlines server(o, true), client(o, false);
   server.start(t0);
   client.start(t0);
   EXPECT_EQ(server.next(std::nullopt), t0 + 10s);
@@ -44,7 +46,7 @@ TEST(SessionDeadlines, FirstPacketOnlyOnTheServerAndOnlyUntilAPacketArrives) {
 TEST(SessionDeadlines, IdleMovesWithEachPacketReceived) {
   auto o = quiet();
   o.idle_timeout = 30s;
-  session_deadlines d(o, false, 5s);
+  session_deadlines d(o, false);
   d.start(t0);
   EXPECT_EQ(d.next(std::nullopt), t0 + 30s);
   d.received(t0 + 20s);
@@ -59,11 +61,11 @@ TEST(SessionDeadlines, IdleMovesWithEachPacketReceived) {
 TEST(SessionDeadlines, HeartbeatOnlyWithABizTypeAndMovesWithEachSend) {
   auto o = quiet();
   o.heartbeat_interval = 5s;
-  session_deadlines off(o, false, 5s);
+  session_deadlines off(o, false);
   off.start(t0);
   EXPECT_EQ(off.next(std::nullopt), session_deadlines::never);
   o.heartbeat_biz_type = 200;
-  session_deadlines d(o, false, 5s);
+  session_deadlines d(o, false);
   d.start(t0);
   EXPECT_EQ(d.next(std::nullopt), t0 + 5s);
   d.sent(t0 + 3s);
@@ -76,7 +78,7 @@ TEST(SessionDeadlines, HeartbeatOnlyWithABizTypeAndMovesWithEachSend) {
 TEST(SessionDeadlines, EarliestOfRequestsAndTimeouts) {
   auto o = quiet();
   o.idle_timeout = 30s;
-  session_deadlines d(o, false, 5s);
+  session_deadlines d(o, false);
   d.start(t0);
   EXPECT_EQ(d.next(t0 + 2s), t0 + 2s);
   EXPECT_EQ(d.next(t0 + 40s), t0 + 30s);
@@ -90,7 +92,8 @@ TEST(SessionDeadlines, ClosingLeavesOnlyTheFlushBound) {
   auto o = quiet();
   o.idle_timeout = 1s;
   o.first_packet_timeout = 1s;
-  session_deadlines d(o, true, 5s);
+  o.close_timeout = 5s;
+  session_deadlines d(o, true);
   d.start(t0);
   d.closing(t0 + 500ms);
   EXPECT_EQ(d.next(t0 + 100ms), t0 + 5500ms);
@@ -100,7 +103,9 @@ TEST(SessionDeadlines, ClosingLeavesOnlyTheFlushBound) {
 }
 
 TEST(SessionDeadlines, ZeroCloseTimeoutMeansTheFlushIsNotBounded) {
-  session_deadlines d(quiet(), true, 0ms);
+  auto o = quiet();
+  o.close_timeout = 0ms;
+  session_deadlines d(o, true);
   d.start(t0);
   d.closing(t0);
   EXPECT_EQ(d.next(std::nullopt), session_deadlines::never);

@@ -67,10 +67,11 @@ TEST(Tcp, ReusePortLetsTwoServersShareOnePort) {
   auto without = cfg;
   without.reuse_port = false;
   auto b = echo(without);  // the port is taken, and b does not ask to share it
-  std::string why;
-  EXPECT_EQ(b.start(&why), std::error_code(errc::bind_failed)) << why;
+  auto failed = b.start();
+  EXPECT_EQ(failed.code, std::error_code(errc::bind_failed)) << failed.detail;
   auto c = echo(cfg);
-  ASSERT_FALSE(c.start(&why)) << why;
+  auto started = c.start();
+  ASSERT_FALSE(started) << started.message();
   EXPECT_EQ(address_of(c), address_of(a));
   // The kernel spreads connections over both servers (by a hash of the addresses): with
   // 32 connections, all of them landing on one server has odds of 2^-31.
@@ -352,9 +353,9 @@ TEST(Tcp, TwoListenersOfOneProtocolAndBindErrorNamesAddress) {
   }
   auto taken = address_of(s);
   auto s2 = server_builder{}.listen(tcp_server_config{taken}).build();
-  std::string why;
-  EXPECT_EQ(s2.start(&why), errc::bind_failed);
-  EXPECT_NE(why.find(taken), std::string::npos) << why;
+  auto e = s2.start();
+  EXPECT_EQ(e.code, errc::bind_failed);
+  EXPECT_NE(e.detail.find(taken), std::string::npos) << e.detail;
 }
 
 TEST(Tcp, ConnectFailureAndTimeout) {

@@ -295,8 +295,8 @@ class runtime_server {
                  .options(so)
                  .on_request([](request& r) { (void)r.respond(r.payload); })
                  .build()) {
-    std::string why;
-    EXPECT_FALSE(srv_.start(&why)) << why;
+    auto started = srv_.start();
+    EXPECT_FALSE(started) << started.message();
     const auto addr = srv_.local_addresses().at(0).second;  // HOST:PORT/PATH
     port_ = std::stoi(addr.substr(addr.rfind(':') + 1));
   }
