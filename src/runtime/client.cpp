@@ -1,4 +1,5 @@
 #include "runtime/event_router.hpp"
+#include "runtime/session_options.hpp"
 
 #include <msgtrans/client.hpp>
 #include <msgtrans/error.hpp>
@@ -231,8 +232,7 @@ client_builder& client_builder::reconnect(const reconnect_policy& p) {
   return *this;
 }
 client_builder& client_builder::options(const session_options& o) {
-  if (o.max_message_size < header_size) throw std::invalid_argument("max_message_size must be at least 16 bytes");
-  if (o.write_high_water == 0) throw std::invalid_argument("write_high_water must be positive");
+  detail::validate(o);
   cfg_->opts = o;
   return *this;
 }

@@ -1,4 +1,5 @@
 #include "runtime/event_router.hpp"
+#include "runtime/session_options.hpp"
 #include "runtime/notices.hpp"
 
 #include <msgtrans/error.hpp>
@@ -310,8 +311,7 @@ server_builder& server_builder::max_connections(std::size_t n) {
   return *this;
 }
 server_builder& server_builder::options(const session_options& o) {
-  if (o.max_message_size < header_size) throw std::invalid_argument("max_message_size must be at least 16 bytes");
-  if (o.write_high_water == 0) throw std::invalid_argument("write_high_water must be positive");
+  detail::validate(o);
   cfg_->opts = o;
   return *this;
 }

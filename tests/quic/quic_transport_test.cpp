@@ -1,6 +1,7 @@
 // QUIC transport over real UDP on 127.0.0.1: handshake, echo, sizes, server push,
 // verification, ALPN, idle/keep-alive, close and back-pressure.
 #include "quic_test_util.hpp"
+#include "support/expect_invalid.hpp"
 #include "quic/udp_socket.hpp"
 
 #include <msgtrans/frame_decoder.hpp>
@@ -371,26 +372,18 @@ TEST_F(quic_test, bad_configuration_is_reported) {
   EXPECT_NE(e.detail.find("/nonexistent/cert.pem"), std::string::npos) << e.detail;
 
   // Mistakes in the configuration itself are thrown by make_*, naming the field.
-  auto throws_naming = [](auto make, const std::string& field) {
-    try {
-      make();
-      ADD_FAILURE() << "no exception for " << field;
-    } catch (const std::invalid_argument& e) {
-      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
-    }
-  };
   auto bad = server_config();
   bad.bind_address = "no-port";
-  throws_naming([&] { make_listener(bad); }, "quic_server_config.bind_address");
+  test::expect_invalid_naming([&] { make_listener(bad); }, "quic_server_config.bind_address");
   auto window = server_config();
   window.connection.stream_window = 0;
-  throws_naming([&] { make_listener(window); }, "quic_server_config.connection.stream_window");
+  test::expect_invalid_naming([&] { make_listener(window); }, "quic_server_config.connection.stream_window");
   quic_client_config nohost;
   nohost.address = ":4433";
-  throws_naming([&] { make_connector(nohost); }, "quic_client_config.address");
+  test::expect_invalid_naming([&] { make_connector(nohost); }, "quic_client_config.address");
   quic_client_config payload;
   payload.connection.max_udp_payload = 100;
-  throws_naming([&] { make_connector(payload); }, "quic_client_config.connection.max_udp_payload");
+  test::expect_invalid_naming([&] { make_connector(payload); }, "quic_client_config.connection.max_udp_payload");
 }
 
 // Forwards datagrams between one client and the server, and records the largest each way.

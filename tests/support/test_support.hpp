@@ -2,6 +2,8 @@
 // client never would), packet builders, and waiting on events with deadlines.
 #pragma once
 
+#include "support/expect_invalid.hpp"
+
 #include <msgtrans/msgtrans.hpp>
 
 #include <boost/asio/connect.hpp>
@@ -16,6 +18,7 @@
 #include <functional>
 #include <mutex>
 #include <poll.h>
+#include <stdexcept>
 #include <string>
 
 namespace msgtrans::test {
