@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
     auto conn = make_connector(ccfg);
     std::promise<std::unique_ptr<connection>> p;
     client_loop.run([&] {
-      conn->connect(client_loop.ioc, std::chrono::seconds(5), {}, [&](std::error_code e, std::unique_ptr<connection> c) {
+      conn->connect(client_loop.ioc, std::chrono::seconds(5), {}, [&](msgtrans::error_info e, std::unique_ptr<connection> c) {
         if (e) std::fprintf(stderr, "connect: %s\n", e.message().c_str());
         p.set_value(std::move(c));
       });

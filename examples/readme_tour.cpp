@@ -37,7 +37,7 @@ int server_and_client() {
       .on_message([](const msgtrans::message&) { /* pushed by the server */ })
       .on_request([](msgtrans::request& r) { r.respond("client here"); })
       .build();
-  if (auto ec = client.connect()) return 1;
+  if (auto e = client.connect()) { std::cerr << e.message() << "\n"; return 1; }  // "connect to 127.0.0.1:8001: Connection refused"
   client.send("Hello, MsgTrans!");
   auto reply = client.call("What time is it?");                  // blocking, 10 s default
   if (!reply || msgtrans::as_string(reply->payload) != "What time is it?") return 1;

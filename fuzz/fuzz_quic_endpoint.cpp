@@ -64,7 +64,7 @@ std::vector<std::uint8_t> capture_client_initial() {
   cfg.tls_insecure_skip_verify = true;
   cfg.connection.max_udp_payload = 1200;  // a network-sized Initial (on loopback it would be padded to 65,000)
   auto conn = make_connector(cfg);
-  conn->connect(io, std::chrono::milliseconds(500), {}, [](std::error_code, std::unique_ptr<connection>) {});
+  conn->connect(io, std::chrono::milliseconds(500), {}, [](msgtrans::error_info, std::unique_ptr<connection>) {});
   std::vector<std::uint8_t> pkt(65536);
   std::size_t n = 0;
   udp::endpoint from;

@@ -247,13 +247,13 @@ class bench_run {
       bench_conn* bc = conns_.back().get();
       asio::post(loop, [this, bc, &loop2 = loop] {
         target_->connect(loop2, std::chrono::milliseconds(static_cast<std::int64_t>(o_.connect_timeout_s * 1000)),
-                         ctx_, [this, bc](std::error_code ec, std::unique_ptr<connection> c) {
+                         ctx_, [this, bc](msgtrans::error_info ec, std::unique_ptr<connection> c) {
                            {
                              std::lock_guard lock(mu_);
                              ++answered_;
                              if (ec) {
                                ++failed_connects_;
-                               ++connect_errors_[ec.message()];
+                               ++connect_errors_[ec.message()];  // the detail: what failed, where
                              } else {
                                ++connected_;
                              }

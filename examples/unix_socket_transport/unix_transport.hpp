@@ -145,8 +145,8 @@ class unix_connector final : public msgtrans::connector {
   void connect(asio::io_context& loop, std::chrono::milliseconds, const msgtrans::transport_context& ctx,
                connect_handler done) override {
     auto s = std::make_shared<stream::socket>(loop);
-    s->async_connect(stream::endpoint(cfg_.path), [s, done = std::move(done), l = ctx.limits](boost::system::error_code ec) {
-      if (ec) return done(ec, nullptr);
+    s->async_connect(stream::endpoint(cfg_.path), [s, done = std::move(done), l = ctx.limits, path = cfg_.path](boost::system::error_code ec) {
+      if (ec) return done({ec, "connect to " + path + ": " + ec.message()}, nullptr);
       done({}, std::make_unique<unix_connection>(std::move(*s), l));
     });
   }

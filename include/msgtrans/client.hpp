@@ -94,15 +94,19 @@ class client {
   client& operator=(client&&) noexcept;
   ~client();
 
-  /// Connects (with retries per the reconnect policy). Completion: void(std::error_code).
+  /// Connects (with retries per the reconnect policy). Completion: void(std::error_code);
+  /// the failed attempts' details arrive as error events (on_error).
   template <class CompletionToken>
   auto async_connect(CompletionToken&& token) {
     return boost::asio::async_initiate<CompletionToken, void(std::error_code)>(
         [this](auto handler) { connect_impl(std::move(handler)); }, token);
   }
-  /// Blocking connect. On a loop thread of the client's runtime (in a handler) it
-  /// returns errc::wrong_thread: use async_connect there (threads.hpp).
-  std::error_code connect();
+  /// Blocking connect. Returns the last attempt's code and what failed (its detail,
+  /// e.g. "HTTP 403 Forbidden: origin not allowed"); empty on success:
+  ///     if (auto e = client.connect()) std::cerr << e.message() << '\n';
+  /// On a loop thread of the client's runtime (in a handler) it returns
+  /// errc::wrong_thread: use async_connect there (threads.hpp).
+  error_info connect();
   /// Graceful: flushes what send() accepted, then closes, waiting up to `timeout` for the
   /// close. Stops auto-reconnect. On a loop thread of the client's runtime it starts the
   /// close and returns without waiting (threads.hpp).

@@ -73,6 +73,18 @@ struct error_info {
   explicit operator bool() const noexcept { return static_cast<bool>(code); }
   /// The detail if there is one, else the code's message.
   std::string message() const { return detail.empty() ? code.message() : detail; }
+
+  /// Compares the code only (the detail is for people): `EXPECT_EQ(c.connect(), errc::timeout)`.
+  friend bool operator==(const error_info& a, const std::error_code& b) noexcept { return a.code == b; }
+  friend bool operator==(const error_info& a, errc b) noexcept { return a.code == b; }
 };
+
+/// Prints message(): the detail, or the code's message when there is none.
+template <class Ostream>
+  requires requires(Ostream& os, const std::string& s) { os << s; }
+Ostream& operator<<(Ostream& os, const error_info& e) {
+  os << e.message();
+  return os;
+}
 
 }  // namespace msgtrans

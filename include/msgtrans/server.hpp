@@ -153,7 +153,8 @@ class server {
 
   /// Graceful shutdown: stop accepting; let answered-in-flight requests finish (up to
   /// `timeout`); flush every queue; close every connection with reason `shutdown`
-  /// (one close event each); return. Blocking: on one of the server's loop threads (in
+  /// (one close event each), waiting up to session_options::close_timeout past `timeout`
+  /// for the closes; return. Blocking: on one of the server's loop threads (in
   /// a handler) it does nothing and returns errc::wrong_thread (see threads.hpp).
   std::error_code stop(std::chrono::milliseconds timeout = std::chrono::seconds(5));
 

@@ -233,11 +233,14 @@ class listener {
 /// Makes client connections.
 class connector {
  public:
-  using connect_handler = std::function<void(std::error_code, std::unique_ptr<connection>)>;
+  /// On failure the error_info's detail says what failed for this attempt ("connect to
+  /// 127.0.0.1:9: Connection refused", "HTTP 403 Forbidden: origin not allowed").
+  using connect_handler = std::function<void(error_info, std::unique_ptr<connection>)>;
 
   virtual ~connector() = default;
 
-  /// Connects on `loop`; calls `done` exactly once on that loop, within `timeout`.
+  /// Connects on `loop`; calls `done` exactly once on that loop, within `timeout`, with an
+  /// empty error_info and the connection, or with the failure and nullptr.
   virtual void connect(boost::asio::io_context& loop, std::chrono::milliseconds timeout,
                        const transport_context& ctx, connect_handler done) = 0;
   /// e.g. "tcp://127.0.0.1:8001"

@@ -20,16 +20,17 @@ using udp = asio::ip::udp;
 
 namespace {
 
-std::error_code to_connect_error(const close_info& why) {
+error_info to_connect_error(const close_info& why, const std::string& peer) {
+  std::string detail = "QUIC connect to " + peer + ": " + (why.detail.empty() ? to_string(why.reason) : why.detail);
   switch (why.reason) {
     case close_reason::handshake_timeout:
     case close_reason::idle_timeout:
-      return errc::timeout;
+      return {errc::timeout, std::move(detail)};
     default:
       break;
   }
-  if (why.error == errc::tls_error) return errc::tls_error;
-  return errc::connection_closed;
+  if (why.error == errc::tls_error) return {errc::tls_error, std::move(detail)};
+  return {errc::connection_closed, std::move(detail)};
 }
 
 // One client connection's socket, and the pending connect until it is answered.
@@ -42,7 +43,9 @@ class client_host final : public conn_host, public std::enable_shared_from_this<
                std::chrono::milliseconds timeout) {
     const udp::endpoint any(remote.protocol() == udp::v4() ? udp::endpoint(asio::ip::address_v4::any(), 0)
                                                            : udp::endpoint(asio::ip::address_v6::any(), 0));
-    if (auto ec = sock_.open(any, cfg.connection.udp_buffer_size, cfg.connection.udp_gso)) return finish(ec);
+    peer_ = net::format_endpoint(remote);
+    if (auto ec = sock_.open(any, cfg.connection.udp_buffer_size, cfg.connection.udp_gso))
+      return finish({ec, "opening a UDP socket for " + peer_ + ": " + ec.message()});
     auto le = sock_.local_endpoint();
     std::memcpy(&local_, le.data(), le.size());
     locallen_ = static_cast<socklen_t>(le.size());
@@ -59,7 +62,7 @@ class client_host final : public conn_host, public std::enable_shared_from_this<
     std::string detail;
     auto c = quic_conn::make_client(loop_, shared_from_this(), *cred_, cc, reinterpret_cast<sockaddr*>(&local_),
                                     locallen_, remote.data(), static_cast<socklen_t>(remote.size()), args, detail);
-    if (!c) return finish(errc::tls_error);
+    if (!c) return finish({errc::tls_error, "QUIC connect to " + peer_ + ": " + detail});
     conn_ = c.get();
     sock_.set_on_writable([this] {
       if (auto c = std::exchange(writable_waiter_, {}).lock()) c->flush();
@@ -72,7 +75,7 @@ class client_host final : public conn_host, public std::enable_shared_from_this<
     deadline_.expires_after(timeout);
     deadline_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (ec || !self->done_ || !self->conn_) return;
-      self->conn_->abort({close_reason::handshake_timeout, errc::timeout, "QUIC connect timed out", 0});
+      self->conn_->abort({close_reason::handshake_timeout, errc::timeout, "timed out", 0});
     });
     c->flush();  // the client Initial; from here its timer keeps the connection alive
   }
@@ -91,17 +94,17 @@ class client_host final : public conn_host, public std::enable_shared_from_this<
     asio::post(loop_, [d = std::move(done_), c]() mutable { d({}, std::make_unique<quic_connection>(c)); });
     done_ = nullptr;
   }
-  void on_failed(quic_conn&, const close_info& why) override { finish(to_connect_error(why)); }
+  void on_failed(quic_conn&, const close_info& why) override { finish(to_connect_error(why, peer_)); }
   void on_terminated(quic_conn&) override {
     conn_ = nullptr;
     deadline_.cancel();
     sock_.close();
   }
 
-  void finish(std::error_code ec) {
+  void finish(error_info ec) {
     deadline_.cancel();
     if (!done_) return;
-    asio::post(loop_, [d = std::move(done_), ec]() mutable { d(ec, nullptr); });
+    asio::post(loop_, [d = std::move(done_), ec = std::move(ec)]() mutable { d(std::move(ec), nullptr); });
     done_ = nullptr;
   }
 
@@ -115,6 +118,7 @@ class client_host final : public conn_host, public std::enable_shared_from_this<
   std::weak_ptr<quic_conn> writable_waiter_;
   sockaddr_storage local_{};
   socklen_t locallen_ = 0;
+  std::string peer_;
 };
 
 class quic_connector final : public connector {
@@ -132,16 +136,21 @@ class quic_connector final : public connector {
 
   void connect(asio::io_context& loop, std::chrono::milliseconds timeout, const transport_context& ctx,
                connect_handler done) override {
-    auto fail = [&](std::error_code ec) { asio::post(loop, [done = std::move(done), ec] { done(ec, nullptr); }); };
-    if (port_.empty()) return fail(errc::address_error);
-    if (!cred_) return fail(errc::tls_error);
+    auto fail = [&](error_info ec) {
+      asio::post(loop, [done = std::move(done), ec = std::move(ec)] { done(ec, nullptr); });
+    };
+    if (port_.empty()) return fail({errc::address_error, "quic_client_config.address: " + cfg_.address});
+    if (!cred_) return fail({errc::tls_error, cred_error_});
     if (timeout.count() <= 0) timeout = cfg_.connect_timeout;
     auto resolver = std::make_shared<udp::resolver>(loop);
     resolver->async_resolve(
         host_, port_,
-        [resolver, &loop, cfg = cfg_, cred = cred_, ctx, timeout, done = std::move(done)](
+        [resolver, &loop, name = host_, cfg = cfg_, cred = cred_, ctx, timeout, done = std::move(done)](
             boost::system::error_code ec, udp::resolver::results_type results) mutable {
-          if (ec || results.empty()) return done(errc::address_error, nullptr);
+          if (ec || results.empty())
+            return done({errc::address_error, "cannot resolve '" + name + "': " +
+                                                  (ec ? ec.message() : std::string("no address"))},
+                        nullptr);
           auto host = std::make_shared<client_host>(loop, cred, std::move(done));
           host->connect(results.begin()->endpoint(), cfg, ctx, timeout);
         });

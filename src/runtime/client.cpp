@@ -4,6 +4,7 @@
 #include <msgtrans/client.hpp>
 #include <msgtrans/error.hpp>
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -31,7 +32,8 @@ namespace detail {
 
 class client_impl final : public event_router, public std::enable_shared_from_this<client_impl> {
  public:
-  using connect_handler = asio::any_completion_handler<void(std::error_code)>;
+  // The outcome of connect(): the last attempt's code and detail.
+  using connect_handler = asio::any_completion_handler<void(error_info)>;
 
   explicit client_impl(client_config cfg)
       : event_router(std::move(cfg.h), cfg.event_capacity, cfg.sent_events),
@@ -136,8 +138,8 @@ class client_impl final : public event_router, public std::enable_shared_from_th
  private:
   void report_error(error_event e) { deliver_error(std::move(e)); }
 
-  static void complete(connect_handler h, std::error_code ec, asio::io_context& loop) {
-    complete_later(std::move(h), loop, ec);
+  static void complete(connect_handler h, error_info e, asio::io_context& loop) {
+    complete_later(std::move(h), loop, std::move(e));
   }
 
   std::chrono::milliseconds backoff(int n) {
@@ -154,17 +156,17 @@ class client_impl final : public event_router, public std::enable_shared_from_th
     ctx.limits = cfg_.opts.limits();
     ctx.close_timeout = cfg_.opts.close_timeout;
     cfg_.target->connect(loop_, cfg_.connect_timeout, ctx,
-                         [self = shared_from_this(), n, h](std::error_code ec, std::unique_ptr<connection> c) {
-                           self->attempted(n, h, ec, std::move(c));
+                         [self = shared_from_this(), n, h](error_info e, std::unique_ptr<connection> c) {
+                           self->attempted(n, h, std::move(e), std::move(c));
                          });
   }
 
-  void attempted(int n, std::shared_ptr<connect_handler> h, std::error_code ec, std::unique_ptr<connection> c) {
+  void attempted(int n, std::shared_ptr<connect_handler> h, error_info e, std::unique_ptr<connection> c) {
     if (user_disconnected_) {
       if (h && *h) complete(std::move(*h), errc::cancelled, loop_);
       return;  // dropping c closes it
     }
-    if (!ec) {
+    if (!e) {
       auto s = std::make_shared<session_core>(*this, loop_, std::move(c), session_id{next_session_++}, cfg_.opts, false);
       {
         std::lock_guard lock(mu_);
@@ -176,8 +178,8 @@ class client_impl final : public event_router, public std::enable_shared_from_th
       return;
     }
     const int max = std::max(1, cfg_.policy.max_attempts);
-    report_error(error_event{ec, "connect to " + cfg_.target->target() + " failed (attempt " + std::to_string(n + 1) +
-                                     " of " + std::to_string(max) + "): " + ec.message()});
+    report_error(error_event{e.code, "connect to " + cfg_.target->target() + " failed (attempt " +
+                                         std::to_string(n + 1) + " of " + std::to_string(max) + "): " + e.message()});
     if (n + 1 < max) {
       retry_timer_.expires_after(backoff(n));
       retry_timer_.async_wait([self = shared_from_this(), n, h](boost::system::error_code e) {
@@ -189,7 +191,7 @@ class client_impl final : public event_router, public std::enable_shared_from_th
       });
       return;
     }
-    if (h && *h) complete(std::move(*h), ec, loop_);
+    if (h && *h) complete(std::move(*h), std::move(e), loop_);
   }
 
   client_config cfg_;
@@ -274,12 +276,15 @@ client::~client() {
 }
 
 std::chrono::milliseconds client::default_timeout() const noexcept { return impl_->opts().request_timeout; }
-void client::connect_impl(boost::asio::any_completion_handler<void(std::error_code)> h) { impl_->connect(std::move(h)); }
-std::error_code client::connect() {
+void client::connect_impl(boost::asio::any_completion_handler<void(std::error_code)> h) {
+  auto ex = boost::asio::get_associated_executor(h);  // where the caller's handler runs
+  impl_->connect(boost::asio::bind_executor(ex, [h = std::move(h)](error_info e) mutable { std::move(h)(e.code); }));
+}
+error_info client::connect() {
   if (impl_->on_loop_thread()) return errc::wrong_thread;  // would wait for its own loop
-  std::promise<std::error_code> p;
+  std::promise<error_info> p;
   auto f = p.get_future();
-  async_connect([&p](std::error_code ec) { p.set_value(ec); });
+  impl_->connect([&p](error_info e) { p.set_value(std::move(e)); });
   return f.get();
 }
 void client::disconnect(std::chrono::milliseconds timeout) { impl_->disconnect(timeout); }

@@ -171,9 +171,10 @@ class server_impl final : public event_router, public notice_sink {
     for (auto& s : all_sessions()) s->close(close_info{close_reason::shutdown, errc::shutting_down, "server stopping"});
     {
       std::unique_lock lock(wait_mu_);
-      // Closing is bounded by the transports' own linger timers; allow for them.
+      // Ending a connection (flush, then the transport's close handshake) is bounded by
+      // session_options::close_timeout: allow for it past the stop deadline.
       wait_cv_.wait_until(lock, std::max(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)) +
-                                    std::chrono::seconds(3),
+                                    cfg_.opts.close_timeout,
                           [&] {
                             std::shared_lock t(table_mu_);
                             return sessions_.empty();

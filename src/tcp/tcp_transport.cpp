@@ -83,17 +83,25 @@ class tcp_connector final : public connector {
     auto addr = net::address::parse_connect(cfg_.address, why);  // checked by make_connector
     auto op = std::make_shared<attempt>(loop, std::move(done), ctx, cfg_);
     op->timer.expires_after(timeout);
-    op->timer.async_wait([op](error_code ec) {
+    op->timer.async_wait([op, timeout](error_code ec) {
       if (ec) return;
       op->timed_out = true;
+      op->timeout = timeout;
       error_code ignored;
       op->resolver.cancel();
       op->sock.close(ignored);
     });
-    op->resolver.async_resolve(addr->host, std::to_string(addr->port), [op](error_code ec, tcp::resolver::results_type r) {
-      if (ec) return op->finish(op->timed_out ? std::error_code(errc::timeout) : std::error_code(errc::address_error));
-      asio::async_connect(op->sock, r, [op](error_code ec, const tcp::endpoint&) {
-        if (ec) return op->finish(op->timed_out ? std::error_code(errc::timeout) : std::error_code(ec));
+    op->resolver.async_resolve(addr->host, std::to_string(addr->port), [op, host = addr->host](error_code ec, tcp::resolver::results_type r) {
+      if (ec)
+        return op->timed_out ? op->finish_timeout("resolving '" + host + "'")
+                             : op->finish({errc::address_error, "cannot resolve '" + host + "': " + ec.message()});
+      auto tried = [op](const error_code&, const tcp::endpoint& ep) {
+        op->last = net::format_endpoint(ep);
+        return true;
+      };
+      asio::async_connect(op->sock, r, tried, [op](error_code ec, const tcp::endpoint&) {
+        if (ec && op->timed_out) return op->finish_timeout("connect to " + op->last);
+        if (ec) return op->finish({ec, "connect to " + op->last + ": " + ec.message()});
         op->finish({});
       });
     });
@@ -105,12 +113,15 @@ class tcp_connector final : public connector {
   struct attempt {
     attempt(asio::io_context& loop, connect_handler d, const transport_context& c, const tcp_client_config& cfg)
         : resolver(loop), sock(loop), timer(loop), done(std::move(d)), ctx(c), cfg(cfg) {}
-    void finish(std::error_code ec) {
+    void finish_timeout(const std::string& what) {
+      finish({errc::timeout, what + " timed out after " + std::to_string(timeout.count()) + " ms"});
+    }
+    void finish(error_info ec) {
       timer.cancel();
       if (!done) return;
       auto d = std::move(done);
       done = nullptr;
-      if (ec) return d(ec, nullptr);
+      if (ec) return d(std::move(ec), nullptr);
       apply_socket_options(sock, cfg.nodelay, cfg.keep_alive_interval);
       d({}, std::make_unique<detail::tcp_connection>(std::move(sock), ctx));
     }
@@ -120,6 +131,8 @@ class tcp_connector final : public connector {
     connect_handler done;
     transport_context ctx;
     tcp_client_config cfg;
+    std::string last;  // the endpoint being tried
+    std::chrono::milliseconds timeout{0};
     bool timed_out = false;
   };
   tcp_client_config cfg_;

@@ -24,6 +24,7 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
 
 #include <openssl/ssl.h>
 
@@ -262,12 +263,13 @@ class client_attempt : public std::enable_shared_from_this<client_attempt<Stream
   void run(milliseconds total, milliseconds connect_timeout, milliseconds handshake_timeout) {
     deadline_ = clock::now() + total;
     handshake_timeout_ = handshake_timeout;
+    phase_ = "resolving '" + url_->host + "'";
     arm(connect_timeout);
     resolver_.async_resolve(
         url_->host, url_->port,
         [self = this->shared_from_this()](boost::system::error_code ec, tcp::resolver::results_type results) {
           if (self->finished_) return;
-          if (ec) return self->fail(errc::address_error);
+          if (ec) return self->fail({errc::address_error, "cannot resolve '" + self->url_->host + "': " + ec.message()});
           self->connect(std::move(results));
         });
   }
@@ -276,15 +278,21 @@ class client_attempt : public std::enable_shared_from_this<client_attempt<Stream
   void arm(milliseconds phase) {
     timer_.expires_at(std::min(deadline_, clock::now() + phase));
     timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
-      if (!ec) self->fail(errc::timeout);
+      if (!ec) self->fail({errc::timeout, self->phase_ + " timed out"});
     });
   }
 
   void connect(tcp::resolver::results_type results) {
-    asio::async_connect(lowest(stream_), results,
+    auto tried = [self = this->shared_from_this()](const boost::system::error_code&, const tcp::endpoint& ep) {
+      self->peer_ = net::format_endpoint(ep);
+      self->phase_ = "connect to " + self->peer_;
+      return true;
+    };
+    asio::async_connect(lowest(stream_), results, tried,
                         [self = this->shared_from_this()](boost::system::error_code ec, const tcp::endpoint&) {
                           if (self->finished_) return;
-                          if (ec) return self->fail(std::error_code(ec));
+                          if (ec) return self->fail({ec, self->phase_ + ": " + ec.message()});
+                          self->phase_ = "WebSocket handshake with " + self->peer_;
                           self->arm(self->handshake_timeout_);
                           self->tls_handshake();
                         });
@@ -292,10 +300,11 @@ class client_attempt : public std::enable_shared_from_this<client_attempt<Stream
 
   void tls_handshake() {
     if constexpr (std::is_same_v<Stream, tls_stream>) {
+      phase_ = "TLS handshake with " + peer_;
       stream_.async_handshake(ssl::stream_base::client, [self = this->shared_from_this()](boost::system::error_code ec) {
         if (self->finished_) return;
-        // OpenSSL's own error says what failed ("certificate verify failed").
-        if (ec) return self->fail(std::error_code(ec));
+        if (ec) return self->fail({errc::tls_error, self->tls_failure(ec)});
+        self->phase_ = "WebSocket handshake with " + self->peer_;
         self->send_request();
       });
     } else {
@@ -307,7 +316,7 @@ class client_attempt : public std::enable_shared_from_this<client_attempt<Stream
     asio::async_write(stream_, asio::buffer(request_),
                       [self = this->shared_from_this()](boost::system::error_code ec, std::size_t) {
                         if (self->finished_) return;
-                        if (ec) return self->fail(std::error_code(ec));
+                        if (ec) return self->fail({ec, self->phase_ + ": " + ec.message()});
                         self->read_response();
                       });
   }
@@ -318,7 +327,7 @@ class client_attempt : public std::enable_shared_from_this<client_attempt<Stream
     http::async_read_header(stream_, buf_, parser_,
                             [self = this->shared_from_this()](boost::system::error_code ec, std::size_t) {
                               if (self->finished_) return;
-                              if (ec) return self->fail(std::error_code(ec));
+                              if (ec) return self->fail({ec, self->phase_ + ": " + ec.message()});
                               self->on_response();
                             });
   }
@@ -326,7 +335,9 @@ class client_attempt : public std::enable_shared_from_this<client_attempt<Stream
   void on_response() {
     const auto& res = parser_.get();
     ws::http_response r{static_cast<int>(res.result_int()), fields_of(res)};
-    if (!ws::check_response(r, expected_accept_).empty()) return fail(errc::protocol_error);
+    if (r.status != 101) return read_refusal();
+    if (auto why = ws::check_response(r, expected_accept_); !why.empty())
+      return fail({errc::protocol_error, phase_ + ": " + why});
     finished_ = true;
     timer_.cancel();
     auto conn = make_connection(std::move(stream_), st_, tls_, leftover_of(buf_));
@@ -334,7 +345,30 @@ class client_attempt : public std::enable_shared_from_this<client_attempt<Stream
     done({}, std::move(conn));
   }
 
-  void fail(std::error_code ec) {
+  // The server refused the upgrade: its body usually says why ("origin not allowed").
+  void read_refusal() {
+    parser_.body_limit(4 * 1024);
+    http::async_read(stream_, buf_, parser_, [self = this->shared_from_this()](boost::system::error_code ec, std::size_t) {
+      if (self->finished_) return;
+      const auto& res = self->parser_.get();
+      std::string why = ec ? std::string() : res.body();
+      why = why.substr(0, why.find('\n'));
+      if (why.empty()) why = std::string(res.reason());
+      self->fail({errc::protocol_error, "HTTP " + std::to_string(res.result_int()) + " " + std::string(res.reason()) +
+                                            ": " + why});
+    });
+  }
+
+  std::string tls_failure(const boost::system::error_code& ec) {
+    std::string why = phase_ + ": " + ec.message();
+    if constexpr (std::is_same_v<Stream, tls_stream>) {
+      const long v = SSL_get_verify_result(stream_.native_handle());
+      if (v != X509_V_OK) why += " (" + std::string(X509_verify_cert_error_string(v)) + ")";
+    }
+    return why;
+  }
+
+  void fail(error_info ec) {
     if (finished_) return;
     finished_ = true;
     boost::system::error_code ignored;
@@ -342,7 +376,7 @@ class client_attempt : public std::enable_shared_from_this<client_attempt<Stream
     resolver_.cancel();
     lowest(stream_).close(ignored);
     auto done = std::move(done_);
-    done(ec, nullptr);
+    done(std::move(ec), nullptr);
   }
 
   Stream stream_;
@@ -357,7 +391,9 @@ class client_attempt : public std::enable_shared_from_this<client_attempt<Stream
   clock::time_point deadline_;
   milliseconds handshake_timeout_{0};
   boost::beast::flat_buffer buf_;
-  http::response_parser<http::empty_body> parser_;
+  http::response_parser<http::string_body> parser_;
+  std::string peer_;                      // the endpoint being tried, then connected to
+  std::string phase_;  // what a timeout interrupts
   bool finished_ = false;
 };
 

@@ -46,7 +46,7 @@ TEST_F(quic_robustness, five_hundred_concurrent_connections) {
   std::vector<std::unique_ptr<test_owner>> clients(n);
   std::size_t connected = 0, failed = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    connector->connect(ioc, 20s, {}, [&, i](std::error_code ec, std::unique_ptr<connection> c) {
+    connector->connect(ioc, 20s, {}, [&, i](msgtrans::error_info ec, std::unique_ptr<connection> c) {
       if (ec) {
         ++failed;
         return;
@@ -487,7 +487,7 @@ std::vector<std::uint8_t> capture_client_initial(asio::io_context& ioc, const st
   cfg.connection.max_udp_payload = 1200;
   auto conn = make_connector(cfg);
   bool done = false;
-  conn->connect(ioc, 200ms, {}, [&](std::error_code, std::unique_ptr<connection>) { done = true; });
+  conn->connect(ioc, 200ms, {}, [&](msgtrans::error_info, std::unique_ptr<connection>) { done = true; });
   std::vector<std::uint8_t> pkt(65536);
   std::size_t n = 0;
   udp::endpoint from;

@@ -157,19 +157,29 @@ struct test_server {
   std::string address() const { return l->local_address(); }
 };
 
-/// Connects and returns the connection (nullptr on failure, with `ec`).
+/// Connects and returns the connection (nullptr on failure, with `ec` and its detail).
 inline std::unique_ptr<connection> connect(boost::asio::io_context& ioc, const quic_client_config& cfg,
-                                           std::error_code& ec, std::chrono::milliseconds timeout = 5s,
+                                           error_info& ec, std::chrono::milliseconds timeout = 5s,
                                            transport_context ctx = {}) {
   auto conn = make_connector(cfg);
   bool done = false;
   std::unique_ptr<connection> out;
-  conn->connect(ioc, timeout, ctx, [&](std::error_code e, std::unique_ptr<connection> c) {
+  conn->connect(ioc, timeout, ctx, [&](msgtrans::error_info e, std::unique_ptr<connection> c) {
     done = true;
     ec = e;
     out = std::move(c);
   });
   if (!run_until(ioc, [&] { return done; }, timeout + 5s)) ec = errc::timeout;
+  return out;
+}
+
+/// The same, for tests that look at the code only.
+inline std::unique_ptr<connection> connect(boost::asio::io_context& ioc, const quic_client_config& cfg,
+                                           std::error_code& ec, std::chrono::milliseconds timeout = 5s,
+                                           transport_context ctx = {}) {
+  error_info e;
+  auto out = connect(ioc, cfg, e, timeout, std::move(ctx));
+  ec = e.code;
   return out;
 }
 

@@ -28,7 +28,7 @@ TEST(Threads, ClientConnectAndCallInAClientHandlerReturnWrongThread) {
                .on_message([&](const message&) {
                  const auto connect_ec = cp->connect();
                  auto call = cp->call(as_bytes("x"));
-                 got.set_value({connect_ec, call ? std::error_code{} : call.error()});
+                 got.set_value({connect_ec.code, call ? std::error_code{} : call.error()});
                })
                .build();
   cp = &c;

@@ -361,8 +361,12 @@ TEST(Tcp, TwoListenersOfOneProtocolAndBindErrorNamesAddress) {
 TEST(Tcp, ConnectFailureAndTimeout) {
   // A port with nothing listening: refused fast.
   const auto port = unused_port();
-  client c = client_builder{}.connect_to(tcp_client_config{"127.0.0.1:" + std::to_string(port)}).build();
-  EXPECT_TRUE(c.connect());
+  const std::string addr = "127.0.0.1:" + std::to_string(port);
+  client c = client_builder{}.connect_to(tcp_client_config{addr}).build();
+  const auto e = c.connect();
+  EXPECT_TRUE(e.code == std::errc::connection_refused) << e.code.message();
+  // The detail names the address that refused, then the system's reason.
+  EXPECT_EQ(e.detail, "connect to " + addr + ": " + std::make_error_code(std::errc::connection_refused).message());
   EXPECT_FALSE(c.is_connected());
   EXPECT_EQ(c.call(as_bytes("x")).error(), errc::not_connected);
 }
@@ -927,8 +931,13 @@ TEST(Tcp, ClientReportsEachFailedConnectAttempt) {
                    errors.push_back(e);
                  })
                  .build();
-  EXPECT_TRUE(c.connect());
+  const auto last = c.connect();
+  EXPECT_TRUE(last);
   std::lock_guard lock(mu);
   ASSERT_EQ(errors.size(), 3u);
   EXPECT_NE(errors[2].detail.find("attempt 3 of 3"), std::string::npos) << errors[2].detail;
+  // The event carries the connector's detail; connect() returns the last attempt's.
+  EXPECT_NE(errors[2].detail.find(last.detail), std::string::npos) << errors[2].detail;
+  EXPECT_NE(last.detail.find("connect to 127.0.0.1:" + std::to_string(port)), std::string::npos) << last.detail;
+  EXPECT_EQ(errors[2].error, last.code);
 }

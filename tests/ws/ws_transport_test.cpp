@@ -375,11 +375,11 @@ class test_client {
     thread_.join();
   }
 
-  std::error_code connect(std::chrono::milliseconds timeout = 5s) {
-    std::promise<std::error_code> p;
+  error_info connect(std::chrono::milliseconds timeout = 5s) {
+    std::promise<error_info> p;
     asio::post(io_, [&] {
       connector_->connect(io_, timeout, transport_context{},
-                          [&](std::error_code ec, std::unique_ptr<connection> c) {
+                          [&](msgtrans::error_info ec, std::unique_ptr<connection> c) {
                             EXPECT_TRUE(io_.get_executor().running_in_this_thread());
                             if (!ec) {
                               conn_ = std::move(c);
@@ -822,7 +822,11 @@ TEST(ws_transport, allowed_origins) {
   EXPECT_FALSE(ok.connect());
   cc.headers = {{"Origin", "https://evil.example"}};
   test_client refused(cc);
-  EXPECT_EQ(refused.connect(), errc::protocol_error);
+  const auto e = refused.connect();
+  EXPECT_EQ(e, errc::protocol_error);
+  // The status and the server's reason, not just "protocol error".
+  EXPECT_EQ(e.detail, "HTTP 403 Forbidden: origin not allowed");
+  EXPECT_EQ(e.message(), "HTTP 403 Forbidden: origin not allowed");
 }
 
 TEST(ws_transport, connector_errors) {
@@ -830,7 +834,9 @@ TEST(ws_transport, connector_errors) {
   ws_client_config cc;
   cc.url = "ws://127.0.0.1:" + std::to_string(srv.port()) + "/wrong";
   test_client wrong_path(cc);
-  EXPECT_EQ(wrong_path.connect(), errc::protocol_error);
+  const auto e = wrong_path.connect();
+  EXPECT_EQ(e, errc::protocol_error);
+  EXPECT_EQ(e.detail, "HTTP 404 Not Found: no WebSocket endpoint at this path");
 
   // A listening socket that never answers: the handshake timeout fires.
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -845,7 +851,9 @@ TEST(ws_transport, connector_errors) {
   cc.handshake_timeout = 200ms;
   test_client mute(cc);
   const auto t0 = clock_type::now();
-  EXPECT_EQ(mute.connect(), errc::timeout);
+  const auto timed_out = mute.connect();
+  EXPECT_EQ(timed_out, errc::timeout);
+  EXPECT_EQ(timed_out.detail, "WebSocket handshake with 127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + " timed out");
   EXPECT_LT(clock_type::now() - t0, 3s);
   ::close(fd);
 
@@ -1039,8 +1047,10 @@ TEST_F(ws_tls, verification_rejects_unknown_cert_and_accepts_it_with_ca_file) {
   {
     test_client strict(cc);
     auto ec = strict.connect();
-    EXPECT_TRUE(ec);
+    EXPECT_EQ(ec, errc::tls_error) << ec.message();
+    EXPECT_NE(ec.message().find("TLS handshake with 127.0.0.1:"), std::string::npos) << ec.message();
     EXPECT_NE(ec.message().find("certificate verify failed"), std::string::npos) << ec.message();
+    EXPECT_NE(ec.message().find("self-signed"), std::string::npos) << ec.message();
   }
   cc.tls_ca_file = (dir_ / "cert.pem").string();
   {
