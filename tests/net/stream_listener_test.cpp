@@ -25,7 +25,9 @@ using msgtrans::net::stream_listener_options;
 namespace {
 
 struct fixture {
-  asio::io_context accept_loop, conn_loop;
+  // conn_loop outlives accept_loop: an accept still pending when accept_loop is destroyed
+  // holds a socket made for conn_loop.
+  asio::io_context conn_loop, accept_loop;
   transport_context ctx;
 
   error_info start(stream_listener& l, const stream_listener_options& o,

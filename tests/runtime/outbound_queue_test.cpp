@@ -37,7 +37,8 @@ TEST(OutgoingPacket, AutomaticCompressionAndTheSizeLimit) {
   session_options so;
   so.auto_compress = compression::zstd;
   so.auto_compress_min = 100;
-  outgoing_packet small(packet_type::one_way, 1, as_bytes(text(50)), {}, so);
+  const std::string payload39 = text(50);  // outlives the packet view
+  outgoing_packet small(packet_type::one_way, 1, as_bytes(payload39), {}, so);
   EXPECT_EQ(small.size(), header_size + 50);
   const std::string big = text(10000);
   outgoing_packet p(packet_type::one_way, 1, as_bytes(big), {}, so);
@@ -51,7 +52,8 @@ TEST(OutgoingPacket, AutomaticCompressionAndTheSizeLimit) {
 
   session_options tight;
   tight.max_message_size = 64;
-  outgoing_packet too_big(packet_type::one_way, 1, as_bytes(text(100)), {}, tight);
+  const std::string payload54 = text(100);  // outlives the packet view
+  outgoing_packet too_big(packet_type::one_way, 1, as_bytes(payload54), {}, tight);
   EXPECT_EQ(too_big.error(), errc::message_too_large);
 }
 
@@ -73,7 +75,8 @@ TEST(OutboundQueue, AdmitsUntilTheMarkCountingPostedBytes) {
 TEST(OutboundQueue, PausesPastTheMarkOrOnRefusalAndResumesAtHalf) {
   outbound_queue q(1000);
   session_options so;
-  outgoing_packet p(packet_type::one_way, 1, as_bytes(text(584)), {}, so);  // 600 bytes
+  const std::string payload77 = text(584);  // outlives the packet view
+  outgoing_packet p(packet_type::one_way, 1, as_bytes(payload77), {}, so);  // 600 bytes
   q.push(p);
   EXPECT_FALSE(q.update_pause());
   EXPECT_EQ(q.admit(600), errc::queue_full);
