@@ -29,6 +29,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
@@ -94,6 +95,8 @@ struct core {
   int live_subs = 0;   // subscriptions whose on-complete callback has not run
   bool closed_seen = false;
   std::string url;     // the server connected to last
+  // Unsubscribed, not yet destroyed (see bury()).
+  std::deque<std::pair<std::chrono::steady_clock::time_point, natsSubscription*>> graveyard;
 
   std::mutex state_mu;  // serialises on_state calls
 
@@ -103,6 +106,29 @@ struct core {
     if (on_state) on_state(s, detail);
   }
 };
+
+// cnats 3.4.1's read loop takes a subscription from its table and uses it after
+// releasing the table's lock without a reference (nats.c issue #637, fixed in 3.6), so
+// a natsSubscription_Destroy racing with an inbound message for it can free it under
+// the read loop. We keep our reference for `grace` after natsSubscription_Unsubscribe
+// (which takes it out of the table at once): the read loop's window is a few
+// instructions and one allocation. stop() destroys the rest after natsConnection_Close,
+// which joins the read loop.
+constexpr auto grace = std::chrono::seconds(5);
+
+// Caller holds c.mu.
+void bury(core& c, natsSubscription* sub) {
+  c.graveyard.emplace_back(std::chrono::steady_clock::now(), sub);
+}
+
+// Destroys the subscriptions unsubscribed more than `grace` ago. Caller holds c.mu.
+void sweep(core& c) {
+  const auto now = std::chrono::steady_clock::now();
+  while (!c.graveyard.empty() && now - c.graveyard.front().first > grace) {
+    natsSubscription_Destroy(c.graveyard.front().second);
+    c.graveyard.pop_front();
+  }
+}
 
 thread_local const core* delivering = nullptr;  // set while on_message runs
 
@@ -182,11 +208,17 @@ void on_closed(natsConnection* nc, void* closure) {
   c->cv.notify_all();
 }
 
+// The status text, plus cnats's last error of this thread when it says more
+// ("Authorization Violation"), without its "(conn.c:1905): " source position.
 std::string status_text(natsStatus s) {
   std::string text = natsStatus_GetText(s);
   const char* last = nats_GetLastError(nullptr);
-  if (last != nullptr && *last && text.find(last) == std::string::npos && std::string_view(last) != text)
-    text += std::string(" (") + last + ")";
+  std::string_view more = last != nullptr ? last : "";
+  if (!more.empty() && more.front() == '(') {
+    auto end = more.find("): ");
+    if (end != std::string_view::npos) more.remove_prefix(end + 3);
+  }
+  if (!more.empty() && more != text) text += " (" + std::string(more) + ")";
   return text;
 }
 
@@ -302,13 +334,14 @@ std::error_code nats_bus::subscribe(std::string_view subject) {
   std::lock_guard lock(c_->mu);
   if (c_->stopping || c_->nc == nullptr) return errc::not_connected;
   if (c_->subs.contains(subject)) return {};
+  sweep(*c_);
   const std::string subj(subject);
   natsSubscription* sub = nullptr;
   natsStatus s = natsConnection_Subscribe(&sub, c_->nc, subj.c_str(), on_msg, c_);
   if (s != NATS_OK) return s == NATS_INVALID_SUBJECT ? errc::invalid_argument : errc::not_connected;
   if (natsSubscription_SetOnCompleteCB(sub, on_sub_complete, c_) != NATS_OK) {
     natsSubscription_Unsubscribe(sub);
-    natsSubscription_Destroy(sub);
+    bury(*c_, sub);
     return errc::not_connected;
   }
   ++c_->live_subs;
@@ -317,16 +350,14 @@ std::error_code nats_bus::subscribe(std::string_view subject) {
 }
 
 void nats_bus::unsubscribe(std::string_view subject) {
-  natsSubscription* sub = nullptr;
-  {
-    std::lock_guard lock(c_->mu);
-    auto it = c_->subs.find(subject);
-    if (it == c_->subs.end()) return;
-    sub = it->second;
-    c_->subs.erase(it);  // from here on, on_msg drops this subscription's messages
-  }
+  std::lock_guard lock(c_->mu);
+  auto it = c_->subs.find(subject);
+  if (it == c_->subs.end()) return;
+  natsSubscription* sub = it->second;
+  c_->subs.erase(it);  // from here on, on_msg drops this subscription's messages
   natsSubscription_Unsubscribe(sub);
-  natsSubscription_Destroy(sub);  // cnats keeps it alive until its delivery completes
+  bury(*c_, sub);
+  sweep(*c_);
 }
 
 void nats_bus::stop() {
@@ -345,10 +376,7 @@ void nats_bus::stop() {
     const int self = in_handler ? 1 : 0;
     ok = c_->cv.wait_for(lock, drain_bound, [&] { return c_->in_flight <= self; });
   }
-  for (auto* sub : subs) {
-    natsSubscription_Unsubscribe(sub);
-    natsSubscription_Destroy(sub);
-  }
+  for (auto* sub : subs) natsSubscription_Unsubscribe(sub);
   if (c_->nc == nullptr) {  // never started, or start() failed
     c_->state.store(bus_state::closed);
     return;
@@ -365,6 +393,12 @@ void nats_bus::stop() {
     std::unique_lock lock(c_->mu);
     ok = c_->cv.wait_for(lock, drain_bound,
                          [&] { return c_->closed_seen && (in_handler || c_->live_subs == 0); }) && ok;
+  }
+  for (auto* sub : subs) natsSubscription_Destroy(sub);  // the read loop is joined now
+  {
+    std::lock_guard lock(c_->mu);
+    for (auto& [when, sub] : c_->graveyard) natsSubscription_Destroy(sub);
+    c_->graveyard.clear();
   }
   natsConnection_Destroy(nc);
   c_->state.store(bus_state::closed);

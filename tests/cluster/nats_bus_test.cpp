@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -62,6 +63,21 @@ struct node {
   }
   bool wait_state(bus_state s, std::chrono::milliseconds t = 5s) {
     return wait([&] { return !states.empty() && states.back().first == s; }, t);
+  }
+  /// How many state changes so far (for wait_state_since).
+  std::size_t mark() {
+    std::lock_guard lock(mu);
+    return states.size();
+  }
+  /// Waits for `s` among the state changes after `since`; returns its detail.
+  std::optional<std::string> wait_state_since(std::size_t since, bus_state s, std::chrono::milliseconds t = 5s) {
+    std::optional<std::string> detail;
+    wait([&] {
+      for (auto i = since; i < states.size(); ++i)
+        if (states[i].first == s) detail = states[i].second;
+      return detail.has_value();
+    }, t);
+    return detail;
   }
   std::vector<std::pair<std::string, std::string>> messages() {
     std::lock_guard lock(mu);
@@ -225,13 +241,15 @@ TEST(NatsBus, FailsOverInAThreeNodeCluster) {
   ASSERT_FALSE(b.bus->subscribe("fo"));
   ASSERT_TRUE(wait_interest(a, b, "fo"));  // nats-1 -> route -> nats-2
 
+  const auto before = a.mark();
   cl.node(0).kill();
-  ASSERT_TRUE(a.wait_state(bus_state::reconnecting));
-  ASSERT_TRUE(a.wait_state(bus_state::connected));
-  {
-    std::lock_guard lock(a.mu);
-    EXPECT_NE(a.states.back().second.find(cl.node(1).url()), std::string::npos) << a.states.back().second;
-  }
+  auto lost = a.wait_state_since(before, bus_state::reconnecting);
+  ASSERT_TRUE(lost);
+  EXPECT_NE(lost->find(cl.node(0).url()), std::string::npos) << *lost;
+  auto back = a.wait_state_since(before, bus_state::connected);
+  ASSERT_TRUE(back);
+  EXPECT_NE(back->find(cl.node(1).url()), std::string::npos) << *back;
+  EXPECT_EQ(a.bus->state(), bus_state::connected);
   ASSERT_FALSE(a.publish("fo", "after-failover"));
   ASSERT_TRUE(b.wait_for_message("fo", "after-failover"));
 }
@@ -293,8 +311,10 @@ TEST(NatsBus, NoDeliveryAfterStopReturns) {
   const auto deadline = clock_type::now() + 5s;
   while (seen.load() < 200 && clock_type::now() < deadline) std::this_thread::sleep_for(1ms);
   ASSERT_GE(seen.load(), 200);
+  const auto t0 = clock_type::now();
   b->stop();
   stopped = true;
+  EXPECT_LT(clock_type::now() - t0, 2s);  // cnats's completion callbacks came (no 10 s bound)
   std::this_thread::sleep_for(100ms);  // absence check: give a wrong late delivery time to show
   run = false;
   pub.join();
