@@ -22,7 +22,8 @@
 // a subscription's callback (which then only touches `core`) until that subscription's
 // on-complete callback, and the closed callback after natsConnection_Close; stop() waits
 // for both before `core` is freed. If cnats were ever to miss one within 10 s, `core` is
-// leaked rather than freed under a running callback.
+// leaked rather than freed under a running callback. Unsubscribed natsSubscriptions are
+// destroyed late, for a cnats 3.4.1 race (see bury()).
 #include <msgtrans/cluster.hpp>
 
 #include <nats/nats.h>
@@ -32,6 +33,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <stdexcept>
 #include <string>
@@ -57,15 +59,19 @@ constexpr auto drain_bound = std::chrono::seconds(10);
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
 void validate(const nats_cluster_config& c) {
-  auto bad = [](const std::string& what) { throw std::invalid_argument("nats_cluster_config: " + what); };
+  auto bad = [](const std::string& what) { throw std::invalid_argument("nats_cluster_config." + what); };
   if (c.servers.empty()) bad("servers is empty");
   for (const auto& s : c.servers) {
-    if (!(starts_with(s, "nats://") || starts_with(s, "tls://")) || s.size() <= 7)
+    const bool scheme = starts_with(s, "nats://") || starts_with(s, "tls://");
+    if (!scheme || s.size() == s.find("//") + 2)
       bad("servers: \"" + s + "\" is not a nats://host:port or tls://host:port URL");
   }
-  if (c.user.empty() != c.password.empty()) bad("user and password go together (one is empty)");
+  if (c.user.empty() != c.password.empty())
+    bad(c.user.empty() ? "user is empty but password is set (both or neither)"
+                       : "password is empty but user is set (both or neither)");
   if (c.tls_cert_file.empty() != c.tls_key_file.empty())
-    bad("tls_cert_file and tls_key_file go together (one is empty)");
+    bad(c.tls_cert_file.empty() ? "tls_cert_file is empty but tls_key_file is set (both or neither)"
+                                : "tls_key_file is empty but tls_cert_file is set (both or neither)");
   if (c.cluster_name.empty()) bad("cluster_name is empty");
   if (c.connect_timeout.count() <= 0) bad("connect_timeout must be positive");
   if (c.reconnect_wait.count() <= 0) bad("reconnect_wait must be positive");
@@ -100,10 +106,15 @@ struct core {
 
   std::mutex state_mu;  // serialises on_state calls
 
-  void notify_state(bus_state s, const std::string& detail) {
+  // Sets the state and reports it; with `only_from`, only if the state is that one.
+  void notify_state(bus_state s, const std::string& detail, std::optional<bus_state> only_from = {}) {
     std::lock_guard lock(state_mu);
+    if (only_from && state.load() != *only_from) return;
     state.store(s);
-    if (on_state) on_state(s, detail);
+    try {
+      if (on_state) on_state(s, detail);
+    } catch (...) {  // must not unwind into cnats
+    }
   }
 };
 
@@ -222,21 +233,28 @@ std::string status_text(natsStatus s) {
   return text;
 }
 
-// Builds the cnats options from a validated config.
-natsStatus make_options(core& c, natsOptions** out) {
+// Builds the cnats options from a validated config; on failure, the detail names the
+// option (and the file, for the TLS ones).
+error_info make_options(core& c, natsOptions** out) {
   natsOptions* o = nullptr;
   natsStatus s = natsOptions_Create(&o);
-  if (s != NATS_OK) return s;
+  if (s != NATS_OK) return {errc::invalid_argument, "nats: natsOptions_Create: " + status_text(s)};
   const auto& cfg = c.cfg;
   std::vector<const char*> urls;
   for (const auto& u : cfg.servers) urls.push_back(u.c_str());
   bool secure = cfg.tls;
   for (const auto& u : cfg.servers) secure = secure || starts_with(u, "tls://");
   const std::string name = cfg.node_name.empty() ? "msgtrans" : cfg.node_name;
-  auto set = [&](natsStatus r) { if (s == NATS_OK) s = r; };
-  set(natsOptions_SetServers(o, urls.data(), static_cast<int>(urls.size())));
+  std::string failed;
+  auto set = [&](natsStatus r, std::string what = "connection options") {
+    if (s == NATS_OK && r != NATS_OK) {
+      s = r;
+      failed = std::move(what);
+    }
+  };
+  set(natsOptions_SetServers(o, urls.data(), static_cast<int>(urls.size())), "servers");
   set(natsOptions_SetNoRandomize(o, true));
-  set(natsOptions_SetName(o, name.c_str()));
+  set(natsOptions_SetName(o, name.c_str()), "node_name");
   set(natsOptions_SetTimeout(o, cfg.connect_timeout.count()));
   set(natsOptions_SetNoEcho(o, true));
   set(natsOptions_SetAllowReconnect(o, true));
@@ -244,24 +262,27 @@ natsStatus make_options(core& c, natsOptions** out) {
   set(natsOptions_SetReconnectWait(o, cfg.reconnect_wait.count()));
   set(natsOptions_SetReconnectBufSize(o, 1));  // 0 would mean cnats's 8 MB default
   set(natsOptions_UseGlobalMessageDelivery(o, true));
-  if (!cfg.user.empty()) set(natsOptions_SetUserInfo(o, cfg.user.c_str(), cfg.password.c_str()));
-  if (!cfg.token.empty()) set(natsOptions_SetToken(o, cfg.token.c_str()));
+  if (!cfg.user.empty()) set(natsOptions_SetUserInfo(o, cfg.user.c_str(), cfg.password.c_str()), "user");
+  if (!cfg.token.empty()) set(natsOptions_SetToken(o, cfg.token.c_str()), "token");
   if (secure) {
-    set(natsOptions_SetSecure(o, true));
-    if (!cfg.tls_ca_file.empty()) set(natsOptions_LoadCATrustedCertificates(o, cfg.tls_ca_file.c_str()));
+    set(natsOptions_SetSecure(o, true), "tls");
+    if (!cfg.tls_ca_file.empty())
+      set(natsOptions_LoadCATrustedCertificates(o, cfg.tls_ca_file.c_str()), "tls_ca_file \"" + cfg.tls_ca_file + "\"");
     if (!cfg.tls_cert_file.empty())
-      set(natsOptions_LoadCertificatesChain(o, cfg.tls_cert_file.c_str(), cfg.tls_key_file.c_str()));
-    if (cfg.tls_insecure_skip_verify) set(natsOptions_SkipServerVerification(o, true));
+      set(natsOptions_LoadCertificatesChain(o, cfg.tls_cert_file.c_str(), cfg.tls_key_file.c_str()),
+          "tls_cert_file \"" + cfg.tls_cert_file + "\" / tls_key_file \"" + cfg.tls_key_file + "\"");
+    if (cfg.tls_insecure_skip_verify) set(natsOptions_SkipServerVerification(o, true), "tls_insecure_skip_verify");
   }
   set(natsOptions_SetDisconnectedCB(o, on_disconnected, &c));
   set(natsOptions_SetReconnectedCB(o, on_reconnected, &c));
   set(natsOptions_SetClosedCB(o, on_closed, &c));
   if (s != NATS_OK) {
     natsOptions_Destroy(o);
-    return s;
+    return {s == NATS_SSL_ERROR || secure ? errc::tls_error : errc::invalid_argument,
+            "nats: " + failed + ": " + status_text(s)};
   }
   *out = o;
-  return NATS_OK;
+  return {};
 }
 
 class nats_bus final : public cluster_bus {
@@ -294,14 +315,12 @@ error_info nats_bus::start(message_handler on_message, state_handler on_state) {
   c_->on_message = std::move(on_message);
   c_->on_state = std::move(on_state);
   natsOptions* opts = nullptr;
-  natsStatus s = make_options(*c_, &opts);
-  if (s != NATS_OK) {
+  if (auto e = make_options(*c_, &opts)) {
     c_->state.store(bus_state::closed);
-    return {s == NATS_SSL_ERROR ? errc::tls_error : errc::invalid_argument,
-            "nats: bad TLS or connection options: " + status_text(s)};
+    return e;
   }
   natsConnection* nc = nullptr;
-  s = natsConnection_Connect(&nc, opts);
+  natsStatus s = natsConnection_Connect(&nc, opts);
   natsOptions_Destroy(opts);
   if (s != NATS_OK) {
     c_->state.store(bus_state::closed);
@@ -315,7 +334,8 @@ error_info nats_bus::start(message_handler on_message, state_handler on_state) {
     c_->nc = nc;
     c_->url = url;
   }
-  c_->notify_state(bus_state::connected, "nats: connected to " + url);
+  // Unless cnats reported a disconnect in between (then its callbacks carry on).
+  c_->notify_state(bus_state::connected, "nats: connected to " + url, bus_state::connecting);
   return {};
 }
 

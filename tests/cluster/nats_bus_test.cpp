@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -199,6 +201,41 @@ TEST(NatsBus, StartFailsWithinConnectTimeoutNamingTheUrl) {
   a.bus->stop();
 }
 
+TEST(NatsBus, StartNamesEveryUrlTried) {
+  auto ports = free_ports(2);
+  const std::string u1 = "nats://127.0.0.1:" + std::to_string(ports[0]);
+  const std::string u2 = "nats://127.0.0.1:" + std::to_string(ports[1]);
+  node a(config({u1, u2}));
+  auto e = a.start();
+  ASSERT_EQ(e, errc::not_connected);
+  EXPECT_NE(e.detail.find(u1), std::string::npos) << e.detail;
+  EXPECT_NE(e.detail.find(u2), std::string::npos) << e.detail;
+}
+
+// A TCP listener that never accepts: the kernel completes the handshake, no INFO comes.
+TEST(NatsBus, StartAgainstASilentServerFailsAfterTheConnectTimeout) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 8), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string url = "nats://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  auto c = config({url});
+  c.connect_timeout = 400ms;
+  node a(c);
+  const auto t0 = clock_type::now();
+  auto e = a.start();
+  const auto took = clock_type::now() - t0;
+  ::close(fd);
+  ASSERT_TRUE(e);
+  EXPECT_NE(e.detail.find(url), std::string::npos) << e.detail;
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 2s);
+}
+
 TEST(NatsBus, ServerKilledAndRestartedOnTheSamePort) {
   nats_server srv;
   node a(config({srv.url()})), b(config({srv.url()}));
@@ -212,6 +249,9 @@ TEST(NatsBus, ServerKilledAndRestartedOnTheSamePort) {
   ASSERT_TRUE(b.wait_state(bus_state::reconnecting));
   EXPECT_EQ(a.bus->state(), bus_state::reconnecting);
   EXPECT_EQ(a.publish("k", "during"), errc::not_connected);
+  ASSERT_FALSE(b.bus->subscribe("k.new"));  // while away: sent on reconnect
+  ASSERT_FALSE(b.bus->subscribe("k.gone"));
+  b.bus->unsubscribe("k.gone");
   {
     std::lock_guard lock(a.mu);
     EXPECT_NE(a.states.back().second.find(srv.url()), std::string::npos) << a.states.back().second;
@@ -225,7 +265,11 @@ TEST(NatsBus, ServerKilledAndRestartedOnTheSamePort) {
   ASSERT_FALSE(a.publish("k", "after"));
   ASSERT_TRUE(b.wait_for_message("k", "after"));
   EXPECT_LT(clock_type::now() - t0, 5s);
+  ASSERT_FALSE(a.publish("k.gone", "not-for-b"));
+  ASSERT_FALSE(a.publish("k.new", "new"));
+  ASSERT_TRUE(b.wait_for_message("k.new", "new"));
   EXPECT_FALSE(b.has("k", "during"));
+  EXPECT_FALSE(b.has("k.gone", "not-for-b"));
 }
 
 TEST(NatsBus, FailsOverInAThreeNodeCluster) {
@@ -287,6 +331,71 @@ TEST(NatsBus, UserPasswordAuth) {
   ASSERT_TRUE(e);
   EXPECT_NE(e.detail.find(srv.url()), std::string::npos) << e.detail;
   EXPECT_NE(e.detail.find("uthoriz"), std::string::npos) << e.detail;
+}
+
+class NatsBusTls : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = std::filesystem::temp_directory_path() / ("msgtrans_nats_tls_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+    // A throw-away certificate for 127.0.0.1, made here, trusted by nobody.
+    const std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1"
+                            " -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " +
+                            (dir_ / "key.pem").string() + " -out " + (dir_ / "cert.pem").string() + " >/dev/null 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+  }
+  static void TearDownTestSuite() { std::filesystem::remove_all(dir_); }
+  static std::vector<std::string> server_args() {
+    return {"--tls", "--tlscert", (dir_ / "cert.pem").string(), "--tlskey", (dir_ / "key.pem").string()};
+  }
+  static inline std::filesystem::path dir_;
+};
+
+TEST_F(NatsBusTls, VerifiedWithTheCaFileAndRefusedWithout) {
+  nats_server srv(server_args());
+  auto c = config({srv.url()});
+  c.tls = true;
+  c.tls_ca_file = (dir_ / "cert.pem").string();
+  node a(c), b(c);
+  ASSERT_FALSE(a.start()) << "TLS with the right CA refused";
+  ASSERT_FALSE(b.start());
+  ASSERT_FALSE(b.bus->subscribe("tls"));
+  ASSERT_TRUE(wait_interest(a, b, "tls"));
+
+  auto untrusted = config({srv.url()});
+  untrusted.tls = true;
+  node u(untrusted);
+  auto e = u.start();
+  ASSERT_TRUE(e);
+  EXPECT_NE(e.detail.find(srv.url()), std::string::npos) << e.detail;
+
+  auto skip = untrusted;
+  skip.tls_insecure_skip_verify = true;
+  node s(skip);
+  EXPECT_FALSE(s.start());
+
+  auto plain = config({srv.url()});  // the server requires TLS
+  node p(plain);
+  EXPECT_TRUE(p.start());
+}
+
+TEST_F(NatsBusTls, TlsSchemeTurnsTlsOn) {
+  nats_server srv(server_args());
+  auto c = config({"tls://127.0.0.1:" + std::to_string(srv.port())});
+  c.tls_ca_file = (dir_ / "cert.pem").string();
+  node a(c);
+  EXPECT_FALSE(a.start());
+}
+
+TEST_F(NatsBusTls, MissingCaFileIsReported) {
+  nats_server srv(server_args());
+  auto c = config({srv.url()});
+  c.tls = true;
+  c.tls_ca_file = (dir_ / "missing.pem").string();
+  node a(c);
+  auto e = a.start();
+  ASSERT_TRUE(e);
+  EXPECT_NE(e.detail.find("missing.pem"), std::string::npos) << e.detail;
 }
 
 TEST(NatsBus, NoDeliveryAfterStopReturns) {
@@ -358,16 +467,18 @@ TEST(NatsBus, ConfigValidationNamesTheField) {
       make_nats_bus(c);
     };
   };
-  expect_invalid_naming(make([](auto& c) { c.servers.clear(); }), "servers");
-  expect_invalid_naming(make([](auto& c) { c.servers = {"http://127.0.0.1:4222"}; }), "servers");
-  expect_invalid_naming(make([](auto& c) { c.servers = {"127.0.0.1:4222"}; }), "127.0.0.1:4222");
-  expect_invalid_naming(make([](auto& c) { c.user = "u"; }), "password");
-  expect_invalid_naming(make([](auto& c) { c.password = "p"; }), "user");
-  expect_invalid_naming(make([](auto& c) { c.tls_cert_file = "c.pem"; }), "tls_key_file");
-  expect_invalid_naming(make([](auto& c) { c.cluster_name.clear(); }), "cluster_name");
-  expect_invalid_naming(make([](auto& c) { c.connect_timeout = 0ms; }), "connect_timeout");
-  expect_invalid_naming(make([](auto& c) { c.reconnect_wait = -1ms; }), "reconnect_wait");
-  expect_invalid_naming(make([](auto& c) { c.presence_interval = 0ms; }), "presence_interval");
+  expect_invalid_naming(make([](auto& c) { c.servers.clear(); }), "nats_cluster_config.servers");
+  expect_invalid_naming(make([](auto& c) { c.servers = {"http://127.0.0.1:4222"}; }), "nats_cluster_config.servers");
+  expect_invalid_naming(make([](auto& c) { c.servers = {"127.0.0.1:4222"}; }), "\"127.0.0.1:4222\"");
+  expect_invalid_naming(make([](auto& c) { c.servers = {"nats://"}; }), "nats_cluster_config.servers");
+  expect_invalid_naming(make([](auto& c) { c.user = "u"; }), "nats_cluster_config.password");
+  expect_invalid_naming(make([](auto& c) { c.password = "p"; }), "nats_cluster_config.user");
+  expect_invalid_naming(make([](auto& c) { c.tls_cert_file = "c.pem"; }), "nats_cluster_config.tls_key_file");
+  expect_invalid_naming(make([](auto& c) { c.tls_key_file = "k.pem"; }), "nats_cluster_config.tls_cert_file");
+  expect_invalid_naming(make([](auto& c) { c.cluster_name.clear(); }), "nats_cluster_config.cluster_name");
+  expect_invalid_naming(make([](auto& c) { c.connect_timeout = 0ms; }), "nats_cluster_config.connect_timeout");
+  expect_invalid_naming(make([](auto& c) { c.reconnect_wait = -1ms; }), "nats_cluster_config.reconnect_wait");
+  expect_invalid_naming(make([](auto& c) { c.presence_interval = 0ms; }), "nats_cluster_config.presence_interval");
   EXPECT_NO_THROW(make_nats_bus(config({"nats://a:1", "tls://b:2"})));
   EXPECT_EQ(to_string(bus_state::reconnecting), "reconnecting");
 }
