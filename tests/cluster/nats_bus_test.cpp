@@ -132,6 +132,24 @@ TEST(NatsBus, DeliversExactBytesAndNeverEchoes) {
   ASSERT_EQ(at_a.size(), 1U);
   EXPECT_EQ(at_a[0].second, "answer");
   EXPECT_FALSE(b.has("room.x", "answer"));
+
+  a.bus->stop();  // reports `closed` before it returns
+  std::lock_guard lock(a.mu);
+  ASSERT_EQ(a.states.size(), 2U);
+  EXPECT_EQ(a.states[0].first, bus_state::connected);
+  EXPECT_NE(a.states[0].second.find(srv.url()), std::string::npos) << a.states[0].second;
+  EXPECT_EQ(a.states[1].first, bus_state::closed);
+  EXPECT_EQ(a.bus->state(), bus_state::closed);
+}
+
+TEST(NatsBus, RefusesBadSubjectsAndOversizedPayloads) {
+  nats_server srv;
+  node a(config({srv.url()}));
+  ASSERT_FALSE(a.start());
+  EXPECT_EQ(a.publish("", "x"), errc::invalid_argument);
+  EXPECT_EQ(a.bus->subscribe(""), errc::invalid_argument);
+  EXPECT_EQ(a.publish("big", std::string(2 << 20, 'x')), errc::message_too_large);  // server max_payload: 1 MiB
+  EXPECT_FALSE(a.publish("fine", "x"));
 }
 
 TEST(NatsBus, ThousandPublishesArriveInOrder) {
