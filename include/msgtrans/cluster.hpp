@@ -25,6 +25,10 @@
 
 namespace msgtrans {
 
+namespace detail {
+struct hub_state;
+}
+
 /// Where a bus stands. Publishing works only while `connected`.
 enum class bus_state { connecting, connected, reconnecting, closed };
 std::string_view to_string(bus_state s) noexcept;
@@ -98,8 +102,7 @@ class in_process_hub {
   std::unique_ptr<cluster_bus> connect();
 
  private:
-  struct state;
-  std::shared_ptr<state> state_;
+  std::shared_ptr<detail::hub_state> state_;
 };
 
 }  // namespace msgtrans
