@@ -5,6 +5,7 @@ find_package(Boost 1.81...<1.82 REQUIRED CONFIG)   # header-only: Asio and Beast
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
 find_package(ZLIB REQUIRED)
+pkg_check_modules(NATS REQUIRED libnats)   # the NATS cluster bus (linked by name: nats)
 if(MSGTRANS_BUILD_TESTS)
   find_package(GTest REQUIRED)
   find_package(nlohmann_json 3.11 REQUIRED)   # the conformance test reads the JSON fixtures

@@ -10,12 +10,12 @@ packages=(
   # libraries
   libboost1.81-dev libssl-dev
   libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev
-  libzstd-dev zlib1g-dev
+  libzstd-dev zlib1g-dev libnats-dev
   libcli11-dev libtomlplusplus-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
   # independent peers used by the tests
   python3 python3-websockets python3-zstandard ngtcp2-client
-  openssl iproute2 chromium
+  openssl iproute2 chromium nats-server
   # benchmark plots (bench/compare.sh)
   gnuplot-nox
   # API reference (cmake --build build --target docs)
