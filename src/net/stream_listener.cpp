@@ -1,6 +1,7 @@
 #include "net/stream_listener.hpp"
 
 #include "net/address.hpp"
+#include "net/close_on_exec.hpp"
 #include "net/resolve.hpp"
 
 #include <boost/asio/post.hpp>
@@ -37,6 +38,7 @@ struct stream_listener::state : std::enable_shared_from_this<state> {
 
   void on_accepted(error_code ec, tcp::socket sock, asio::io_context& target) {
     if (stopped.load(std::memory_order_acquire) || ec == asio::error::operation_aborted) return;
+    if (!ec) close_on_exec(sock.native_handle());
     if (ec) {
       // Out of descriptors (EMFILE/ENFILE) or similar: back off instead of spinning;
       // accepting resumes once descriptors free up.
@@ -73,6 +75,7 @@ error_info stream_listener::start(asio::io_context& accept_loop, listener::loop_
   auto st = std::make_shared<state>(accept_loop);
   auto& acc = st->acceptor;
   acc.open(ep.protocol(), ec);
+  if (!ec) close_on_exec(acc.native_handle());
   if (!ec) acc.set_option(asio::socket_base::reuse_address(o.reuse_address), ec);
   if (!ec && o.reuse_port) acc.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
   if (!ec) acc.bind(ep, ec);

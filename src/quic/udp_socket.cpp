@@ -1,5 +1,6 @@
 // Batched UDP I/O. Receive buffers are per thread: every socket of a loop shares them,
 // since a batch is handled completely before the next receive on that thread.
+#include "net/close_on_exec.hpp"
 #include "quic/udp_socket.hpp"
 
 #include <boost/asio/socket_base.hpp>
@@ -117,6 +118,7 @@ std::size_t gro_segment_size(msghdr& h) {
 std::error_code udp_socket::open(const udp::endpoint& bind, int buffer_size, bool gso, bool reuse_port) {
   boost::system::error_code ec;
   sock_.open(bind.protocol(), ec);
+  if (!ec) net::close_on_exec(sock_.native_handle());
   if (!ec) sock_.non_blocking(true, ec);
   if (!ec && reuse_port) {
     int one = 1;

@@ -1,4 +1,5 @@
 // TCP listener and connector.
+#include "net/close_on_exec.hpp"
 #include "net/address.hpp"
 #include "net/stream_listener.hpp"
 #include "tcp/tcp_connection.hpp"
@@ -102,6 +103,7 @@ class tcp_connector final : public connector {
       asio::async_connect(op->sock, r, tried, [op](error_code ec, const tcp::endpoint&) {
         if (ec && op->timed_out) return op->finish_timeout("connect to " + op->last);
         if (ec) return op->finish({ec, "connect to " + op->last + ": " + ec.message()});
+        net::close_on_exec(op->sock.native_handle());
         op->finish({});
       });
     });

@@ -8,6 +8,7 @@
 //
 // Reading top to bottom: helpers, the server handshake and listener, the client attempt
 // and connector, make_listener / make_connector.
+#include "net/close_on_exec.hpp"
 #include <msgtrans/error.hpp>
 #include <msgtrans/ws.hpp>
 
@@ -292,6 +293,7 @@ class client_attempt : public std::enable_shared_from_this<client_attempt<Stream
                         [self = this->shared_from_this()](boost::system::error_code ec, const tcp::endpoint&) {
                           if (self->finished_) return;
                           if (ec) return self->fail({ec, self->phase_ + ": " + ec.message()});
+                          net::close_on_exec(lowest(self->stream_).native_handle());
                           self->phase_ = "WebSocket handshake with " + self->peer_;
                           self->arm(self->handshake_timeout_);
                           self->tls_handshake();
