@@ -13,6 +13,7 @@
 /// states the thread rules.
 #pragma once
 
+#include <msgtrans/cluster.hpp>
 #include <msgtrans/error.hpp>
 #include <msgtrans/events.hpp>
 #include <msgtrans/options.hpp>
@@ -49,6 +50,26 @@ struct handlers {
 };
 
 class server;
+
+/// The node-level settings of a cluster on a bus of your own (nats_cluster_config carries
+/// the same fields for NATS).
+struct cluster_node_options {
+  std::string cluster_name = "msgtrans";  ///< prefixes every subject; nodes sharing it share rooms
+  std::string node_name;                  ///< unique per node (empty: host, pid and a random part)
+  std::chrono::milliseconds presence_interval{1000};  ///< see nats_cluster_config
+};
+
+/// Which count room_size() gives: this node's members, or every node's (eventually
+/// consistent: at most about one presence_interval old).
+enum class room_scope { local, cluster };
+
+/// What publish() did: members on this node that accepted the packet, and the error of
+/// the cross-node publish (none without a cluster; errc::not_connected while the broker
+/// is away, also counted in server_stats::cluster_publish_errors).
+struct publish_result {
+  std::size_t local = 0;
+  std::error_code cluster;
+};
 
 /// Collects a server's configuration. `build()` checks it and throws
 /// std::invalid_argument naming the field when something is wrong.
@@ -101,6 +122,11 @@ class server_builder {
   /// connections (default 256 MiB; 0 = no limit). Past it, connections that need more
   /// pause reading until memory comes back; see docs/reliability.md.
   server_builder& inbound_memory_limit(std::size_t bytes);
+  /// Joins a cluster over NATS: rooms, publish, send, request and close then reach
+  /// sessions on every node (docs/scaling.md). Without it, rooms live in this process.
+  server_builder& cluster(const nats_cluster_config& c);
+  /// Joins a cluster over a bus of your own (or an in_process_hub's).
+  server_builder& cluster(std::unique_ptr<cluster_bus> bus, cluster_node_options o = {});
 
   server build();
 
@@ -145,6 +171,35 @@ class server {
 
   /// Closes one session (after flushing what was queued). The close event says `normal`.
   std::error_code close(session_id s, std::string detail = {});
+
+  // ---- rooms ----
+  // A room name is 1 to 255 bytes of UTF-8; any other name throws std::invalid_argument.
+  // Names are opaque: "a.b", "*" and ">" are ordinary names, never broker wildcards.
+  // send(), request() and close() above also reach a session on another node of the
+  // cluster (session ids carry their node); for one that is gone, send() and close()
+  // still succeed once published, request() completes with errc::unknown_session (or
+  // errc::timeout when its node is gone too).
+
+  /// Adds a session of this node to a room (no-op if already in). errc::unknown_session
+  /// if it is gone. A closing session leaves all its rooms by itself.
+  std::error_code join(session_id s, std::string_view room);
+  /// Removes a session from a room (no-op if not in).
+  std::error_code leave(session_id s, std::string_view room);
+  /// Removes a session from every room.
+  void leave_all(session_id s);
+  /// The rooms a session of this node is in, sorted.
+  std::vector<std::string> rooms_of(session_id s) const;
+  /// Members of a room: this node's, or the whole cluster's (see room_scope).
+  std::size_t room_size(std::string_view room, room_scope scope = room_scope::local) const;
+  /// Sends a one-way packet to every member of a room on every node, except `except`
+  /// (the sender, say). Encoded once per node; members past their high-water mark miss
+  /// it (counted in stats().queue_full_rejections).
+  publish_result publish(std::string_view room, bytes_view payload, const send_options& o = {},
+                         session_id except = {});
+  publish_result publish(std::string_view room, std::string_view text, const send_options& o = {},
+                         session_id except = {}) {
+    return publish(room, as_bytes(text), o, except);
+  }
   std::vector<session_id> sessions() const;
   std::optional<connection_info> info(session_id s) const;
   server_stats stats() const;

@@ -48,6 +48,18 @@ struct server_stats {
   double response_latency_mean_us = 0;  ///< response_latency.mean_us()
   /// The process's resident memory now (not its peak), in bytes (0 where unknown).
   std::uint64_t resident_memory_bytes = 0;
+  // ---- rooms and the cluster (docs/scaling.md) ----
+  std::uint64_t rooms = 0;              ///< rooms with at least one member on this node
+  std::uint64_t room_memberships = 0;   ///< (session, room) pairs on this node
+  std::uint64_t room_deliveries = 0;    ///< packets handed to members by publish()
+  std::string cluster_state = "none";   ///< "none" (no cluster), or the bus_state name
+  std::uint64_t cluster_messages_out = 0;     ///< envelopes published to the bus
+  std::uint64_t cluster_messages_in = 0;      ///< envelopes received from other nodes
+  /// Cross-node publishes the bus refused (broker away): each is a lost cross-node
+  /// delivery, reported here rather than queued.
+  std::uint64_t cluster_publish_errors = 0;
+  std::uint64_t cluster_malformed = 0;        ///< envelopes from the bus that failed to decode
+  std::uint64_t cluster_reconnects = 0;       ///< times the bus came back after a loss
 };
 
 /// Counters of a client (its current connection and the ones before it).

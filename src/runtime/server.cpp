@@ -1,4 +1,7 @@
+#include "cluster/room_name.hpp"
+#include "runtime/cluster_node.hpp"
 #include "runtime/event_router.hpp"
+#include "runtime/rooms.hpp"
 #include "runtime/session_options.hpp"
 #include "runtime/notices.hpp"
 
@@ -28,11 +31,13 @@ struct server_config {
   bool sent_events = false;
   std::function<void(const notice&)> on_notice;
   std::size_t inbound_memory_limit = 256u * 1024 * 1024;
+  std::unique_ptr<cluster_bus> bus;  // none: rooms stay in this process
+  cluster_node_options node;
 };
 
 namespace detail {
 
-class server_impl final : public event_router, public notice_sink {
+class server_impl final : public event_router, public notice_sink, public cluster_host {
  public:
   explicit server_impl(server_config cfg)
       : event_router(std::move(cfg.h), cfg.event_capacity, cfg.sent_events),
@@ -45,6 +50,12 @@ class server_impl final : public event_router, public notice_sink {
       sl->max = max;
       slots_.push_back(std::move(sl));
     }
+    if (cfg_.bus) {
+      cluster_ = std::make_shared<cluster_node>(std::move(cfg_.bus), cfg_.node, *this, rt_.loop(0));
+      rooms_.on_interest([w = std::weak_ptr<cluster_node>(cluster_)](std::string_view room, bool in) {
+        if (auto c = w.lock()) c->interest(room, in);
+      });
+    }
   }
 
   ~server_impl() { stop(std::chrono::seconds(1)); }
@@ -52,6 +63,8 @@ class server_impl final : public event_router, public notice_sink {
   error_info start() {
     std::lock_guard lock(lifecycle_mu_);
     if (started_) return {};
+    if (cluster_)
+      if (auto e = cluster_->start()) return e;  // before any listener: nothing is bound on failure
     transport_context ctx;
     ctx.limits = cfg_.opts.limits();
     ctx.close_timeout = cfg_.opts.close_timeout;
@@ -69,6 +82,7 @@ class server_impl final : public event_router, public notice_sink {
       });
       if (e) {
         for (std::size_t j = 0; j < i; ++j) run_on(rt_.loop(0), [&] { slots_[j]->l->stop(); });
+        if (cluster_) cluster_->stop();
         return e;
       }
     }
@@ -88,7 +102,15 @@ class server_impl final : public event_router, public notice_sink {
     return it == sessions_.end() ? nullptr : it->second.core;
   }
 
+  bool remote(session_id id) const noexcept { return cluster_ && !cluster_->is_local(id); }
+  std::error_code close_remote(session_id id, std::string_view detail) { return cluster_->close(id, detail); }
+
   std::error_code send(session_id id, bytes_view payload, const send_options& o) {
+    if (remote(id)) {
+      auto encoded = encode_once(payload, o);
+      if (!encoded) return errc::message_too_large;
+      return cluster_->send(id, *encoded, (o.flags & flags::high_priority) != 0);
+    }
     auto s = find(id);
     if (!s) return errc::unknown_session;
     return s->send(packet_type::one_way, 0, payload, o);
@@ -96,6 +118,7 @@ class server_impl final : public event_router, public notice_sink {
 
   void request(session_id id, bytes_view payload, std::chrono::milliseconds timeout, const send_options& o,
                response_handler h) {
+    if (remote(id)) return cluster_->request(id, payload, timeout, o, std::move(h));
     auto s = find(id);
     if (!s) {
       complete_later(std::move(h), rt_.loop(0), std::error_code(errc::unknown_session), packet{});
@@ -104,15 +127,21 @@ class server_impl final : public event_router, public notice_sink {
     s->request(payload, timeout, o, std::move(h));
   }
 
-  std::size_t broadcast(const std::vector<std::shared_ptr<session_core>>& targets, bytes_view payload,
-                        const send_options& o) {
-    // Encoded once by the sessions' own encoder; the same bytes fan out.
+  // A one-way packet encoded by the sessions' own encoder, once; the same bytes fan out.
+  // Null when it cannot be encoded (too large, compression failed).
+  std::shared_ptr<const byte_buffer> encode_once(bytes_view payload, const send_options& o) {
     const auto id = static_cast<std::uint32_t>(broadcast_ids_.fetch_add(1, std::memory_order_relaxed) % 0xFFFFFFFFu + 1);
     outgoing_packet p(packet_type::one_way, id, payload, o, cfg_.opts);
-    if (p.error()) return 0;
+    if (p.error()) return nullptr;
     auto encoded = std::make_shared<byte_buffer>(p.size());
     p.encode_into(*encoded);
-    const std::shared_ptr<const byte_buffer> shared = std::move(encoded);
+    return encoded;
+  }
+
+  std::size_t broadcast(const std::vector<std::shared_ptr<session_core>>& targets, bytes_view payload,
+                        const send_options& o) {
+    const auto shared = encode_once(payload, o);
+    if (!shared) return 0;
     std::size_t n = 0;
     for (auto& s : targets)
       if (!s->send_shared(shared, (o.flags & flags::high_priority) != 0)) ++n;
@@ -150,6 +179,10 @@ class server_impl final : public event_router, public notice_sink {
     st.inbound_budget_limit = budget_.limit();
     st.inbound_budget_waits = budget_.waits();
     fill_stats(st);
+    st.rooms = rooms_.room_count();
+    st.room_memberships = rooms_.memberships();
+    st.room_deliveries = room_deliveries_.load(std::memory_order_relaxed);
+    if (cluster_) cluster_->fill_stats(st);
     return st;
   }
 
@@ -180,6 +213,7 @@ class server_impl final : public event_router, public notice_sink {
                             return sessions_.empty();
                           });
     }
+    if (cluster_) cluster_->stop();  // pending cross-node requests end with shutting_down
     close_events();
     // 5. return
     rt_.stop();
@@ -195,6 +229,7 @@ class server_impl final : public event_router, public notice_sink {
         sessions_.erase(it);
       }
     }
+    rooms_.leave_all(s.id());
     deliver_closed(s, info);
     notify();
   }
@@ -264,7 +299,7 @@ class server_impl final : public event_router, public notice_sink {
       }
       sl->active.fetch_add(1);
       accepted_.fetch_add(1);
-      session_id id{next_id_++};
+      const session_id id = cluster_ ? cluster_->make_session_id(next_id_++) : session_id{next_id_++};
       auto core = std::make_shared<session_core>(*this, current_loop(), std::move(c), id, cfg_.opts, true);
       sessions_.emplace(id, entry{core, sl});
       lock.unlock();
@@ -273,6 +308,8 @@ class server_impl final : public event_router, public notice_sink {
   }
 
   server_config cfg_;
+  room_registry rooms_;
+  std::atomic<std::uint64_t> room_deliveries_{0};
   // Before the runtime: connections destroyed with its loops still give budget back and
   // may report.
   notice_counters notice_counts_;
@@ -289,6 +326,60 @@ class server_impl final : public event_router, public notice_sink {
   std::atomic<bool> stopping_{false};
   std::mutex wait_mu_;
   std::condition_variable wait_cv_;
+  std::shared_ptr<cluster_node> cluster_;  // after the runtime: destroyed before its loops
+
+ public:
+  // ---- rooms ----
+  std::error_code join(session_id id, std::string_view room) {
+    check_room_name(room);
+    auto s = find(id);
+    if (!s) return errc::unknown_session;
+    rooms_.join(s, room);
+    return {};
+  }
+  std::error_code leave(session_id id, std::string_view room) {
+    check_room_name(room);
+    if (!find(id)) return errc::unknown_session;
+    rooms_.leave(id, room);
+    return {};
+  }
+  void leave_all(session_id id) { rooms_.leave_all(id); }
+  std::vector<std::string> rooms_of(session_id id) const { return rooms_.rooms_of(id); }
+  std::size_t room_size(std::string_view room, room_scope scope) const {
+    check_room_name(room);
+    const std::size_t local = rooms_.size(room);
+    if (scope == room_scope::local || !cluster_) return local;
+    return local + cluster_->remote_room_size(room);
+  }
+  publish_result publish(std::string_view room, bytes_view payload, const send_options& o, session_id except) {
+    check_room_name(room);
+    publish_result r;
+    auto encoded = encode_once(payload, o);
+    if (!encoded) {
+      r.cluster = errc::message_too_large;
+      return r;
+    }
+    r.local = fan_out(room, except, encoded, (o.flags & flags::high_priority) != 0);
+    if (cluster_) r.cluster = cluster_->publish_room(room, except, *encoded);
+    return r;
+  }
+
+  // ---- cluster_host ----
+  std::shared_ptr<session_core> find_local(session_id s) const override { return find(s); }
+  void deliver_to_room(std::string_view room, session_id except, bytes_view encoded) override {
+    fan_out(room, except, std::make_shared<const byte_buffer>(to_buffer(encoded)), false);
+  }
+  void for_each_local_room(const std::function<void(std::string_view, std::size_t)>& f) const override {
+    rooms_.for_each_room(f);
+  }
+
+ private:
+  std::size_t fan_out(std::string_view room, session_id except, const std::shared_ptr<const byte_buffer>& encoded,
+                      bool high) {
+    const std::size_t n = rooms_.fan_out(room, except, [&](session_core& s) { return !s.send_shared(encoded, high); });
+    room_deliveries_.fetch_add(n, std::memory_order_relaxed);
+    return n;
+  }
 };
 
 }  // namespace detail
@@ -342,6 +433,19 @@ server_builder& server_builder::inbound_memory_limit(std::size_t bytes) {
   cfg_->inbound_memory_limit = bytes;
   return *this;
 }
+server_builder& server_builder::cluster(const nats_cluster_config& c) {
+  auto bus = make_nats_bus(c);  // validates, naming the field
+  return cluster(std::move(bus), cluster_node_options{c.cluster_name, c.node_name, c.presence_interval});
+}
+server_builder& server_builder::cluster(std::unique_ptr<cluster_bus> bus, cluster_node_options o) {
+  if (!bus) throw std::invalid_argument("cluster: bus is null");
+  if (o.cluster_name.empty()) throw std::invalid_argument("cluster_name must not be empty");
+  if (o.presence_interval <= std::chrono::milliseconds::zero())
+    throw std::invalid_argument("presence_interval must be positive");
+  cfg_->bus = std::move(bus);
+  cfg_->node = std::move(o);
+  return *this;
+}
 const session_options& server_builder::current_options() const noexcept { return cfg_->opts; }
 
 server server_builder::build() {
@@ -377,10 +481,19 @@ std::size_t server::broadcast(std::span<const session_id> targets, bytes_view pa
   return impl_->broadcast(v, payload, o);
 }
 std::error_code server::close(session_id s, std::string detail) {
+  if (impl_->remote(s)) return impl_->close_remote(s, detail);
   auto core = impl_->find(s);
   if (!core) return errc::unknown_session;
   core->close(close_info{close_reason::normal, {}, detail.empty() ? "closed by the server" : std::move(detail)});
   return {};
+}
+std::error_code server::join(session_id s, std::string_view room) { return impl_->join(s, room); }
+std::error_code server::leave(session_id s, std::string_view room) { return impl_->leave(s, room); }
+void server::leave_all(session_id s) { impl_->leave_all(s); }
+std::vector<std::string> server::rooms_of(session_id s) const { return impl_->rooms_of(s); }
+std::size_t server::room_size(std::string_view room, room_scope scope) const { return impl_->room_size(room, scope); }
+publish_result server::publish(std::string_view room, bytes_view payload, const send_options& o, session_id except) {
+  return impl_->publish(room, payload, o, except);
 }
 std::vector<session_id> server::sessions() const { return impl_->session_ids(); }
 std::optional<connection_info> server::info(session_id s) const {

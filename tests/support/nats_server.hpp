@@ -144,6 +144,9 @@ class nats_server {
         ::dup2(null, 1);
         ::dup2(null, 2);
       }
+      // Asio opens sockets without FD_CLOEXEC: a child started after servers and clients
+      // exist would hold their sockets open (a closed connection would never see FIN).
+      ::close_range(3, ~0U, 0);
       ::execv(bin.c_str(), argv.data());
       ::_exit(127);
     }
