@@ -3,26 +3,14 @@
 // per member. Measured as the echo path is (tests/tcp/tcp_alloc_test.cpp).
 #include "support/test_support.hpp"
 
-#include <atomic>
-#include <cstdlib>
+#include "support/alloc_counter.hpp"
+
 #include <memory>
-#include <new>
-
-namespace {
-thread_local bool counting = false;
-std::atomic<std::uint64_t> allocations{0};
-}  // namespace
-
-void* operator new(std::size_t n) {
-  if (counting) allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 using namespace msgtrans;
 using namespace msgtrans::test;
+using msgtrans::test::alloc::allocations;
+using msgtrans::test::alloc::counting;
 
 TEST(RoomAllocations, FanOutAllocatesPerPublishNotPerMember) {
   constexpr int members = 100;

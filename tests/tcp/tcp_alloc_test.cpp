@@ -2,25 +2,14 @@
 // connection is warm: the steady-state echo path should make none.
 #include "support/test_support.hpp"
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
+#include "support/alloc_counter.hpp"
 
-namespace {
-thread_local bool counting = false;
-std::atomic<std::uint64_t> allocations{0};
-}  // namespace
-
-void* operator new(std::size_t n) {
-  if (counting) allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#include <memory>
 
 using namespace msgtrans;
 using namespace msgtrans::test;
+using msgtrans::test::alloc::allocations;
+using msgtrans::test::alloc::counting;
 
 TEST(TcpAllocations, SteadyStateEchoPathAllocatesNothing) {
   server* sp = nullptr;
