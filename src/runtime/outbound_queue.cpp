@@ -35,7 +35,8 @@ outgoing_packet::outgoing_packet(packet_type type, std::uint32_t message_id, byt
     ec_ = compress(c, payload, out_scratch());
     v_.payload = out_scratch();
   }
-  if (!ec_ && size() > so.max_message_size) ec_ = errc::message_too_large;
+  size_ = encoded_size(v_);
+  if (!ec_ && size_ > so.max_message_size) ec_ = errc::message_too_large;
 }
 
 outgoing_packet::~outgoing_packet() {

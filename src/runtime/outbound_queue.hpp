@@ -32,9 +32,9 @@ class outgoing_packet {
   /// max_message_size (message_too_large).
   std::error_code error() const noexcept { return ec_; }
   /// Bytes on the wire.
-  std::size_t size() const noexcept { return encoded_size(v_); }
+  std::size_t size() const noexcept { return size_; }
   bool high_priority() const noexcept { return (v_.header.flags & flags::high_priority) != 0; }
-  void set_message_id(std::uint32_t id) noexcept { v_.header.message_id = id; }
+  void set_message_id(std::uint32_t id) noexcept { v_.header.message_id = id; }  // size unchanged
   /// Writes the packet into `out` (exactly size() bytes).
   void encode_into(std::span<std::byte> out) const noexcept;
 
@@ -45,6 +45,7 @@ class outgoing_packet {
 
  private:
   packet_view v_;
+  std::size_t size_ = 0;  // encoded_size(v_), computed once
   bool in_scratch_ = false;
   std::error_code ec_;
 };
@@ -96,6 +97,11 @@ class outbound_queue {
   /// The batch was written.
   done_batch batch_done() noexcept;
 
+  /// Loop: whether update_pause() could start a pause now (a refusal is pending or the
+  /// queue is at the mark); cheap, for every packet queued.
+  bool may_pause() const noexcept {
+    return !paused_ && (refused_.load(std::memory_order_relaxed) || load() >= high_water_);
+  }
   /// Applies the pause rule; true while reading should stay paused for this queue.
   bool update_pause() noexcept;
   bool paused() const noexcept { return paused_; }

@@ -57,10 +57,10 @@ void session_core::start() {
 
 // ---- the send path: admit (any thread), then enqueue (the loop) ----
 
-std::error_code session_core::admit(std::size_t n) {
+std::error_code session_core::refuse(std::size_t n) {
   bool first = false;
   auto ec = out_.admit(n, &first);
-  if (!ec) return {};
+  if (!ec) return {};  // the queue drained meanwhile
   host_.counters().queue_full.fetch_add(1, std::memory_order_relaxed);
   // Stop taking input from a peer whose answers cannot be written.
   if (on_loop()) update_reading();
@@ -68,8 +68,7 @@ std::error_code session_core::admit(std::size_t n) {
   return ec;
 }
 
-std::error_code session_core::wait_for_room(std::size_t n) {
-  if (opts_.backpressure != backpressure_mode::wait || !out_.would_refuse(n)) return {};
+std::error_code session_core::wait_until_room(std::size_t n) {
   // A loop thread cannot wait: the loop it waits for may be its own.
   if (on_loop() || host_.on_loop_thread()) return errc::wrong_thread;
   // Wait for the queue to drain below the mark (bounded by request_timeout).
@@ -178,7 +177,9 @@ void session_core::register_request(std::uint32_t id, new_request& r) {
 void session_core::queued() {
   deadlines_.sent(clock::now());
   schedule_flush();
-  update_reading();
+  // Queuing can only start a pause (the queue reached the mark, or a send was refused);
+  // ending one is on_write_done's.
+  if (out_.may_pause()) update_reading();
 }
 
 void session_core::schedule_flush() {

@@ -121,10 +121,16 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   std::error_code enqueue(packet_type type, std::uint32_t id, bytes_view payload, const send_options& o,
                           bool admitted, new_request* r = nullptr);
   std::error_code enqueue_shared(const std::shared_ptr<const byte_buffer>& encoded, bool high, bool admitted);
-  // Admission (any thread): counts a refusal; on the loop, a refusal pauses reading.
-  std::error_code admit(std::size_t n);
+  // Admission (any thread): counts a refusal; on the loop, a refusal pauses reading. The
+  // check is inline: it runs for every packet sent.
+  std::error_code admit(std::size_t n) { return out_.would_refuse(n) ? refuse(n) : std::error_code(); }
+  std::error_code refuse(std::size_t n);
   // backpressure_mode::wait, off the loop: waits for room for `n` bytes.
-  std::error_code wait_for_room(std::size_t n);
+  std::error_code wait_for_room(std::size_t n) {
+    if (opts_.backpressure != backpressure_mode::wait || !out_.would_refuse(n)) return {};
+    return wait_until_room(n);
+  }
+  std::error_code wait_until_room(std::size_t n);
   void register_request(std::uint32_t id, new_request& r);
   void queued();
   void schedule_flush();
