@@ -54,8 +54,11 @@ int main(int argc, char** argv) {
   msgtrans::server_builder b;
   b.listen(wsc).on_message([&](const msgtrans::message& m) { on_chat(*self, m); });
   if (argc > 3) b.listen(msgtrans::tcp_server_config{argv[3]});
-  b.cluster(msgtrans::nats_cluster_config{.servers = {argv[1]}, .cluster_name = "chat",
-                                          .node_name = argc > 4 ? argv[4] : ""});
+  msgtrans::nats_cluster_config nats;  // (designated initializers trip -Wmissing-field-initializers)
+  nats.servers = {argv[1]};
+  nats.cluster_name = "chat";
+  if (argc > 4) nats.node_name = argv[4];
+  b.cluster(nats);
   auto server = b.build();
   self = &server;
   if (auto e = server.start()) return std::fprintf(stderr, "%s\n", e.message().c_str()), 1;
