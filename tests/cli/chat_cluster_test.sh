@@ -61,13 +61,27 @@ py badname "$a_addr" || fail "bad room names"
 stop "$a_pid"
 stop "$b_pid"
 
-# 4. No NATS answering: serve exits non-zero, stderr names the URL.
+# [cluster] in the config file; --nats overrides its servers.
 closed=$(free_port)
+printf '[listeners]\ntcp = ["127.0.0.1:0"]\n[cluster]\nnats = "nats://127.0.0.1:%s"\ncluster_name = "test"\nnode_name = "c"\nuser = ""\npassword = ""\ntoken = ""\n' "$closed" >"$work/c.toml"
+serve c --config "$work/c.toml" --mode chat --nats "nats://127.0.0.1:$nport" -q
+py room 1 "$c_addr" || fail "config + --nats: chat"
+stop "$c_pid"
+printf '[cluster]\nservers = ["x"]\n' >"$work/bad.toml"
 set +e
-timeout 30 "$bin" serve --mode chat --tcp 127.0.0.1:0 --nats "nats://127.0.0.1:$closed" >"$work/closed.out" 2>"$work/closed.err"
-rc=$?
+"$bin" serve --config "$work/bad.toml" --tcp 127.0.0.1:0 2>"$work/bad.err"; rc=$?
 set -e
-[ "$rc" != 0 ] && [ "$rc" != 124 ] || fail "serve with an unreachable --nats: exit $rc"
-grep -q "127.0.0.1:$closed" "$work/closed.err" || fail "the error does not name the URL: $(cat "$work/closed.err")"
-! grep -q '^listening' "$work/closed.out" || fail "listening although the cluster did not start"
+[ "$rc" = 1 ] && grep -q "unknown key 'cluster.servers'" "$work/bad.err" || fail "unknown [cluster] key: rc $rc $(cat "$work/bad.err")"
+
+# 4. No NATS answering: serve exits non-zero, stderr names the URL; from --nats, and from
+# the file's [cluster] (no flag overrides it there).
+for how in "--nats nats://127.0.0.1:$closed" "--config $work/c.toml"; do
+  set +e
+  timeout 30 "$bin" serve --mode chat --tcp 127.0.0.1:0 $how >"$work/closed.out" 2>"$work/closed.err"
+  rc=$?
+  set -e
+  [ "$rc" != 0 ] && [ "$rc" != 124 ] || fail "serve $how with no NATS answering: exit $rc"
+  grep -q "127.0.0.1:$closed" "$work/closed.err" || fail "serve $how: the error does not name the URL: $(cat "$work/closed.err")"
+  ! grep -q '^listening' "$work/closed.out" || fail "serve $how: listening although the cluster did not start"
+done
 echo "chat_cluster: 4 passed, 0 failed"
