@@ -27,7 +27,8 @@ void join_room(server& s, session_id who, const std::string& room) {
 
 void chat_message(server& s, const message& m) {
   const std::string text(m.text());
-  if (text == "/join" || text.rfind("/join ", 0) == 0) return join_room(s, m.session, text.size() > 6 ? text.substr(6) : "");
+  if (text == "/join" || text.rfind("/join ", 0) == 0)
+    return join_room(s, m.session, text.size() > 6 ? text.substr(6) : "");
   const auto rooms = s.rooms_of(m.session);
   if (rooms.empty()) return reply(s, m.session, "join a room first: /join ROOM");
   const std::string line = "[" + rooms.front() + "] session-" + std::to_string(m.session.value) + ": " + text;
