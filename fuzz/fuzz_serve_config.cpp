@@ -42,6 +42,10 @@ bool same(const serve_options& a, const serve_options& b) {
          a.max_message_size == b.max_message_size && a.idle_timeout_s == b.idle_timeout_s &&
          a.first_packet_timeout_s == b.first_packet_timeout_s && a.inbound_memory_limit == b.inbound_memory_limit &&
          a.metrics == b.metrics && a.log_level == b.log_level && a.quiet == b.quiet && a.workers == b.workers &&
+         a.nats == b.nats &&
+         a.cluster_name == b.cluster_name && a.node_name == b.node_name && a.nats_user == b.nats_user &&
+         a.nats_password == b.nats_password && a.nats_token == b.nats_token && a.nats_tls == b.nats_tls &&
+         a.nats_tls_ca == b.nats_tls_ca && a.nats_tls_cert == b.nats_tls_cert && a.nats_tls_key == b.nats_tls_key &&
          a.reuse_port == b.reuse_port && a.ready_fd == b.ready_fd && a.worker_index == b.worker_index;
 }
 

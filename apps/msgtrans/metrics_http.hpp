@@ -4,12 +4,22 @@
 // accept backs off 100 ms on errors such as EMFILE.
 #pragma once
 
+#include <msgtrans/stats.hpp>
+
 #include <functional>
 #include <memory>
 #include <string>
 #include <system_error>
 
 namespace msgtrans::cli {
+
+/// The Prometheus text of `s`: msgtrans::to_prometheus, plus the rooms and cluster
+/// series (msgtrans_rooms, msgtrans_room_memberships, msgtrans_room_deliveries_total,
+/// msgtrans_cluster_messages_{in,out}_total, msgtrans_cluster_publish_errors_total,
+/// msgtrans_cluster_malformed_total, msgtrans_cluster_reconnects_total and
+/// msgtrans_cluster_state{state="..."}: 1 for the current state, 0 for the others)
+/// unless the library's text already has them.
+std::string serve_metrics_text(const server_stats& s);
 
 class metrics_endpoint {
  public:

@@ -1,5 +1,6 @@
 // `msgtrans serve`: runs the echo, discard or chat service on any mix of listeners and
 // shuts down gracefully on SIGINT / SIGTERM.
+#include "chat.hpp"
 #include "commands.hpp"
 #include "metrics_http.hpp"
 #include "serve_config.hpp"
@@ -11,9 +12,8 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
-#include <map>
-#include <mutex>
-#include <set>
+#include <optional>
+#include <stdexcept>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -36,12 +36,6 @@ void slog(log_level l, const char* fmt, A... args) {
   std::fprintf(stderr, "%s: %s: %s\n", g_who, names[static_cast<int>(l)], line);
 }
 void slog(log_level l, const char* text) { slog(l, "%s", text); }
-
-struct chat_rooms {
-  std::mutex mu;  // handlers run on several loops
-  std::map<session_id, std::string> room_of;
-  std::map<std::string, std::set<session_id>> members;
-};
 
 // The log level and the name in log lines; false (logged) for an unknown level.
 bool set_logging(const serve_options& o) {
@@ -131,8 +125,8 @@ void set_limits(server_builder& b, const serve_options& o) {
   b.threads(o.threads).max_connections(o.max_connections).options(so).inbound_memory_limit(o.inbound_memory_limit);
 }
 
-// Notices, opens and closes go to the log; a closed session also leaves its chat room.
-void add_event_log(server_builder& b, const std::shared_ptr<chat_rooms>& chat) {
+// Notices, opens and closes go to the log (a closed session leaves its rooms by itself).
+void add_event_log(server_builder& b) {
   // Refusals and limits with no session to log them against; the server lets at most
   // one per kind through every 10 s and counts the rest.
   b.on_notice([](const notice& n) {
@@ -154,48 +148,12 @@ void add_event_log(server_builder& b, const std::shared_ptr<chat_rooms>& chat) {
         static_cast<unsigned long long>(s.value), to_string(c.reason), c.detail.empty() ? "" : " (",
         c.detail.c_str(), c.detail.empty() ? "" : ")");
   };
-  b.on_closed([log_closed, chat](session_id s, const close_info& c) {
-    log_closed(s, c);
-    std::lock_guard lock(chat->mu);
-    if (auto it = chat->room_of.find(s); it != chat->room_of.end()) {
-      auto m = chat->members.find(it->second);
-      m->second.erase(s);
-      if (m->second.empty()) chat->members.erase(m);
-      chat->room_of.erase(it);
-    }
-  });
-}
-
-// Rooms, as in examples/chat_server.cpp: "/join ROOM" joins (or moves to) a room, any
-// other message goes to everyone in the sender's room, the sender included.
-void chat_message(server& s, chat_rooms& chat, const message& m) {
-  std::string text(m.text());
-  std::vector<session_id> targets;
-  std::string line;
-  {
-    std::lock_guard lock(chat.mu);
-    if (text.rfind("/join ", 0) == 0 && text.size() > 6) {
-      auto& room = chat.room_of[m.session];
-      if (!room.empty()) chat.members[room].erase(m.session);
-      room = text.substr(6);
-      chat.members[room].insert(m.session);
-      line = "joined " + room;
-      targets = {m.session};
-    } else if (auto it = chat.room_of.find(m.session); it != chat.room_of.end()) {
-      line = "[" + it->second + "] session-" + std::to_string(m.session.value) + ": " + text;
-      targets.assign(chat.members[it->second].begin(), chat.members[it->second].end());
-    } else {
-      line = "join a room first: /join ROOM";
-      targets = {m.session};
-    }
-  }
-  s.broadcast(targets, as_bytes(line));
+  b.on_closed(log_closed);
 }
 
 // The --mode handlers. `*self` is the server once it is built (before any message).
 // False (logged) for an unknown mode.
-bool add_service(server_builder& b, const std::string& mode, server* const* self,
-                 const std::shared_ptr<chat_rooms>& chat) {
+bool add_service(server_builder& b, const std::string& mode, server* const* self) {
   if (mode == "echo") {
     // One-way comes back one-way, a request gets its response; biz_type, extension
     // header, flags, payload and compression are kept.
@@ -210,7 +168,7 @@ bool add_service(server_builder& b, const std::string& mode, server* const* self
     b.on_message([](const message&) {});
     b.on_request([](request& r) { (void)r.respond(bytes_view{}); });
   } else if (mode == "chat") {
-    b.on_message([self, chat](const message& m) { chat_message(**self, *chat, m); });
+    b.on_message([self](const message& m) { chat_message(**self, m); });
     b.on_request([](request& r) { (void)r.respond(std::string_view("chat: send one-way messages")); });
   } else {
     slog(log_level::error, "unknown --mode '%s' (echo, discard or chat)", mode.c_str());
@@ -239,7 +197,7 @@ void report_listening(server& s, const serve_options& o) {
 // The --metrics endpoint, if asked for; false (logged, server stopped) if it cannot bind.
 bool start_metrics(server& s, const serve_options& o, std::unique_ptr<metrics_endpoint>& metrics) {
   if (o.metrics.empty()) return true;
-  metrics = std::make_unique<metrics_endpoint>(o.metrics, [&s] { return to_prometheus(s.stats()); },
+  metrics = std::make_unique<metrics_endpoint>(o.metrics, [&s] { return serve_metrics_text(s.stats()); },
                                                [](const std::string& w) { slog(log_level::warn, "%s", w.c_str()); });
   if (!metrics->error().empty()) {
     slog(log_level::error, "%s", metrics->error().c_str());
@@ -268,13 +226,23 @@ int run_serve(const serve_options& o) {
   server_builder b;
   if (!add_listeners(b, o)) return usage;
   set_limits(b, o);
-  auto chat = std::make_shared<chat_rooms>();
-  add_event_log(b, chat);
+  add_event_log(b);
   server* self = nullptr;
-  if (!add_service(b, o.mode, &self, chat)) return usage;
-  server s = b.build();
+  if (!add_service(b, o.mode, &self)) return usage;
+  if (auto e = add_cluster(b, o); !e.empty()) {
+    slog(log_level::error, "%s", e.c_str());
+    return usage;
+  }
+  std::optional<server> built;
+  try {
+    built.emplace(b.build());
+  } catch (const std::invalid_argument& e) {
+    slog(log_level::error, "%s", e.what());
+    return usage;
+  }
+  server& s = *built;
   self = &s;
-  if (auto e = s.start()) {
+  if (auto e = s.start()) {  // a cluster that does not answer fails here, naming the URL
     slog(log_level::error, "%s", e.message().c_str());
     return connect_failed;
   }
@@ -301,6 +269,28 @@ const CLI::Validator seconds_flag(
       return "";
     },
     "SECONDS");
+
+namespace {
+
+// --nats and the other [cluster] settings.
+void add_cluster_flags(CLI::App* cmd, serve_options& o) {
+  cmd->add_option("--nats", o.nats,
+                  "join a cluster over NATS: nats://HOST:PORT servers (comma-separated or repeated); rooms span "
+                  "every node of the cluster")
+      ->delimiter(',');
+  cmd->add_option("--cluster-name", o.cluster_name, "nodes with the same cluster name share rooms")
+      ->capture_default_str();
+  cmd->add_option("--node-name", o.node_name, "this node's name, unique in the cluster (default: host, pid, random)");
+  cmd->add_option("--nats-user", o.nats_user, "NATS user (with --nats-password)");
+  cmd->add_option("--nats-password", o.nats_password, "NATS password (visible in ps: prefer [cluster] in --config)");
+  cmd->add_option("--nats-token", o.nats_token, "NATS token authentication");
+  cmd->add_flag("--nats-tls", o.nats_tls, "require TLS to the NATS servers");
+  cmd->add_option("--nats-tls-ca", o.nats_tls_ca, "PEM CAs to trust for NATS (default: the system's)");
+  cmd->add_option("--nats-tls-cert", o.nats_tls_cert, "PEM client certificate for NATS (with --nats-tls-key)");
+  cmd->add_option("--nats-tls-key", o.nats_tls_key, "PEM private key of --nats-tls-cert");
+}
+
+}  // namespace
 
 void add_serve(CLI::App& app, int& exit_status) {
   auto o = std::make_shared<serve_options>();
@@ -344,6 +334,7 @@ void add_serve(CLI::App& app, int& exit_status) {
   cmd->add_option("--inbound-memory-limit", o->inbound_memory_limit,
                   "bytes partly received messages and decompression may hold over all connections (0 = no limit)")
       ->capture_default_str();
+  add_cluster_flags(cmd, *o);
   cmd->add_option("--metrics", o->metrics, "serve Prometheus metrics at http://HOST:PORT/metrics");
   cmd->add_option("--log-level", o->log_level, "stderr log level: error, warn, info (connection open/close) or debug")
       ->capture_default_str();

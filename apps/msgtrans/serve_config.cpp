@@ -21,10 +21,22 @@
 //   keep_alive_interval = 30      # seconds between pings; 0 = none
 //   keep_alive_timeout = 10       # seconds a ping may wait for its pong
 //   origins = ["https://example.com"]
+//   [cluster]                     # rooms shared with other nodes over NATS (docs/scaling.md)
+//   nats = ["nats://10.0.0.5:4222", "nats://10.0.0.6:4222"]  # or "nats://a:4222,nats://b:4222"
+//   cluster_name = "msgtrans"     # nodes with the same name share rooms
+//   node_name = "web-1"           # unique per node; default: host, pid and a random part
+//   user = "chat"                 # NATS user/password (both or neither), or token
+//   password = "secret"
+//   token = ""
+//   tls = false                   # require TLS to NATS
+//   tls_ca = "ca.pem"             # trust these CAs (default: the system's)
+//   tls_cert = "client.pem"       # client certificate and its key (both or neither)
+//   tls_key = "client.key"
 #include "serve_config.hpp"
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <optional>
@@ -56,6 +68,33 @@ setter texts(std::vector<std::string> serve_options::*field) {
       if (!v) return "expected an array of strings";
       out.push_back(*v);
     }
+    o.*field = std::move(out);
+    return "";
+  };
+}
+// An array of strings, or one string; either way, each string may list several
+// values separated by commas ("nats://a:4222,nats://b:4222").
+setter comma_list(std::vector<std::string> serve_options::*field) {
+  return [field](const toml::node& n, serve_options& o) -> std::string {
+    std::vector<std::string> parts;
+    if (auto v = n.value<std::string>()) {
+      parts.push_back(*v);
+    } else if (const auto* a = n.as_array()) {
+      for (auto& e : *a) {
+        auto s = e.value<std::string>();
+        if (!s) return "expected a string or an array of strings";
+        parts.push_back(*s);
+      }
+    } else {
+      return "expected a string or an array of strings";
+    }
+    std::vector<std::string> out;
+    for (auto& p : parts)
+      for (std::size_t at = 0; at <= p.size();) {
+        const auto comma = std::min(p.find(',', at), p.size());
+        if (comma > at) out.push_back(p.substr(at, comma - at));
+        at = comma + 1;
+      }
     o.*field = std::move(out);
     return "";
   };
@@ -116,6 +155,16 @@ const std::map<std::string, key_spec>& keys() {
       {"ws.keep_alive_interval", {"--ws-keep-alive-interval", seconds(&serve_options::ws_keep_alive_interval_s)}},
       {"ws.keep_alive_timeout", {"--ws-keep-alive-timeout", seconds(&serve_options::ws_keep_alive_timeout_s)}},
       {"ws.origins", {"--ws-origin", texts(&serve_options::ws_origins)}},
+      {"cluster.nats", {"--nats", comma_list(&serve_options::nats)}},
+      {"cluster.cluster_name", {"--cluster-name", text(&serve_options::cluster_name)}},
+      {"cluster.node_name", {"--node-name", text(&serve_options::node_name)}},
+      {"cluster.user", {"--nats-user", text(&serve_options::nats_user)}},
+      {"cluster.password", {"--nats-password", text(&serve_options::nats_password)}},
+      {"cluster.token", {"--nats-token", text(&serve_options::nats_token)}},
+      {"cluster.tls", {"--nats-tls", flag(&serve_options::nats_tls)}},
+      {"cluster.tls_ca", {"--nats-tls-ca", text(&serve_options::nats_tls_ca)}},
+      {"cluster.tls_cert", {"--nats-tls-cert", text(&serve_options::nats_tls_cert)}},
+      {"cluster.tls_key", {"--nats-tls-key", text(&serve_options::nats_tls_key)}},
   };
   return k;
 }
@@ -125,7 +174,7 @@ std::string apply(const toml::table& t, const std::string& prefix, serve_options
   for (auto&& [k, v] : t) {
     std::string name = prefix + std::string(k.str());
     auto where = path + ":" + std::to_string(v.source().begin.line) + ": ";
-    if (prefix.empty() && v.is_table() && (name == "listeners" || name == "tls" || name == "ws")) {
+    if (prefix.empty() && v.is_table() && (name == "listeners" || name == "tls" || name == "ws" || name == "cluster")) {
       if (auto e = apply(*v.as_table(), name + ".", o, given, path); !e.empty()) return e;
       continue;
     }

@@ -30,6 +30,13 @@ struct serve_options {
   std::string log_level = "info";
   bool quiet = false;
   std::size_t workers = 0;  // 0: serve in this process; N: N supervised worker processes
+  // The cluster ([cluster] in the file): rooms shared with other nodes over NATS.
+  std::vector<std::string> nats;  // nats://HOST:PORT servers; empty = no cluster
+  std::string cluster_name = "msgtrans";
+  std::string node_name;           // empty: the library picks host, pid and a random part
+  std::string nats_user, nats_password, nats_token;
+  bool nats_tls = false;
+  std::string nats_tls_ca, nats_tls_cert, nats_tls_key;
 
   // Set by the supervisor for a worker, not by flags.
   bool reuse_port = false;        // listeners share their port (SO_REUSEPORT)

@@ -8,9 +8,17 @@
 // worker reports "listening ..." lines through a pipe once its listeners are up; the
 // parent prints them once, when every worker is up. The parent waits on one signalfd
 // (SIGCHLD, SIGINT, SIGTERM) and the workers' pipes.
+//
+// Chat rooms must span the workers: with --mode chat and no --nats, the supervisor
+// starts a private nats-server on a free loopback port (private_nats.cpp) before the
+// workers, points each worker at it (--nats nats://127.0.0.1:PORT, --node-name
+// BASE-wN), and stops it last, after every worker has stopped. If it dies, serve stops
+// (exit 1) rather than run with rooms split between the workers. With --nats the
+// workers use that cluster, and no private server runs.
 #include "workers.hpp"
 
 #include "commands.hpp"
+#include "private_nats.hpp"
 
 #include <fcntl.h>
 #include <netdb.h>
@@ -196,8 +204,8 @@ int open_signalfd() {
 class supervisor {
  public:
   supervisor(const serve_options& wo, const std::vector<reservation>& held, int sfd, const serve_function& serve_one,
-             std::size_t n)
-      : wo_(wo), held_(held), sfd_(sfd), serve_one_(serve_one), ws_(n) {}
+             std::size_t n, private_nats* nats)
+      : wo_(wo), held_(held), sfd_(sfd), serve_one_(serve_one), nats_(nats), ws_(n) {}
 
   // Runs the workers until they all stopped; returns the exit code.
   int run() {
@@ -265,10 +273,19 @@ class supervisor {
     serve_options mine = wo_;
     mine.ready_fd = report_fd;
     mine.worker_index = i + 1;
+    if (!mine.nats.empty()) mine.node_name = node_base() + "-w" + std::to_string(i + 1);
     const int rc = serve_one_(mine);
     std::fflush(stdout);
     std::fflush(stderr);
     _exit(rc);
+  }
+
+  // The workers' node names: --node-name, or host and supervisor pid (unique per machine).
+  std::string node_base() const {
+    if (!wo_.node_name.empty()) return wo_.node_name;
+    char host[256] = "host";
+    ::gethostname(host, sizeof host - 1);
+    return std::string(host) + "-" + std::to_string(parent_);
   }
 
   void begin_stop(int sig) {
@@ -322,10 +339,25 @@ class supervisor {
     int status = 0;
     pid_t pid;
     while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+      if (nats_ && pid == nats_->pid()) {
+        nats_ended(status);
+        continue;
+      }
       auto it = std::find_if(ws_.begin(), ws_.end(), [pid](const worker& w) { return w.pid == pid; });
       if (it == ws_.end()) continue;
       worker_ended(static_cast<std::size_t>(it - ws_.begin()), pid, status);
     }
+  }
+
+  // The private nats-server died: the workers' rooms would be split, so stop them all.
+  void nats_ended(int status) {
+    const pid_t pid = nats_->pid();
+    nats_->forget();
+    if (stopping_) return;
+    plog("error", "the private nats-server (pid %d) %s; stopping the workers", static_cast<int>(pid),
+         describe(status).c_str());
+    result_ = failed;
+    begin_stop(SIGTERM);
   }
 
   // Worker `i` (process `pid`) ended with `status`: done, fatal, or to be restarted.
@@ -423,6 +455,7 @@ class supervisor {
   const std::vector<reservation>& held_;
   const int sfd_;
   const serve_function& serve_one_;
+  private_nats* const nats_;  // null without a private nats-server
   const pid_t parent_ = ::getpid();
   std::vector<worker> ws_;
   std::size_t live_ = 0;
@@ -449,10 +482,26 @@ int run_workers(const serve_options& o, const serve_function& serve_one) {
     release(held);
     return failed;
   }
-  const int result = supervisor(wo, held, sfd, serve_one, o.workers).run();
+  private_nats nats;
+  if (o.mode == "chat" && o.nats.empty()) {
+    if (auto e = nats.start(!o.quiet && o.log_level == "debug"); !e.empty()) {
+      plog("error", "%s", e.c_str());
+      ::close(sfd);
+      release(held);
+      return failed;
+    }
+    wo.nats = {nats.url()};
+    plog("info", "private nats-server (pid %d) at %s links the workers' rooms", static_cast<int>(nats.pid()),
+         nats.url().c_str());
+  }
+  const int result = supervisor(wo, held, sfd, serve_one, o.workers, nats.pid() > 0 ? &nats : nullptr).run();
   ::close(sfd);
   release(held);
   plog("info", "all workers stopped");
+  if (nats.pid() > 0) {
+    nats.stop();  // last: workers deliver until they stop
+    plog("info", "private nats-server stopped");
+  }
   return result;
 }
 

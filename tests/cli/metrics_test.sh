@@ -20,6 +20,15 @@ value() { grep -E "^$1 " "$2" | awk '{print $2}'; }
 scrape "$url" >"$work/m1"
 grep -q '^# TYPE msgtrans_connections gauge' "$work/m1" || fail "no connections gauge"
 grep -q '^# TYPE msgtrans_response_duration_seconds histogram' "$work/m1" || fail "no latency histogram"
+for m in msgtrans_rooms msgtrans_room_memberships msgtrans_room_deliveries_total msgtrans_cluster_messages_in_total \
+  msgtrans_cluster_messages_out_total msgtrans_cluster_publish_errors_total msgtrans_cluster_malformed_total \
+  msgtrans_cluster_reconnects_total; do
+  grep -Eq "^$m [0-9]" "$work/m1" || fail "no $m line"
+done
+grep -q '^msgtrans_cluster_state{state="none"} 1$' "$work/m1" || fail "cluster_state none is not 1 without a cluster"
+for st in connecting connected reconnecting closed; do
+  grep -q "^msgtrans_cluster_state{state=\"$st\"} 0\$" "$work/m1" || fail "no cluster_state $st 0 line"
+done
 in1=$(value 'msgtrans_packets_total\{direction="in"\}' "$work/m1")
 
 for i in 1 2 3 4 5; do "$bin" request "tcp://$addr" "ping $i" >/dev/null; done

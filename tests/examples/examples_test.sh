@@ -58,4 +58,19 @@ a.sendall(pkt(2, "hi all"))
 got = read(b)
 assert got.endswith(": hi all") and got.startswith("[lobby]"), got
 PY
+# cluster_chat: two nodes on different ports share a room through a nats-server.
+command -v nats-server >/dev/null || PATH=$PATH:/usr/sbin
+command -v nats-server >/dev/null || fail "nats-server is not installed (scripts/setup.sh installs it)"
+nport=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+nats-server -a 127.0.0.1 -p "$nport" >"$work/nats" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q "Listening for client connections" "$work/nats" && break; sleep 0.05; done
+for n in 1 2; do
+  "$bin/cluster_chat" "nats://127.0.0.1:$nport" 127.0.0.1:0/chat 127.0.0.1:0 "node-$n" >"$work/cc$n" &
+  pids+=($!)
+  for _ in $(seq 100); do [ "$(grep -c '^listening' "$work/cc$n")" -ge 2 ] && break; sleep 0.05; done
+  grep -q '^listening tcp' "$work/cc$n" || fail "cluster_chat node-$n did not start"
+done
+/usr/bin/python3 "$(dirname "$0")/../cli/chat_cluster.py" room 2 "$(grep '^listening tcp' "$work/cc1" | cut -d' ' -f3)" \
+  "$(grep '^listening tcp' "$work/cc2" | cut -d' ' -f3)" >/dev/null || fail "cluster_chat: room message not shared"
 echo "examples: 1 passed, 0 failed"
