@@ -212,3 +212,14 @@ TEST_P(ClusterRooms, SendRequestAndCloseReachASessionOnAnotherNode) {
 
 INSTANTIATE_TEST_SUITE_P(Bus, ClusterRooms, ::testing::Values("in_process", "nats"),
                          [](const auto& info) { return info.param; });
+
+TEST(Rooms, ClusterOptionsAreChecked) {
+  in_process_hub hub;
+  server_builder b;
+  EXPECT_THROW(b.cluster(nullptr), std::invalid_argument);
+  EXPECT_THROW(b.cluster(hub.connect(), cluster_node_options{"", "n", 100ms}), std::invalid_argument);
+  EXPECT_THROW(b.cluster(hub.connect(), cluster_node_options{"c", "n", 0ms}), std::invalid_argument);
+  nats_cluster_config none;
+  none.servers.clear();
+  EXPECT_THROW(b.cluster(none), std::invalid_argument);
+}
