@@ -10,7 +10,7 @@ packages=(
   # libraries
   libboost1.81-dev libssl-dev
   libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev
-  libzstd-dev zlib1g-dev libnats-dev
+  libzstd-dev zlib1g-dev libnats-dev libjwt-gnutls-dev
   libcli11-dev libtomlplusplus-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
   # independent peers used by the tests
