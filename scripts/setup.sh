@@ -14,7 +14,7 @@ packages=(
   libcli11-dev libtomlplusplus-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
   # independent peers used by the tests
-  python3 python3-websockets python3-zstandard ngtcp2-client
+  python3 python3-websockets python3-zstandard python3-jwt python3-cryptography ngtcp2-client
   openssl iproute2 chromium nats-server
   # benchmark plots (bench/compare.sh)
   gnuplot-nox
