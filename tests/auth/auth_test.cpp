@@ -113,6 +113,8 @@ class Auth : public ::testing::TestWithParam<proto> {
     EXPECT_NE(e.message().find(why), std::string::npos) << e.message();
     EXPECT_EQ(c.send("sneaked in"), errc::not_connected);
     EXPECT_EQ(s.stats().auth_rejected, 1u);
+    const auto metrics = to_prometheus(s.stats());
+    EXPECT_NE(metrics.find("msgtrans_auth_total{outcome=\"rejected\"} 1\n"), std::string::npos) << metrics;
     EXPECT_TRUE(s.sessions().empty());
     EXPECT_EQ(seen_.connected + seen_.messages + seen_.requests, 0);
   }
