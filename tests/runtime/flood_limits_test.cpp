@@ -248,8 +248,9 @@ TEST(FloodLimits, HandshakeRateRefusesTheBurstPastN) {
   const auto t0 = steady::now();
   for (int i = 0; i < rate + extra; ++i) peers.push_back(std::make_unique<peer>("127.0.0.1", port));
   const double burst_s = std::chrono::duration<double>(steady::now() - t0).count();
-  // The bucket refills rate/s while the burst lasts: that many more may pass.
-  const auto refill = static_cast<std::size_t>(burst_s * rate) + 1;
+  // The bucket refills rate/s while the burst lasts (and while the server accepts the
+  // last of it, up to 100 ms later on a loaded machine): that many more may pass.
+  const auto refill = static_cast<std::size_t>((burst_s + 0.1) * rate) + 1;
   auto closed = closed_peers(peers, extra, 2s);
   EXPECT_LE(closed.size(), static_cast<std::size_t>(extra));
   EXPECT_GE(closed.size() + refill, static_cast<std::size_t>(extra)) << "burst took " << burst_s << " s";
@@ -405,8 +406,8 @@ TEST(FloodLimits, QuicHandshakeRateRefusesAndRateLimitedClosesWithCode6) {
   qc.address = address_of(s);
   qc.tls_ca_file = cert;
   qc.connection.initial_rtt = 10ms;
+  std::vector<close_log> logs(5);  // before the clients: they report to these until destroyed
   std::vector<client> clients;
-  std::vector<close_log> logs(5);
   for (int i = 0; i < 5; ++i)
     clients.push_back(client_builder{}
                           .connect_to(qc)
