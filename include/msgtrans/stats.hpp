@@ -34,8 +34,8 @@ struct server_stats {
   /// (max_connections_per_ip, server-wide or a listener's) and "handshake_rate"
   /// (max_handshakes_per_second_per_ip). Both keys are always present.
   std::map<std::string, std::uint64_t> refused;
-  /// Connections closed (rate_limit_action::close) or paused (::pause) for going over
-  /// session_options::max_messages_per_second / max_bytes_per_second.
+  /// Connections closed (rate_limit_action::close) or paused (rate_limit_action::pause)
+  /// for going over session_options::max_messages_per_second / max_bytes_per_second.
   std::uint64_t rate_limited_closes = 0, rate_limited_pauses = 0;
   std::uint64_t packets_in = 0, packets_out = 0, bytes_in = 0, bytes_out = 0;
   std::uint64_t requests_in_flight = 0;  ///< requests this side sent, awaiting a response
