@@ -189,5 +189,9 @@ check(r.returncode != 0 and "rate_limit_action" in r.stderr and "\"pause\"" in r
 r = subprocess.run([MSGTRANS, "serve", "--tcp", "127.0.0.1:0", "--rate-limit-action", "drop"], capture_output=True,
                    text=True, timeout=30)
 check(r.returncode != 0 and "--rate-limit-action" in r.stderr, "--rate-limit-action drop is refused")
+r = subprocess.run([MSGTRANS, "serve", "--tcp", "127.0.0.1:0", "--max-messages-per-second", "2000000000"],
+                   capture_output=True, text=True, timeout=30)
+check(r.returncode == 1 and "session_options.max_messages_per_second" in r.stderr,
+      "a rate no session can use is a usage error naming the field: " + r.stderr.strip()[-100:])
 
 hostile.finish()
