@@ -6,12 +6,15 @@ import { loadFixtures, startServers } from './servers.mjs';
 import { tests } from './suite.mjs';
 
 let servers;
-before(async () => { servers = await startServers(); });
+let fixtures;
+before(async () => {
+  fixtures = loadFixtures();
+  servers = await startServers();
+});
 after(async () => {
   if (servers && !(await servers.stopAll())) throw new Error('a server did not exit cleanly');
 });
 
-const fixtures = loadFixtures();
 for (const scheme of ['ws', 'tcp']) {
   describe(`${scheme}://`, () => {
     for (const [name, run] of tests) {

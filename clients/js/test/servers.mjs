@@ -6,9 +6,14 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
+// Whatever happens to the test process, its servers do not outlive it.
+const started = new Set();
+process.on('exit', () => { for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
+
 function start(bin, args) {
   return new Promise((resolve, reject) => {
     const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    started.add(proc);
     const lines = createInterface({ input: proc.stdout });
     const found = {};
     const timer = setTimeout(() => reject(new Error(`${bin} did not start within 10 s`)), 10000);
