@@ -6,3 +6,4 @@ export { Message, IncomingRequest, type Reply } from './message.js';
 export { Client, type SendOptions, type RequestOptions, type ClosedEvent, type ClientEvents, type RequestHandler } from './client.js';
 export type { ConnectOptions, ReconnectOptions, HeartbeatOptions } from './options.js';
 export type { CloseInfo, CompressionCodec, Codecs } from './transport.js';
+export { zstdCodec, type ZstdModule } from './zstd_codec.js';

@@ -3,7 +3,7 @@
 import { deflateSync, inflateSync } from 'node:zlib';
 import { MsgtransError } from './errors.js';
 import type { Codecs, CompressionCodec } from './transport.js';
-import { zstdContentSize } from './zstd_frame.js';
+import { zstdCodec, type ZstdModule } from './zstd_codec.js';
 
 export const nodeZlib: CompressionCodec = {
   compress: (data) => deflateSync(data),
@@ -19,40 +19,26 @@ export const nodeZlib: CompressionCodec = {
   },
 };
 
-interface ZstdWasm {
+interface ZstdWasm extends ZstdModule {
   init(path?: string): Promise<void>;
-  compress(buf: Uint8Array, level?: number): Uint8Array;
-  decompress(buf: Uint8Array, opts?: { defaultHeapSize: number }): Uint8Array;
 }
 
-let zstd: ZstdWasm | undefined;
-let loading: Promise<ZstdWasm> | undefined;
+let zstd: CompressionCodec | undefined;
+let loading: Promise<CompressionCodec> | undefined;
 
-function loadZstd(): Promise<ZstdWasm> {
+function loadZstd(): Promise<CompressionCodec> {
   loading ??= import('@bokuweb/zstd-wasm').then(async (m) => {
     const z = ((m as { default?: ZstdWasm }).default ?? m) as ZstdWasm;
     await z.init();
-    zstd = z;
-    return z;
+    zstd = zstdCodec(z);
+    return zstd;
   });
   return loading;
 }
 
-function zstdDecompress(z: ZstdWasm, data: Uint8Array, maxSize: number): Uint8Array {
-  const declared = zstdContentSize(data);
-  if (declared > maxSize) {
-    throw new MsgtransError('decompressed_too_large', `the zstd frame declares ${declared} bytes, over maxMessageSize (${maxSize})`);
-  }
-  try {
-    return z.decompress(data, { defaultHeapSize: maxSize });
-  } catch (e) {
-    throw new MsgtransError('decompress_failed', `not valid zstd data (or it inflates past maxMessageSize): ${String(e)}`, { cause: e });
-  }
-}
-
 export const nodeZstd: CompressionCodec = {
-  compress: (data) => (zstd ? zstd.compress(data, 3) : loadZstd().then((z) => z.compress(data, 3))),
-  decompress: (data, maxSize) => (zstd ? zstdDecompress(zstd, data, maxSize) : loadZstd().then((z) => zstdDecompress(z, data, maxSize))),
+  compress: (data) => (zstd ? zstd.compress(data) : loadZstd().then((z) => z.compress(data))),
+  decompress: (data, maxSize) => (zstd ? zstd.decompress(data, maxSize) : loadZstd().then((z) => z.decompress(data, maxSize))),
 };
 
 export const nodeCodecs: Codecs = { zlib: nodeZlib, zstd: nodeZstd };

@@ -2,7 +2,7 @@
 // playwright-core): a page imports the package's browser entry through an import map,
 // no bundler, and runs every test against `msgtrans serve --ws` and js_peer_server.
 // Run by ctest (js_client_browser); prints one line per test and "N passed, N failed".
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, extname, join, normalize } from 'node:path';
@@ -11,7 +11,7 @@ import { chromium } from 'playwright-core';
 import { loadFixtures, startServers } from './servers.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.html': 'text/html', '.json': 'application/json', '.map': 'application/json' };
+const types = { '.wasm': 'application/wasm', '.js': 'text/javascript', '.mjs': 'text/javascript', '.html': 'text/html', '.json': 'application/json', '.map': 'application/json' };
 
 const page = `<!doctype html><meta charset="utf-8"><title>@msgtrans/client suite</title>
 <script type="importmap">{"imports": {"@msgtrans/client": "/dist/browser.js"}}</script>
@@ -20,10 +20,19 @@ import * as sdk from '@msgtrans/client';
 import { tests } from '/test/suite.mjs';
 const config = await (await fetch('/config.json')).json();
 const results = [];
+// zstd has no browser API: the page brings @bokuweb/zstd-wasm's web build, as an app would.
+let codecs;
+try {
+  const zstd = await import('/zstd/index.web.js');
+  await zstd.init();
+  codecs = { zstd: sdk.zstdCodec(zstd) };
+} catch (e) {
+  results.push({ name: 'load @bokuweb/zstd-wasm', ok: false, ms: 0, error: String(e?.stack ?? e) });
+}
 for (const [name, run] of tests) {
   const t0 = performance.now();
   try {
-    await run({ sdk, runtime: 'browser', fixtures: config.fixtures, urls: config.urls, restartPeer: () => window.restartPeer() });
+    await run({ sdk, runtime: 'browser', fixtures: config.fixtures, urls: config.urls, restartPeer: () => window.restartPeer(), codecs });
     results.push({ name, ok: true, ms: performance.now() - t0 });
   } catch (e) {
     results.push({ name, ok: false, ms: performance.now() - t0, error: String(e?.stack ?? e) });
@@ -39,13 +48,28 @@ const http = createServer((req, res) => {
   const path = new URL(req.url, 'http://x').pathname;
   if (path === '/page.html') return res.writeHead(200, { 'content-type': 'text/html' }).end(page);
   if (path === '/config.json') return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(config));
-  const file = normalize(join(root, path));
-  if (!(path.startsWith('/dist/') || path === '/test/suite.mjs') || !file.startsWith(root)) return res.writeHead(404).end();
-  try {
-    res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
-  } catch {
-    res.writeHead(404).end();
+  // /zstd/ is @bokuweb/zstd-wasm's web build; its imports name no extension, which
+  // bundlers resolve to .js, and so does this server.
+  const zstdWeb = join(root, 'node_modules', '@bokuweb', 'zstd-wasm', 'dist', 'web');
+  let file = path.startsWith('/zstd/') ? normalize(join(zstdWeb, path.slice(6))) : normalize(join(root, path));
+  if (path.startsWith('/zstd/') && !extname(file)) {
+    // a folder: its index.js, redirected so that its own relative imports resolve from there
+    if (existsSync(file)) return res.writeHead(302, { location: `${path}/index.js` }).end();
+    file += '.js';
   }
+  const allowed = path.startsWith('/dist/') || path === '/test/suite.mjs' || (path.startsWith('/zstd/') && file.startsWith(zstdWeb));
+  if (!allowed || !file.startsWith(root)) {
+    if (path !== '/favicon.ico') console.log(`404 ${path}`);
+    return res.writeHead(404).end();
+  }
+  let body;
+  try {
+    body = readFileSync(file);
+  } catch {
+    console.log(`404 ${path}`);
+    return res.writeHead(404).end();
+  }
+  res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' }).end(body);
 });
 await new Promise((r) => http.listen(0, '127.0.0.1', r));
 

@@ -3,8 +3,9 @@
 // tests/js/js_peer_server (push, server requests, closing, never answering, counting).
 // Plain ES module with its own small assertions, so it runs unchanged in both.
 //
-// ctx: { sdk, runtime: 'node'|'browser', urls: { serve, peer, closed }, fixtures, restartPeer() }
-// where urls are of one transport (ws:// or tcp://) and `closed` refuses connections.
+// ctx: { sdk, runtime: 'node'|'browser', urls: { serve, peer, closed }, fixtures, restartPeer(), codecs? }
+// where urls are of one transport (ws:// or tcp://), `closed` refuses connections, and
+// codecs (browser) holds the zstd codec the page made from @bokuweb/zstd-wasm.
 
 export class AssertionError extends Error {}
 
@@ -59,6 +60,7 @@ const hex = (s) => Uint8Array.from(s.match(/../g) ?? [], (h) => parseInt(h, 16))
 const TYPES = ['oneway', 'request', 'response'];
 const PEER = { push: 100, ask: 101, close: 102, hang: 103, inflate: 104, count: 105, counted: 106 };
 const fast = { reconnect: false };
+const algorithms = ({ runtime, codecs }) => (runtime === 'node' || codecs?.zstd ? ['zlib', 'zstd'] : ['zlib']);
 const counted = async (c, key) => Number((await c.request(key, { bizType: PEER.counted })).text());
 
 export const tests = [
@@ -164,11 +166,12 @@ export const tests = [
     } finally { await c.close(); }
   }],
 
-  ['compression both ways: zlib, zstd (Node), autoCompress', async ({ sdk, urls, runtime }) => {
-    const c = await sdk.connect(urls.serve, fast);
+  ['compression both ways: zlib, zstd, autoCompress', async (ctx) => {
+    const { sdk, urls } = ctx;
+    const c = await sdk.connect(urls.serve, { reconnect: false, codecs: ctx.codecs });
     try {
       const text = 'compress me '.repeat(20000);
-      for (const alg of runtime === 'node' ? ['zlib', 'zstd'] : ['zlib']) {
+      for (const alg of algorithms(ctx)) {
         const r = await c.request(text, { compress: alg });
         equal(r.compression, alg, `${alg}: the server answered compressed`);
         equal(r.text(), text, `${alg}: round trip`);
@@ -182,9 +185,10 @@ export const tests = [
     } finally { await a.close(); }
   }],
 
-  ['a payload that inflates past maxMessageSize is refused', async ({ sdk, urls, runtime }) => {
-    for (const alg of runtime === 'node' ? ['zlib', 'zstd'] : ['zlib']) {
-      const c = await sdk.connect(urls.peer, { reconnect: false, maxMessageSize: 10000 });
+  ['a payload that inflates past maxMessageSize is refused', async (ctx) => {
+    const { sdk, urls } = ctx;
+    for (const alg of algorithms(ctx)) {
+      const c = await sdk.connect(urls.peer, { reconnect: false, maxMessageSize: 10000, codecs: ctx.codecs });
       const errored = nextEvent(c, 'error');
       const closed = nextEvent(c, 'closed');
       equal((await c.request('9000', { bizType: PEER.inflate, ext: alg })).payload.length, 9000, `${alg}: under the limit`);
