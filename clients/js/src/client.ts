@@ -1,7 +1,7 @@
 // The client: one connection at a time, request/response matching, server push,
 // server-to-client requests, compression, back-pressure, heartbeats, reconnection.
 // Transport-neutral: the runtime (browser.ts, node.ts) gives it a dialer and codecs.
-import { decode, encode, Flags, HEADER_SIZE, toBytes, type Compression, type PacketType } from './codec.js';
+import { decode, encodeParts, Flags, HEADER_SIZE, toBytes, type Compression, type PacketType } from './codec.js';
 import { MsgtransError } from './errors.js';
 import { IncomingRequest, Message, MessageQueue, type Reply } from './message.js';
 import { backoffDelay, resolveOptions, withToken, type ConnectOptions, type ResolvedOptions } from './options.js';
@@ -286,11 +286,17 @@ export class Client {
     }
     const flags = ((o.flags ?? 0) | (o.highPriority ? Flags.HIGH_PRIORITY : 0)) & 0xffff;
     const bizType = o.bizType ?? 0;
+    if (!Number.isInteger(bizType) || bizType < 0 || bizType > 255) {
+      throw new MsgtransError('invalid_argument', `bizType must be an integer from 0 to 255, got ${String(bizType)}`);
+    }
+    if (ext.length > this.opts.maxExtHeader || ext.length > 0xffff) {
+      throw new MsgtransError('ext_header_too_large', `an extension header of ${ext.length} bytes is over maxExtHeader (${this.opts.maxExtHeader})`);
+    }
     const algorithm = o.compress === false ? undefined
       : o.compress ?? (this.opts.autoCompress && body.length >= this.opts.autoCompressMin ? this.opts.autoCompress : undefined);
-    const header = { type: TYPE_CODE[type], messageId: id, bizType, flags, ext };
+    const typeCode = TYPE_CODE[type];
     if (!algorithm) {
-      this.write(encode({ ...header, payload: body }), size);
+      this.write(encodeParts(typeCode, id, bizType, flags, 0, ext, body), size);
       return;
     }
     const codec = this.codec(algorithm);
@@ -300,7 +306,7 @@ export class Client {
     } catch (e) {
       throw new MsgtransError('invalid_argument', `${algorithm} compression failed: ${String(e)}`, { cause: e });
     }
-    const pack = (c: Uint8Array) => encode({ ...header, payload: c, compression: algorithm });
+    const pack = (c: Uint8Array) => encodeParts(typeCode, id, bizType, flags, algorithm === 'zstd' ? 1 : 2, ext, c);
     if (!(compressed instanceof Promise)) {
       this.write(pack(compressed), size);
       return;
@@ -382,10 +388,10 @@ export class Client {
     }
     const hb = this.opts.heartbeat;
     if (hb && p.type === 'oneway' && p.bizType === hb.bizType) return;
-    const make = (payload: Uint8Array) => {
-      const args = [p.type, p.messageId, p.bizType, p.flags, p.compression, p.ext, payload] as const;
-      return p.type === 'request' ? new IncomingRequest(...args) : new Message(...args);
-    };
+    const q = p;
+    const make = (payload: Uint8Array) => q.type === 'request'
+      ? new IncomingRequest(q.type, q.messageId, q.bizType, q.flags, q.compression, q.ext, payload)
+      : new Message(q.type, q.messageId, q.bizType, q.flags, q.compression, q.ext, payload);
     if (p.compression === 'none' && this.inPending === 0) {
       this.dispatch(make(p.payload));
       return;

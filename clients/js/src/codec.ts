@@ -53,8 +53,10 @@ export const DEFAULT_MAX_EXT_HEADER = 4096;
 
 const utf8 = new TextEncoder();
 
+const EMPTY = new Uint8Array(0);
+
 export function toBytes(v: string | Uint8Array | ArrayBuffer | ArrayBufferView | undefined): Uint8Array {
-  if (v === undefined) return new Uint8Array(0);
+  if (v === undefined) return EMPTY;
   if (typeof v === 'string') return utf8.encode(v);
   if (v instanceof Uint8Array) return v;
   if (v instanceof ArrayBuffer) return new Uint8Array(v);
@@ -88,19 +90,24 @@ export function encode(p: PacketInit): Uint8Array {
   const payload = toBytes(p.payload);
   if (ext.length > 0xffff) throw new MsgtransError('ext_header_too_large', `extension header of ${ext.length} bytes is over 65535`);
   if (payload.length > 0xffffffff) throw new MsgtransError('message_too_large', 'payload over 2^32-1 bytes');
+  return encodeParts(typeCode(p.type), checkInt('messageId', p.messageId, 0xffffffff), checkInt('bizType', p.bizType ?? 0, 0xff),
+    checkInt('flags', p.flags ?? 0, 0xffff), compressionCode(p.compression), ext, payload);
+}
+
+/** @internal encode() without the argument checks, for the client's send path */
+export function encodeParts(type: number, id: number, bizType: number, flags: number, compression: number,
+                            ext: Uint8Array, payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(HEADER_SIZE + ext.length + payload.length);
   out[0] = VERSION;
-  out[1] = compressionCode(p.compression);
-  out[2] = typeCode(p.type);
-  out[3] = checkInt('bizType', p.bizType ?? 0, 0xff);
-  const id = checkInt('messageId', p.messageId, 0xffffffff);
+  out[1] = compression;
+  out[2] = type;
+  out[3] = bizType;
   out[4] = id >>> 24; out[5] = (id >>> 16) & 0xff; out[6] = (id >>> 8) & 0xff; out[7] = id & 0xff;
   out[8] = ext.length >>> 8; out[9] = ext.length & 0xff;
   const n = payload.length;
   out[10] = n >>> 24; out[11] = (n >>> 16) & 0xff; out[12] = (n >>> 8) & 0xff; out[13] = n & 0xff;
-  const flags = checkInt('flags', p.flags ?? 0, 0xffff);
   out[14] = flags >>> 8; out[15] = flags & 0xff;
-  out.set(ext, HEADER_SIZE);
+  if (ext.length) out.set(ext, HEADER_SIZE);
   out.set(payload, HEADER_SIZE + ext.length);
   return out;
 }

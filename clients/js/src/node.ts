@@ -21,6 +21,30 @@ function hostPort(url: URL): { host: string; port: number } {
   return { host, port };
 }
 
+/**
+ * Corks a socket for the rest of this tick: every packet sent in one turn of the event
+ * loop leaves in one write (writev), as the C++ runtime does. Uncorked by process.nextTick,
+ * which runs after the promise continuations that send in reaction to the same input.
+ */
+function corker(socket: () => net.Socket | undefined): () => void {
+  let corked: net.Socket | undefined;
+  const uncork = () => {
+    const s = corked;
+    corked = undefined;
+    s?.uncork();
+  };
+  return () => {
+    if (corked) return;
+    const s = socket();
+    if (!s) return;
+    s.cork();
+    corked = s;
+    process.nextTick(uncork);
+  };
+}
+
+const BINARY = { binary: true } as const;
+
 function dialWs(url: URL, o: ResolvedOptions, ev: TransportEvents): Promise<Transport> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url.href, {
@@ -71,8 +95,13 @@ function dialWs(url: URL, o: ResolvedOptions, ev: TransportEvents): Promise<Tran
       const r = reason.toString();
       ev.onClose(failure && code === 1006 ? { code, reason: r || failure.message, error: failure } : { code, reason: r });
     });
+    // ws keeps its socket in a private field; without it packets simply go one write each.
+    const cork = corker(() => (ws as unknown as { _socket?: net.Socket })._socket);
     const transport: Transport = {
-      send: (b) => ws.send(b, { binary: true }),
+      send: (b) => {
+        cork();
+        ws.send(b, BINARY);
+      },
       get bufferedAmount() { return ws.bufferedAmount; },
       close: (code, reason) => ws.close(code, reason),  // ws sends the close frame after queued data
       abort: (reason) => {
@@ -145,8 +174,12 @@ function dialStream(url: URL, o: ResolvedOptions, ev: TransportEvents): Promise<
       ev.onClose(failure ? { code: 0, reason: failure.message, error: failure } : { code: 0, reason: 'closed by the peer' });
     });
     let closeTimer: ReturnType<typeof setTimeout> | undefined;
+    const cork = corker(() => socket);
     const transport: Transport = {
-      send: (b) => { socket.write(b); },
+      send: (b) => {
+        cork();
+        socket.write(b);
+      },
       get bufferedAmount() { return socket.writableLength; },
       close: () => {
         socket.end();  // FIN after what is queued; then wait for the peer's FIN

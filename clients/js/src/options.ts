@@ -43,7 +43,7 @@ export interface ConnectOptions {
   highWater?: number;
   /** largest packet sent or accepted (also caps decompression); default 16 MiB */
   maxMessageSize?: number;
-  /** largest extension header accepted; default 4 KiB */
+  /** largest extension header sent or accepted; default 4 KiB */
   maxExtHeader?: number;
   /** compress payloads of at least `autoCompressMin` bytes with this algorithm */
   autoCompress?: 'zstd' | 'zlib';

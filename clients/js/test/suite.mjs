@@ -253,6 +253,8 @@ export const tests = [
       throwsWith(() => small.send(new Uint8Array(1000)), 'message_too_large', 'send over maxMessageSize');
       await rejectsWith(small.request(new Uint8Array(2000)), 'message_too_large', 'request over maxMessageSize');
       equal((await small.request(new Uint8Array(984))).payload.length, 984, 'at the limit');
+      throwsWith(() => small.send('x', { ext: new Uint8Array(4097) }), 'ext_header_too_large', 'ext over maxExtHeader');
+      throwsWith(() => small.send('x', { bizType: 256 }), 'invalid_argument', 'bizType over 255');
     } finally { await small.close(); }
     const c = await sdk.connect(urls.peer, fast);  // the peer's limit is 256 KiB
     const closed = nextEvent(c, 'closed');
