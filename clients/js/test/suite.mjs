@@ -248,12 +248,13 @@ export const tests = [
   }],
 
   ['a too-large message: refused locally, and the server closes for it', async ({ sdk, urls }) => {
-    const small = await sdk.connect(urls.serve, { reconnect: false, maxMessageSize: 1000 });
+    const small = await sdk.connect(urls.serve, { reconnect: false, maxMessageSize: 1000, maxExtHeader: 100 });
     try {
       throwsWith(() => small.send(new Uint8Array(1000)), 'message_too_large', 'send over maxMessageSize');
       await rejectsWith(small.request(new Uint8Array(2000)), 'message_too_large', 'request over maxMessageSize');
       equal((await small.request(new Uint8Array(984))).payload.length, 984, 'at the limit');
-      throwsWith(() => small.send('x', { ext: new Uint8Array(4097) }), 'ext_header_too_large', 'ext over maxExtHeader');
+      throwsWith(() => small.send('x', { ext: new Uint8Array(101) }), 'ext_header_too_large', 'ext over maxExtHeader');
+      equal((await small.request('x', { ext: new Uint8Array(100) })).ext.length, 100, 'ext at maxExtHeader');
       throwsWith(() => small.send('x', { bizType: 256 }), 'invalid_argument', 'bizType over 255');
     } finally { await small.close(); }
     const c = await sdk.connect(urls.peer, fast);  // the peer's limit is 256 KiB
