@@ -319,6 +319,18 @@ export const tests = [
     await rejectsWith(sdk.connect(urls.closed, fast), 'not_connected', 'one attempt');
   }],
 
+  ['bad URLs are refused with address_error; a token rides along on WebSocket URLs', async ({ sdk, urls, runtime }) => {
+    await rejectsWith(sdk.connect('gopher://127.0.0.1:1/', fast), 'address_error', 'unknown scheme');
+    if (runtime === 'browser') await rejectsWith(sdk.connect('tcp://127.0.0.1:1', fast), 'address_error', 'tcp:// in a browser');
+    else await rejectsWith(sdk.connect('tcp://127.0.0.1', fast), 'address_error', 'no port');
+    await rejectsWith(sdk.connect('not a url', fast), 'address_error', 'not a URL');
+    // The server does not check tokens yet; the query string it ignores must not hurt.
+    const c = await sdk.connect(urls.serve, { reconnect: false, token: 'secret token' });
+    try {
+      equal((await c.request('with a token')).text(), 'with a token', 'request');
+    } finally { await c.close(); }
+  }],
+
   ['messages() ends when the client closes', async ({ sdk, urls }) => {
     const c = await sdk.connect(urls.serve, fast);
     const it = c.messages();
