@@ -4,7 +4,7 @@
 import { decode, encodeParts, Flags, HEADER_SIZE, toBytes, type Compression, type PacketType } from './codec.js';
 import { MsgtransError } from './errors.js';
 import { IncomingRequest, Message, MessageQueue, type Reply } from './message.js';
-import { backoffDelay, resolveOptions, withToken, type ConnectOptions, type ResolvedOptions } from './options.js';
+import { backoffDelay, resolveOptions, timerFor, withToken, type ConnectOptions, type ResolvedOptions } from './options.js';
 import type { CloseInfo, CompressionCodec, Runtime, Transport } from './transport.js';
 
 export interface SendOptions {
@@ -45,7 +45,7 @@ type State = 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed';
 interface Pending {
   resolve: (m: Message) => void;
   reject: (e: MsgtransError) => void;
-  timer: ReturnType<typeof setTimeout>;
+  timer: ReturnType<typeof setTimeout> | undefined;
   unlisten: (() => void) | undefined;
 }
 
@@ -132,9 +132,9 @@ export class Client {
     }
     const timeout = options.timeout ?? this.opts.timeout;
     return new Promise<Message>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = timerFor(timeout, () => {
         this.settle(id)?.reject(new MsgtransError('timeout', `no response within ${timeout} ms`));
-      }, timeout);
+      });
       let unlisten: (() => void) | undefined;
       if (signal) {
         const onAbort = () => this.settle(id)?.reject(new MsgtransError('cancelled', 'the request was aborted', { cause: signal.reason }));
@@ -160,7 +160,7 @@ export class Client {
       return;
     }
     const done = new Promise<void>((resolve) => this.closeWaiters.push(resolve));
-    const bound = setTimeout(() => t.abort('close timed out'), this.opts.closeTimeout);
+    const bound = timerFor(this.opts.closeTimeout, () => t.abort('close timed out'));
     await this.flushQueue();
     t.close(1000, 'client closed');
     await done;
@@ -171,10 +171,14 @@ export class Client {
 
   /** @internal first connection, with retries */
   async start(): Promise<void> {
-    await this.attempt(1);
+    await this.attempt(1, false);
   }
 
-  private async attempt(n: number): Promise<void> {
+  /**
+   * Connection attempt `n` of a run. The first connection tries at once, then waits
+   * initialDelay, 2x, 4x ...; after a drop the first attempt already waited initialDelay.
+   */
+  private async attempt(n: number, afterDrop: boolean): Promise<void> {
     const gen = ++this.generation;
     try {
       const t = await this.runtime.dial(withToken(this.url, this.opts.token), this.opts, {
@@ -204,12 +208,12 @@ export class Client {
         }
         throw err;
       }
-      await new Promise<void>((resolve) => { this.reconnectTimer = setTimeout(resolve, backoffDelay(r, n + 1)); });
+      await new Promise<void>((resolve) => { this.reconnectTimer = setTimeout(resolve, backoffDelay(r, n + (afterDrop ? 2 : 1))); });
       if (this.stopping()) {
         this.finish();
         throw new MsgtransError('shutting_down', 'the client was closed while reconnecting');
       }
-      return this.attempt(n + 1);
+      return this.attempt(n + 1, afterDrop);
     }
   }
 
@@ -230,7 +234,7 @@ export class Client {
     if (reconnecting) {
       this.state = 'reconnecting';
       this.reconnectTimer = setTimeout(() => {
-        this.attempt(1).catch(() => {});  // attempt() reports giving up as an 'error' event
+        this.attempt(1, true).catch(() => {});  // attempt() reports giving up as an 'error' event
       }, backoffDelay(this.opts.reconnect, 2));
     } else {
       this.finish();

@@ -7,7 +7,7 @@ import { connectWith, type Client } from './client.js';
 import { FrameDecoder } from './codec.js';
 import { nodeCodecs } from './compression_node.js';
 import { MsgtransError } from './errors.js';
-import type { ConnectOptions, ResolvedOptions } from './options.js';
+import { timerFor, type ConnectOptions, type ResolvedOptions } from './options.js';
 import type { Runtime, Transport, TransportEvents } from './transport.js';
 
 export * from './common.js';
@@ -48,7 +48,7 @@ const BINARY = { binary: true } as const;
 function dialWs(url: URL, o: ResolvedOptions, ev: TransportEvents): Promise<Transport> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url.href, {
-      handshakeTimeout: o.connectTimeout,
+      handshakeTimeout: o.connectTimeout > 0 && o.connectTimeout <= 2 ** 31 - 1 ? o.connectTimeout : undefined,
       maxPayload: o.maxMessageSize,
       perMessageDeflate: false,
       headers: o.headers,
@@ -136,10 +136,10 @@ function dialStream(url: URL, o: ResolvedOptions, ev: TransportEvents): Promise<
     let open = false;
     let closed = false;
     let failure: MsgtransError | undefined;
-    const timer = setTimeout(() => {
+    const timer = timerFor(o.connectTimeout, () => {
       failure = new MsgtransError('timeout', `no ${secure ? 'TLS' : 'TCP'} connection to ${url.host} within ${o.connectTimeout} ms`);
       socket.destroy();
-    }, o.connectTimeout);
+    });
     socket.once(secure ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
       open = true;
@@ -183,7 +183,7 @@ function dialStream(url: URL, o: ResolvedOptions, ev: TransportEvents): Promise<
       get bufferedAmount() { return socket.writableLength; },
       close: () => {
         socket.end();  // FIN after what is queued; then wait for the peer's FIN
-        closeTimer = setTimeout(() => socket.destroy(), o.closeTimeout);
+        closeTimer = timerFor(o.closeTimeout, () => socket.destroy());
         socket.once('close', () => clearTimeout(closeTimer));
       },
       abort: (reason) => {

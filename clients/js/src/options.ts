@@ -138,3 +138,14 @@ export function withToken(url: URL, token: string | undefined): URL {
   u.searchParams.set('token', token);
   return u;
 }
+
+/** The longest delay timers keep (a longer one would fire at once). */
+const MAX_TIMER = 2 ** 31 - 1;
+
+/**
+ * A timer for a duration option: 0 means "off" (no timer), as every duration of msgtrans
+ * does, and so does anything past what timers can hold (Infinity).
+ */
+export function timerFor(ms: number, f: () => void): ReturnType<typeof setTimeout> | undefined {
+  return ms > 0 && ms <= MAX_TIMER ? setTimeout(f, ms) : undefined;
+}

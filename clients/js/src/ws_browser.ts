@@ -1,6 +1,6 @@
 // A WebSocket transport on the platform's WebSocket (browsers; Node 22+ has one too).
 import { MsgtransError } from './errors.js';
-import type { ResolvedOptions } from './options.js';
+import { timerFor, type ResolvedOptions } from './options.js';
 import type { Transport, TransportEvents } from './transport.js';
 
 export function dialBrowserWebSocket(url: URL, o: ResolvedOptions, ev: TransportEvents): Promise<Transport> {
@@ -18,10 +18,10 @@ export function dialBrowserWebSocket(url: URL, o: ResolvedOptions, ev: Transport
     ws.binaryType = 'arraybuffer';
     let open = false;
     let closed = false;
-    const timer = setTimeout(() => {
+    const timer = timerFor(o.connectTimeout, () => {
       reject(new MsgtransError('timeout', `no WebSocket handshake with ${url.host} within ${o.connectTimeout} ms`));
       ws.close();
-    }, o.connectTimeout);
+    });
     ws.onopen = () => {
       clearTimeout(timer);
       open = true;
@@ -47,7 +47,7 @@ export function dialBrowserWebSocket(url: URL, o: ResolvedOptions, ev: Transport
       get bufferedAmount() { return ws.bufferedAmount; },
       close: (code, reason) => {
         // The API has no drain event: poll bufferedAmount, bounded by closeTimeout.
-        const deadline = Date.now() + o.closeTimeout;
+        const deadline = o.closeTimeout > 0 ? Date.now() + o.closeTimeout : Infinity;
         const tryClose = () => {
           if (ws.bufferedAmount > 0 && Date.now() < deadline) setTimeout(tryClose, 5);
           else ws.close(code, reason);

@@ -243,6 +243,14 @@ export const tests = [
       ac.abort();
       await aborted;
       await rejectsWith(c.request('x', { signal: ac.signal }), 'cancelled', 'already aborted');
+      for (const timeout of [0, Infinity]) {  // no timeout at all: only the abort ends them
+        const untimed = new AbortController();
+        const t1 = Date.now();
+        const ended = rejectsWith(c.request('x', { bizType: PEER.hang, timeout, signal: untimed.signal }), 'cancelled', `timeout ${timeout}`);
+        setTimeout(() => untimed.abort(), 400);  // past the connection's 300 ms default
+        await ended;
+        ok(Date.now() - t1 >= 390, `timeout ${timeout} is no timeout`);
+      }
       equal((await c.request('still fine')).text(), 'still fine', 'the connection carries on');
     } finally { await c.close(); }
   }],
