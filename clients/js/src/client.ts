@@ -4,7 +4,7 @@
 import { decode, encodeParts, Flags, HEADER_SIZE, toBytes, type Compression, type PacketType } from './codec.js';
 import { MsgtransError } from './errors.js';
 import { IncomingRequest, Message, MessageQueue, type Reply } from './message.js';
-import { backoffDelay, resolveOptions, timerFor, withToken, type ConnectOptions, type ResolvedOptions } from './options.js';
+import { backoffDelay, resolveOptions, timerFor, type ConnectOptions, type ResolvedOptions } from './options.js';
 import type { CloseInfo, CompressionCodec, Runtime, Transport } from './transport.js';
 
 export interface SendOptions {
@@ -54,6 +54,17 @@ interface Queued { bytes: Uint8Array | undefined; size: number }
 
 const TYPE_CODE = { oneway: 0, request: 1, response: 2 } as const;
 
+/** The extension header of the authentication packets (docs/wire-format.md, Authentication). */
+const AUTH_EXT = new TextEncoder().encode('msgtrans.auth/1');
+const isAuthExt = (ext: Uint8Array) => ext.length === AUTH_EXT.length && ext.every((b, i) => b === AUTH_EXT[i]);
+const utf8 = new TextDecoder();
+
+/** Intercepts a new connection's events while its credentials are checked. */
+interface Handshake {
+  packet(bytes: Uint8Array): void;
+  closed(info: CloseInfo): void;
+}
+
 export class Client {
   private readonly opts: ResolvedOptions;
   private readonly url: URL;
@@ -75,6 +86,8 @@ export class Client {
   private closeWaiters: (() => void)[] = [];
   private drainWaiters: (() => void)[] = [];
   private generation = 0;
+  private handshake: Handshake | undefined;
+  private user: string | undefined;
 
   /** @internal use connect() */
   constructor(private readonly runtime: Runtime, url: string | URL, options: ConnectOptions = {}) {
@@ -86,6 +99,8 @@ export class Client {
     }
   }
 
+  /** The user id the server accepted the token for (tcp:// and tls://; a WebSocket upgrade does not say). */
+  get userId(): string | undefined { return this.user; }
   /** true while a connection is up */
   get connected(): boolean { return this.state === 'open'; }
   /** bytes accepted by send() and not yet handed to the network */
@@ -181,10 +196,22 @@ export class Client {
   private async attempt(n: number, afterDrop: boolean): Promise<void> {
     const gen = ++this.generation;
     try {
-      const t = await this.runtime.dial(withToken(this.url, this.opts.token), this.opts, {
-        onPacket: (b) => { if (gen === this.generation) this.onPacket(b); },
-        onClose: (info) => { if (gen === this.generation) this.onTransportClosed(info); },
+      const t = await this.runtime.dial(this.url, this.opts, {
+        onPacket: (b) => {
+          if (gen !== this.generation) return;
+          if (this.handshake) this.handshake.packet(b);
+          else this.onPacket(b);
+        },
+        onClose: (info) => {
+          if (gen !== this.generation) return;
+          if (this.handshake) this.handshake.closed(info);
+          else this.onTransportClosed(info);
+        },
       });
+      // WebSocket carries the token in its upgrade; streams send it as their first packet.
+      if (this.opts.token !== undefined && (this.url.protocol === 'tcp:' || this.url.protocol === 'tls:')) {
+        this.user = await this.authenticate(t, this.opts.token);
+      }
       if (this.stopping()) {
         t.abort('client closed');
         this.finish();
@@ -199,7 +226,8 @@ export class Client {
     } catch (e) {
       const err = e instanceof MsgtransError ? e : new MsgtransError('not_connected', String(e), { cause: e });
       const r = this.opts.reconnect;
-      if (this.stopping() || n >= r.maxAttempts) {
+      // The same credentials would be refused again: no retry.
+      if (this.stopping() || n >= r.maxAttempts || err.code === 'unauthenticated') {
         if (this.state !== 'connecting') {
           this.finish();
           this.emit('error', new MsgtransError(err.code, `gave up reconnecting after ${n} attempts: ${err.message}`, { cause: err }));
@@ -215,6 +243,49 @@ export class Client {
       }
       return this.attempt(n + 1, afterDrop);
     }
+  }
+
+  /**
+   * The authentication request (docs/wire-format.md): the token as the first packet, then
+   * the server's answer: 1 and the user id, or 0 and the reason (then it closes).
+   */
+  private authenticate(t: Transport, token: string): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      const fail = (e: MsgtransError) => {
+        this.handshake = undefined;
+        clearTimeout(timer);
+        ++this.generation;  // this transport's later events are not the client's business
+        t.abort(e.message);
+        reject(e);
+      };
+      const timer = timerFor(this.opts.connectTimeout, () =>
+        fail(new MsgtransError('timeout', `no answer to the authentication request within ${this.opts.connectTimeout} ms`)));
+      this.handshake = {
+        packet: (bytes) => {
+          let p;
+          try {
+            p = decode(bytes, this.opts);
+          } catch (e) {
+            return fail(e as MsgtransError);
+          }
+          if (p.type !== 'response' || !isAuthExt(p.ext) || p.compression !== 'none' || p.payload.length < 1 || p.payload[0]! > 1) {
+            return fail(new MsgtransError('protocol_error', 'the server did not answer the authentication request (does it check tokens?)'));
+          }
+          const text = utf8.decode(p.payload.subarray(1));
+          if (p.payload[0] !== 1) return fail(new MsgtransError('unauthenticated', `authentication rejected: ${text}`));
+          this.handshake = undefined;
+          clearTimeout(timer);
+          resolve(text);
+        },
+        closed: (info) => {
+          this.handshake = undefined;
+          clearTimeout(timer);
+          ++this.generation;
+          reject(new MsgtransError('connection_closed', `the connection closed during authentication${info.reason ? ': ' + info.reason : ''}`));
+        },
+      };
+      t.send(encodeParts(TYPE_CODE.request, 1, 0, 0, 0, AUTH_EXT, toBytes(token)));
+    });
   }
 
   /** close() was called (a method, so that TypeScript does not narrow across awaits) */
@@ -429,7 +500,13 @@ export class Client {
 
   private dispatch(m: Message): void {
     if (m.type === 'response') {
-      this.settle(m.messageId)?.resolve(m);  // a late response (after a timeout) is dropped
+      const p = this.settle(m.messageId);  // a late response (after a timeout) is dropped
+      // A server that wants credentials answers a first request with a refusal.
+      if (p && isAuthExt(m.ext) && m.payload[0] === 0) {
+        p.reject(new MsgtransError('unauthenticated', `authentication required: ${utf8.decode(m.payload.subarray(1))}`));
+      } else {
+        p?.resolve(m);
+      }
       return;
     }
     if (m instanceof IncomingRequest) {

@@ -51,7 +51,8 @@ function dialWs(url: URL, o: ResolvedOptions, ev: TransportEvents): Promise<Tran
       handshakeTimeout: o.connectTimeout > 0 && o.connectTimeout <= 2 ** 31 - 1 ? o.connectTimeout : undefined,
       maxPayload: o.maxMessageSize,
       perMessageDeflate: false,
-      headers: o.headers,
+      // The token as a bearer header (kept out of URLs, which end up in logs).
+      headers: o.token === undefined ? o.headers : { ...o.headers, Authorization: `Bearer ${o.token}` },
       ...(url.protocol === 'wss:' ? {
         ca: o.tlsCa === undefined ? undefined : Buffer.from(o.tlsCa),
         servername: o.tlsServerName,
@@ -62,10 +63,23 @@ function dialWs(url: URL, o: ResolvedOptions, ev: TransportEvents): Promise<Tran
     let closed = false;
     let failure: MsgtransError | undefined;
     ws.on('unexpected-response', (_req, res) => {
+      // The reason is the body (a few KiB at most); a body that never ends is cut after 1 s.
       const status = res.statusCode ?? 0;
-      failure = new MsgtransError(status === 401 || status === 403 ? 'unauthenticated' : 'not_connected',
-        `WebSocket upgrade refused: HTTP ${status} ${res.statusMessage ?? ''}`.trim());
-      ws.terminate();
+      let body = '';
+      const done = () => {
+        clearTimeout(bound);
+        failure ??= new MsgtransError(status === 401 || status === 403 ? 'unauthenticated' : 'not_connected',
+          `WebSocket upgrade refused: HTTP ${status} ${res.statusMessage ?? ''}${body ? ': ' + body.trim() : ''}`);
+        ws.terminate();
+      };
+      const bound = setTimeout(done, 1000);
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
+        if (body.length > 4096) { body = body.slice(0, 4096); done(); }
+      });
+      res.on('end', done);
+      res.on('error', done);
     });
     ws.on('error', (e: Error & { code?: string }) => {
       if (!open) {

@@ -24,10 +24,10 @@ export interface HeartbeatOptions {
 
 export interface ConnectOptions {
   /**
-   * Credentials. On ws:// and wss:// URLs it is sent as the `token` query parameter
-   * (browsers cannot set an Authorization header on a WebSocket). The C++ server does
-   * not check it yet; for tcp:// and tls:// it is not sent until the wire format defines
-   * the first packet that carries it.
+   * Credentials (a JWT for `msgtrans serve --jwt-...`), sent as docs/wire-format.md says:
+   * on WebSocket in the upgrade (browsers: the `token` query parameter, as their WebSocket
+   * cannot set headers; Node: `Authorization: Bearer`), on tcp:// and tls:// as the first
+   * packet, whose answer `connect` waits for. A refusal is `unauthenticated`, not retried.
    */
   token?: string;
   /** default timeout of request(), ms; default 10 000 */

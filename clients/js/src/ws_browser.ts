@@ -1,6 +1,6 @@
 // A WebSocket transport on the platform's WebSocket (browsers; Node 22+ has one too).
 import { MsgtransError } from './errors.js';
-import { timerFor, type ResolvedOptions } from './options.js';
+import { timerFor, withToken, type ResolvedOptions } from './options.js';
 import type { Transport, TransportEvents } from './transport.js';
 
 export function dialBrowserWebSocket(url: URL, o: ResolvedOptions, ev: TransportEvents): Promise<Transport> {
@@ -10,7 +10,8 @@ export function dialBrowserWebSocket(url: URL, o: ResolvedOptions, ev: Transport
   return new Promise((resolve, reject) => {
     let ws: WebSocket;
     try {
-      ws = new WebSocket(url.href);
+      // A browser's WebSocket cannot set headers: the token goes in the query string.
+      ws = new WebSocket(withToken(url, o.token).href);
     } catch (e) {
       reject(new MsgtransError('address_error', `cannot open ${url.href}: ${String(e)}`, { cause: e }));
       return;

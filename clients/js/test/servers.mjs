@@ -1,7 +1,10 @@
 // Starts the servers the suite talks to (Node only): `msgtrans serve` (echo) and
 // tests/js/js_peer_server, each on ws:// and tcp://, and restarts the peer on its ports.
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { createHmac, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -64,8 +67,18 @@ export async function startServers() {
   const serve = await start(msgtrans, ['serve', '--ws', '127.0.0.1:0/ws', '--tcp', '127.0.0.1:0', '--threads', '1', '--quiet']);
   const peerArgs = (ws, tcp) => ['--ws', `${ws}/peer`, '--tcp', tcp, '--max-message-size', String(256 * 1024)];
   let peer = await start(peerBin, peerArgs('127.0.0.1:0', '127.0.0.1:0'));
+  // A server that checks HS256 tokens (--jwt-secret-file), and a token it accepts.
+  const dir = mkdtempSync(join(tmpdir(), 'msgtrans-js-suite-'));
+  const secret = randomBytes(32).toString('base64');
+  writeFileSync(join(dir, 'secret'), secret);
+  const auth = await start(msgtrans, ['serve', '--ws', '127.0.0.1:0/auth', '--tcp', '127.0.0.1:0', '--threads', '1', '--quiet',
+                                      '--jwt-secret-file', join(dir, 'secret')]);
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: 'alice', exp: Math.floor(Date.now() / 1000) + 3600 })}`;
+  const token = `${head}.${createHmac('sha256', secret).update(head).digest('base64url')}`;
   const closed = await closedPort();
-  const urls = (scheme) => ({ serve: serve[scheme], peer: peer[scheme], closed: `${scheme}://127.0.0.1:${closed}${scheme === 'ws' ? '/' : ''}` });
+  const urls = (scheme) => ({ serve: serve[scheme], peer: peer[scheme], auth: auth[scheme], token,
+                              closed: `${scheme}://127.0.0.1:${closed}${scheme === 'ws' ? '/' : ''}` });
   return {
     urls,
     /** stops the peer (it closes WebSockets with 1001) and starts it again on the same ports */
@@ -76,7 +89,8 @@ export async function startServers() {
       peer = await start(peerBin, peerArgs(old.wsAddr.replace(/\/.*$/, ''), old.tcpAddr));
     },
     async stopAll() {
-      const codes = [await stop(serve), await stop(peer)];
+      const codes = [await stop(serve), await stop(peer), await stop(auth)];
+      rmSync(dir, { recursive: true, force: true });
       return codes.every((c) => c === 0);
     },
   };

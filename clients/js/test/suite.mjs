@@ -3,8 +3,9 @@
 // tests/js/js_peer_server (push, server requests, closing, never answering, counting).
 // Plain ES module with its own small assertions, so it runs unchanged in both.
 //
-// ctx: { sdk, runtime: 'node'|'browser', urls: { serve, peer, closed }, fixtures, restartPeer(), codecs? }
-// where urls are of one transport (ws:// or tcp://), `closed` refuses connections, and
+// ctx: { sdk, runtime: 'node'|'browser', urls: { serve, peer, auth, token, closed }, fixtures, restartPeer(), codecs? }
+// where urls are of one transport (ws:// or tcp://), `auth` checks tokens (`token` is one
+// it accepts), `closed` refuses connections, and
 // codecs (browser) holds the zstd codec the page made from @bokuweb/zstd-wasm.
 
 export class AssertionError extends Error {}
@@ -327,16 +328,36 @@ export const tests = [
     await rejectsWith(sdk.connect(urls.closed, fast), 'not_connected', 'one attempt');
   }],
 
-  ['bad URLs are refused with address_error; a token rides along on WebSocket URLs', async ({ sdk, urls, runtime }) => {
+  ['bad URLs are refused with address_error; a token to a server that does not check them', async ({ sdk, urls, runtime }) => {
     await rejectsWith(sdk.connect('gopher://127.0.0.1:1/', fast), 'address_error', 'unknown scheme');
     if (runtime === 'browser') await rejectsWith(sdk.connect('tcp://127.0.0.1:1', fast), 'address_error', 'tcp:// in a browser');
     else await rejectsWith(sdk.connect('tcp://127.0.0.1', fast), 'address_error', 'no port');
     await rejectsWith(sdk.connect('not a url', fast), 'address_error', 'not a URL');
-    // The server does not check tokens yet; the query string it ignores must not hurt.
-    const c = await sdk.connect(urls.serve, { reconnect: false, token: 'secret token' });
+    if (urls.serve.startsWith('ws')) {  // a WebSocket upgrade's token is ignored by a server without authentication
+      const c = await sdk.connect(urls.serve, { reconnect: false, token: 'secret token' });
+      try {
+        equal((await c.request('with a token')).text(), 'with a token', 'request');
+      } finally { await c.close(); }
+    } else {  // the echo service echoes the authentication request: not an answer
+      await rejectsWith(sdk.connect(urls.serve, { reconnect: false, token: 'secret token' }), 'protocol_error', 'tcp echo');
+    }
+  }],
+
+  ['a token is sent the documented way and accepted; without one the server refuses', async ({ sdk, urls, runtime }) => {
+    // browsers: the token query parameter; Node: a bearer header (ws) or the first packet (tcp)
+    const c = await sdk.connect(urls.auth, { reconnect: false, token: urls.token });
     try {
-      equal((await c.request('with a token')).text(), 'with a token', 'request');
+      equal((await c.request('with credentials')).text(), 'with credentials', 'accepted');
     } finally { await c.close(); }
+    if (urls.auth.startsWith('tcp')) {
+      const bare = await sdk.connect(urls.auth, fast);
+      await rejectsWith(bare.request('x'), 'unauthenticated', 'tcp without a token');
+    } else {
+      // A browser is not told the HTTP status of a refused upgrade.
+      await rejectsWith(sdk.connect(urls.auth, fast), runtime === 'browser' ? 'not_connected' : 'unauthenticated', 'ws without a token');
+    }
+    await rejectsWith(sdk.connect(urls.auth, { reconnect: false, token: urls.token + 'x' }),
+                      runtime === 'browser' ? 'not_connected' : 'unauthenticated', 'a forged token');
   }],
 
   ['messages() ends when the client closes', async ({ sdk, urls }) => {
