@@ -49,12 +49,27 @@ for i in $(seq "$pairs"); do
   done
 done
 
+# The hop alone: one member per node, no fan-out burst to wait behind.
+hops="$work/hops.jsonl"
+: >"$hops"
+for i in $(seq "$pairs"); do
+  echo "room_fanout: hop $i (1 member per node)" >&2
+  "$tool" --members 2 --nodes 2 --nats "$url" --seconds "$dur" --rate 500 --saturate 0 >>"$hops"
+done
+
 mkdir -p docs/bench
 cp "$results" docs/bench/room_fanout.jsonl
-python3 - "$results" docs/benchmarks.md "$(date -u '+%Y-%m-%d %H:%M UTC')" "$nats_version" \
+cat "$hops" >>docs/bench/room_fanout.jsonl
+python3 - "$results" "$hops" docs/benchmarks.md "$(date -u '+%Y-%m-%d %H:%M UTC')" "$nats_version" \
   "$load_before / $(cut -d' ' -f1-3 /proc/loadavg)" "$members" "$dur" "$rate" "$window" <<'EOF'
 import json, statistics, sys
-res, doc, when, natsv, load, members, dur, rate, window = sys.argv[1:]
+res, hopfile, doc, when, natsv, load, members, dur, rate, window = sys.argv[1:]
+hop = [json.loads(l)["steady"] for l in open(hopfile)]
+hop_diff = [h["remote_p50_us"] - h["local_p50_us"] for h in hop]
+hop_remote = " / ".join("%.0f" % h["remote_p50_us"] for h in hop)
+hop_local = " / ".join("%.0f" % h["local_p50_us"] for h in hop)
+hop_added = " / ".join("%+.0f" % d for d in hop_diff)
+hop_p99 = " / ".join("%.0f" % h["remote_p99_us"] for h in hop)
 runs = [json.loads(l) for l in open(res)]
 raw = [r for r in runs if r["nodes"] == 0]
 one = [r for r in runs if r["nodes"] == 1]
@@ -96,6 +111,10 @@ out += ["",
         f"1-node run): {' / '.join(f'{x:+.0f}' for x in added)} us (median {med(added):+.0f} us; goal <= 300 us: "
         f"**{'met' if ok2 else 'not met'}**). Within the 2-node run, other node minus publisher's node: "
         f"{' / '.join(f'{x:+.0f}' for x in added_same)} us.",
+        f"- **The cross-node hop alone** (1 member per node, 500 publishes/s): other node p50 "
+        f"{hop_remote} us against the publisher's node {hop_local} us: {hop_added} us added "
+        f"(median {med(hop_diff):+.0f} us; goal <= 300 us: **{'met' if med(hop_diff) <= 300 else 'not met'}**); "
+        f"other node p99 {hop_p99} us.",
         "<!-- END bench/room_fanout.sh -->"]
 text = open(doc).read()
 b, e = "<!-- BEGIN bench/room_fanout.sh -->", "<!-- END bench/room_fanout.sh -->"
