@@ -7,7 +7,7 @@
 #include "echo_session_host.hpp"
 #include "runtime/session_core.hpp"
 
-#include <msgtrans/frame_decoder.hpp>
+#include "memory_connection.hpp"
 
 #include <boost/asio/post.hpp>
 
@@ -18,28 +18,8 @@ namespace {
 
 using namespace msgtrans;
 
-struct wire {
-  connection_owner* owner = nullptr;
-  bool closed = false;
-  void close(close_info info) {
-    if (closed) return;
-    closed = true;
-    owner->on_closed(std::move(info));
-  }
-};
-
-class memory_connection final : public connection {
- public:
-  explicit memory_connection(std::shared_ptr<wire> w) : w_(std::move(w)) {}
-  void start(connection_owner& o) override { w_->owner = &o; }
-  void write(std::span<const bytes_view>) override { w_->owner->on_write_done(); }
-  void set_reading(bool) override {}
-  void close(close_info info) override { w_->close(std::move(info)); }
-  endpoint_info info() const override { return {"tcp", "mem:1", "mem:2"}; }
-
- private:
-  std::shared_ptr<wire> w_;
-};
+using fuzz::memory_connection;
+using fuzz::wire;
 
 class gate_host final : public detail::session_host {
  public:
@@ -99,20 +79,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                                                   true);
   boost::asio::post(io, [&] { s->start(); });
   io.poll();
-  frame_decoder dec(stream_framing::tcp, o.limits());
-  const std::size_t chunk = size ? (data[0] % 64) + 1 : 1;
-  for (std::size_t off = size ? 1 : 0; off < size && !mem->closed; off += chunk) {
-    const std::size_t n = std::min(chunk, size - off);
-    boost::asio::post(io, [&, off, n] {
-      auto ec = dec.feed({reinterpret_cast<const std::byte*>(data + off), n}, [&](bytes_view p) {
-        if (mem->closed) return false;
-        mem->owner->on_packet(p);
-        return true;
-      });
-      if (ec && !mem->closed) mem->close(close_info{close_reason::protocol_error, ec, ec.message()});
-    });
-    io.poll();
-  }
+  fuzz::feed_tcp(io, *mem, data, size, o.limits());
   s->close(close_info{close_reason::shutdown, {}, "fuzz done"});
   io.poll();
   if (!mem->closed) mem->close(close_info{close_reason::shutdown, {}, "fuzz done"});
