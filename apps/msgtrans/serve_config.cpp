@@ -12,9 +12,10 @@
 //   log_level = "info"            # or quiet = true
 //   [listeners]
 //   tcp = ["127.0.0.1:8001"]
+//   tls = ["127.0.0.1:8443"]      # TLS over TCP; needs [tls] cert and key
 //   ws = ["127.0.0.1:8002/ws"]
 //   quic = ["127.0.0.1:8003"]
-//   [tls]
+//   [tls]                         # for listeners.tls, wss (ws with a cert) and quic
 //   cert = "cert.pem"
 //   key = "key.pem"
 //   [ws]
@@ -148,6 +149,7 @@ const std::map<std::string, key_spec>& keys() {
       {"log_level", {"--log-level", text(&serve_options::log_level)}},
       {"quiet", {"--quiet", flag(&serve_options::quiet)}},
       {"listeners.tcp", {"--tcp", texts(&serve_options::tcp)}},
+      {"listeners.tls", {"--tls", texts(&serve_options::tls)}},
       {"listeners.ws", {"--ws", texts(&serve_options::ws)}},
       {"listeners.quic", {"--quic", texts(&serve_options::quic)}},
       {"tls.cert", {"--tls-cert", text(&serve_options::tls_cert)}},

@@ -1,6 +1,6 @@
 /// @file url.hpp
-/// Client targets by URL: `tcp://host:port`, and the schemes other transports register
-/// (`ws://`, `wss://`, `quic://`). Adding a transport adds one line to the table in
+/// Client targets by URL: `tcp://host:port`, `tls://host:port` (TCP inside TLS), and the
+/// schemes other transports register (`ws://`, `wss://`, `quic://`). Adding a transport adds one line to the table in
 /// src/runtime/url.cpp.
 #pragma once
 

@@ -30,7 +30,24 @@ std::unique_ptr<connector> tcp_from_url(std::string_view rest, const url_options
     error = "tcp URL must be tcp://host:port";
     return nullptr;
   }
-  return made(tcp_client_config{std::string(rest)}, error);
+  tcp_client_config c;
+  c.address = std::string(rest);
+  return made(c, error);
+}
+
+// tls://host:port: TCP's framing inside TLS; the TLS settings come from url_options.
+std::unique_ptr<connector> tls_from_url(std::string_view rest, const url_options& o, std::string& error) {
+  if (rest.empty() || rest.find('/') != std::string_view::npos) {
+    error = "tls URL must be tls://host:port";
+    return nullptr;
+  }
+  tcp_client_config c;
+  c.address = std::string(rest);
+  c.tls = true;
+  c.tls_ca_file = o.tls_ca_file;
+  c.tls_server_name = o.tls_server_name;
+  c.tls_insecure_skip_verify = o.tls_insecure_skip_verify;
+  return made(c, error);
 }
 
 std::unique_ptr<connector> quic_from_url(std::string_view rest, const url_options& o, std::string& error) {
@@ -61,6 +78,7 @@ factory ws_from_url(std::string scheme) {
 const std::vector<std::pair<std::string, factory>>& schemes() {
   static const std::vector<std::pair<std::string, factory>> table = {
       {"tcp", tcp_from_url},
+      {"tls", tls_from_url},
       {"quic", quic_from_url},
       {"ws", ws_from_url("ws")},
       {"wss", ws_from_url("wss")},

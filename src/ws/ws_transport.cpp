@@ -14,6 +14,7 @@
 
 #include "net/address.hpp"
 #include "net/stream_listener.hpp"
+#include "net/tls_context.hpp"
 #include "ws/ws_conn.hpp"
 #include "ws/ws_frame.hpp"
 #include "ws/ws_upgrade.hpp"
@@ -54,13 +55,6 @@ ws::header_fields fields_of(const Fields& f) {
   ws::header_fields out;
   for (const auto& field : f) out.emplace_back(field.name_string(), field.value());
   return out;
-}
-
-std::shared_ptr<ssl::context> tls_context(ssl::context::method m) {
-  auto tls = std::make_shared<ssl::context>(m);
-  tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-  return tls;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -224,16 +218,7 @@ class ws_listener final : public listener {
  private:
   error_info load_certificate(std::shared_ptr<ssl::context>& out) const {
     if (cfg_.tls_cert_file.empty()) return {};
-    try {
-      auto tls = tls_context(ssl::context::tls_server);
-      tls->use_certificate_chain_file(cfg_.tls_cert_file);
-      tls->use_private_key_file(cfg_.tls_key_file, ssl::context::pem);
-      out = std::move(tls);
-      return {};
-    } catch (const boost::system::system_error& e) {
-      return {errc::tls_error, "cannot load tls_cert_file " + cfg_.tls_cert_file + " / tls_key_file " +
-                                   cfg_.tls_key_file + ": " + e.code().message()};
-    }
+    return net::make_server_tls_context(cfg_.tls_cert_file, cfg_.tls_key_file, out);
   }
 
   ws_server_config cfg_;
@@ -363,10 +348,7 @@ class client_attempt : public std::enable_shared_from_this<client_attempt<Stream
 
   std::string tls_failure(const boost::system::error_code& ec) {
     std::string why = phase_ + ": " + ec.message();
-    if constexpr (std::is_same_v<Stream, tls_stream>) {
-      const long v = SSL_get_verify_result(stream_.native_handle());
-      if (v != X509_V_OK) why += " (" + std::string(X509_verify_cert_error_string(v)) + ")";
-    }
+    if constexpr (std::is_same_v<Stream, tls_stream>) why += net::verify_failure(stream_.native_handle());
     return why;
   }
 
@@ -419,8 +401,7 @@ class ws_connector final : public connector {
     if (url_->tls) {
       tls_stream stream(loop, *tls_);
       const std::string& name = cfg_.tls_server_name.empty() ? url_->host : cfg_.tls_server_name;
-      if (!cfg_.tls_insecure_skip_verify) stream.set_verify_callback(ssl::host_name_verification(name));
-      if (!cfg_.tls_server_name.empty() || !url_->host_is_ip) SSL_set_tlsext_host_name(stream.native_handle(), name.c_str());
+      net::prepare_client_ssl(stream.native_handle(), name, !cfg_.tls_insecure_skip_verify);
       std::make_shared<client_attempt<tls_stream>>(loop, std::move(stream), url_, std::move(st), tls_, std::move(req),
                                                    key, std::move(done))
           ->run(timeout, cfg_.connect_timeout, cfg_.handshake_timeout);
@@ -435,21 +416,7 @@ class ws_connector final : public connector {
 
  private:
   std::shared_ptr<ssl::context> client_tls() const {
-    auto tls = tls_context(ssl::context::tls_client);
-    if (cfg_.tls_insecure_skip_verify) {
-      tls->set_verify_mode(ssl::verify_none);
-      return tls;
-    }
-    tls->set_verify_mode(ssl::verify_peer);
-    boost::system::error_code ec;
-    tls->set_default_verify_paths(ec);
-    if (!cfg_.tls_ca_file.empty()) {
-      tls->load_verify_file(cfg_.tls_ca_file, ec);
-      if (ec)
-        throw std::invalid_argument("ws_client_config.tls_ca_file: cannot load \"" + cfg_.tls_ca_file +
-                                    "\": " + ec.message());
-    }
-    return tls;
+    return net::make_client_tls_context({cfg_.tls_ca_file, cfg_.tls_insecure_skip_verify}, "ws_client_config");
   }
 
   ws_client_config cfg_;
