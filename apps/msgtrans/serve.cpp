@@ -111,8 +111,15 @@ bool add_listeners(server_builder& b, const serve_options& o) {
     c.bind_address = a;
     c.tls_cert_file = o.tls_cert;
     c.tls_key_file = o.tls_key;
+    c.tls_client_ca_file = o.tls_client_ca;
+    c.require_client_cert = o.require_client_cert;
     c.reuse_port = o.reuse_port;
-    b.listen(c);
+    try {
+      b.listen(c);
+    } catch (const std::invalid_argument& e) {
+      slog(log_level::error, "--tls %s: %s", a.c_str(), e.what());
+      return false;
+    }
   }
   for (auto& a : o.ws)
     if (!add_ws_listener(b, o, a)) return false;
@@ -320,6 +327,10 @@ void add_serve(CLI::App& app, int& exit_status) {
   cmd->add_option("--tls-cert", o->tls_cert,
                   "PEM certificate chain: for --tls, --ws listeners speak wss://, --quic uses it (QUIC default: self-signed for localhost)");
   cmd->add_option("--tls-key", o->tls_key, "PEM private key for --tls-cert");
+  cmd->add_option("--tls-client-ca", o->tls_client_ca,
+                  "--tls listeners: mutual TLS, ask clients for a certificate and verify it against these CAs (PEM)");
+  cmd->add_flag("--require-client-cert", o->require_client_cert,
+                "--tls listeners: refuse a client without a certificate (needs --tls-client-ca)");
   cmd->add_option("--ws-keep-alive-interval,--ws-ping-interval", o->ws_keep_alive_interval_s,
                   "seconds between WebSocket pings (0 = none); --ws-ping-interval is its old name")
       ->check(seconds_flag)

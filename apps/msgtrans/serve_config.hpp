@@ -17,6 +17,8 @@ struct serve_options {
   std::vector<std::string> quic;
   std::vector<std::string> ws;    // HOST:PORT[/PATH]
   std::string tls_cert, tls_key;  // --tls, wss and QUIC; QUIC without one: self-signed for localhost
+  std::string tls_client_ca;      // --tls: mutual TLS, the CAs that vouch for clients
+  bool require_client_cert = false;  // --tls: refuse clients without a certificate
   double ws_keep_alive_interval_s = 30;
   double ws_keep_alive_timeout_s = 10;
   std::vector<std::string> ws_origins;

@@ -53,6 +53,16 @@ struct tcp_server_config {
   /// Default 10 s. (The first packet after it is bounded by
   /// session_options::first_packet_timeout, as on plain TCP.)
   std::chrono::milliseconds handshake_timeout{10'000};
+  /// TLS, mutual: PEM file of the CAs that vouch for clients. Set: the server asks each
+  /// client for a certificate and verifies one that is sent against these CAs only (not
+  /// the system store); a certificate that does not verify fails the handshake (alert
+  /// unknown_ca, bad_certificate or certificate_expired). Empty (default): no client
+  /// certificate is asked for. Needs tls_cert_file.
+  std::string tls_client_ca_file{};
+  /// TLS, mutual: refuse a client that sends no certificate (alert
+  /// certificate_required). Needs tls_client_ca_file. Default false: a client without
+  /// a certificate is let in, one with a bad certificate is not.
+  bool require_client_cert = false;
 };
 
 /// A TCP client target. `make_connector` throws std::invalid_argument naming the field
@@ -76,6 +86,13 @@ struct tcp_client_config {
   /// and change the traffic. For tests against throw-away certificates only. Default
   /// false.
   bool tls_insecure_skip_verify = false;
+  /// TLS, mutual: this client's PEM certificate chain and private key, presented when the
+  /// server asks for one. Both or neither; needs `tls`. Default none. With TLS 1.3 the
+  /// server judges the certificate after the client's side of the handshake is done, so
+  /// a refusal arrives as the connection's first read: it closes with the server's alert
+  /// in the detail ("TLS: tlsv13 alert certificate required", "... unknown ca").
+  std::string tls_cert_file{};
+  std::string tls_key_file{};
   /// TLS: bound on the TLS handshake after the TCP connect. Must be positive. Default
   /// 10 s. The `timeout` passed to `connector::connect` bounds the whole attempt as well.
   std::chrono::milliseconds handshake_timeout{10'000};

@@ -63,19 +63,32 @@ bool is_ip_literal(const std::string& name) {
 
 }  // namespace
 
-error_info make_server_tls_context(const std::string& cert_file, const std::string& key_file, tls_context_ptr& out) {
+error_info make_server_tls_context(const tls_server_options& o, tls_context_ptr& out) {
+  tls_context_ptr tls;
   try {
-    auto tls = base_context(ssl::context::tls_server);
-    tls->use_certificate_chain_file(cert_file);
-    tls->use_private_key_file(key_file, ssl::context::pem);
-    static const unsigned char id[] = "msgtrans";
-    SSL_CTX_set_session_id_context(tls->native_handle(), id, sizeof id - 1);
-    out = std::move(tls);
-    return {};
+    tls = base_context(ssl::context::tls_server);
+    tls->use_certificate_chain_file(o.cert_file);
+    tls->use_private_key_file(o.key_file, ssl::context::pem);
   } catch (const boost::system::system_error& e) {
     return {errc::tls_error,
-            "cannot load tls_cert_file " + cert_file + " / tls_key_file " + key_file + ": " + e.code().message()};
+            "cannot load tls_cert_file " + o.cert_file + " / tls_key_file " + o.key_file + ": " + e.code().message()};
   }
+  SSL_CTX* ctx = tls->native_handle();
+  static const unsigned char id[] = "msgtrans";
+  SSL_CTX_set_session_id_context(ctx, id, sizeof id - 1);
+  if (!o.client_ca_file.empty()) {
+    // Only these CAs (not the system store) vouch for clients; their names go into the
+    // CertificateRequest so that a client can pick its certificate.
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.client_ca_file.c_str());
+    if (!names || SSL_CTX_load_verify_locations(ctx, o.client_ca_file.c_str(), nullptr) != 1) {
+      if (names) sk_X509_NAME_pop_free(names, X509_NAME_free);
+      return {errc::tls_error, "cannot load tls_client_ca_file " + o.client_ca_file};
+    }
+    SSL_CTX_set_client_CA_list(ctx, names);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (o.require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), nullptr);
+  }
+  out = std::move(tls);
+  return {};
 }
 
 tls_context_ptr make_client_tls_context(const tls_client_options& o, const std::string& config) {
@@ -84,6 +97,14 @@ tls_context_ptr make_client_tls_context(const tls_client_options& o, const std::
   SSL_CTX_set_ex_data(ctx, slot_index(), new session_slot);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   SSL_CTX_sess_set_new_cb(ctx, on_new_session);
+  if (!o.cert_file.empty()) {
+    boost::system::error_code ec;
+    tls->use_certificate_chain_file(o.cert_file, ec);
+    if (!ec) tls->use_private_key_file(o.key_file, ssl::context::pem, ec);
+    if (ec)
+      throw std::invalid_argument(config + ".tls_cert_file / tls_key_file: cannot load \"" + o.cert_file + "\" / \"" +
+                                  o.key_file + "\": " + ec.message());
+  }
   if (o.insecure) {
     tls->set_verify_mode(ssl::verify_none);
     return tls;

@@ -25,9 +25,13 @@ std::unique_ptr<connector> made(const Config& c, std::string& error) {
   }
 }
 
-std::unique_ptr<connector> tcp_from_url(std::string_view rest, const url_options&, std::string& error) {
+std::unique_ptr<connector> tcp_from_url(std::string_view rest, const url_options& o, std::string& error) {
   if (rest.empty() || rest.find('/') != std::string_view::npos) {
     error = "tcp URL must be tcp://host:port";
+    return nullptr;
+  }
+  if (!o.tls_cert_file.empty() || !o.tls_key_file.empty()) {
+    error = "a client certificate (tls_cert_file / tls_key_file) needs tls://, not tcp://";
     return nullptr;
   }
   tcp_client_config c;
@@ -47,7 +51,17 @@ std::unique_ptr<connector> tls_from_url(std::string_view rest, const url_options
   c.tls_ca_file = o.tls_ca_file;
   c.tls_server_name = o.tls_server_name;
   c.tls_insecure_skip_verify = o.tls_insecure_skip_verify;
+  c.tls_cert_file = o.tls_cert_file;
+  c.tls_key_file = o.tls_key_file;
   return made(c, error);
+}
+
+// The client certificate is tls:// only so far: elsewhere it would be ignored.
+bool no_client_cert(const url_options& o, const char* scheme, std::string& error) {
+  if (o.tls_cert_file.empty() && o.tls_key_file.empty()) return true;
+  error = std::string("a client certificate (tls_cert_file / tls_key_file) is supported on tls:// only, not ") + scheme +
+          "://";
+  return false;
 }
 
 std::unique_ptr<connector> quic_from_url(std::string_view rest, const url_options& o, std::string& error) {
@@ -55,6 +69,7 @@ std::unique_ptr<connector> quic_from_url(std::string_view rest, const url_option
     error = "quic URL must be quic://host:port";
     return nullptr;
   }
+  if (!no_client_cert(o, "quic", error)) return nullptr;
   quic_client_config c;
   c.address = std::string(rest);
   c.tls_ca_file = o.tls_ca_file;
@@ -66,6 +81,7 @@ std::unique_ptr<connector> quic_from_url(std::string_view rest, const url_option
 // ws://host[:port][/path] and wss://...; the TLS settings come from url_options.
 factory ws_from_url(std::string scheme) {
   return [scheme](std::string_view rest, const url_options& o, std::string& error) -> std::unique_ptr<connector> {
+    if (!no_client_cert(o, scheme.c_str(), error)) return nullptr;
     ws_client_config c;
     c.url = scheme + "://" + std::string(rest);
     c.tls_ca_file = o.tls_ca_file;

@@ -93,6 +93,7 @@ struct state : std::enable_shared_from_this<state<Stream>> {
   bool writing = false;
   bool closing = false;
   bool closed = false;
+  bool tls_readable = false;  // TLS: the socket was seen readable and no read has run since
   close_info why;
 
   std::shared_ptr<state> self() { return this->shared_from_this(); }
@@ -131,6 +132,22 @@ struct state : std::enable_shared_from_this<state<Stream>> {
       }
     } else {
       if (decoder.buffered() == 0 && !streaming && decoder.capacity() > 0) decoder.shrink();
+      if (!tls_readable && !has_received(sock)) {
+        // Wait for the socket first: a TLS read started on an empty socket costs a
+        // failed SSL_read and a recv that finds nothing.
+        read_armed = true;
+        lowest(sock).async_wait(asio::socket_base::wait_read,
+                                asio::bind_allocator(op_allocator<void>{}, [self = self()](error_code ec) {
+                                  self->read_armed = false;
+                                  if (self->closed) return;
+                                  if (ec && !self->closing) return self->fail(close_info{close_reason::peer_closed, ec, ec.message()});
+                                  self->tls_readable = true;
+                                  if (self->closing) return self->arm_linger_read();
+                                  self->arm_read();
+                                }));
+        return;
+      }
+      tls_readable = false;
     }
     // A partial frame (or a TLS stream): read straight behind it.
     read_into_decoder(read_size);
@@ -237,6 +254,26 @@ struct state : std::enable_shared_from_this<state<Stream>> {
 
   // Defined where the TLS stream is complete (tls_transport.cpp).
   static bool is_truncation(error_code ec);
+  // TLS: decrypts into `out` what the stream has already received (whole records
+  // behind the one a read returned), without I/O; 0 when nothing is left (or on any
+  // error, which the next read then reports).
+  static std::size_t read_received(Stream& s, std::span<std::byte> out);
+  // TLS: whether bytes the stream has received wait in it (decrypted, or not yet).
+  static bool has_received(Stream& s);
+
+  // TLS: one asynchronous read returns at most one record. The records that arrived
+  // with it are taken now, so that a burst of requests is handled in one loop turn and
+  // its responses leave together.
+  void read_received_records() {
+    while (owner && reading && !closing && !closed && budget_allows()) {
+      auto space = decoder.prepare(read_size);
+      const std::size_t n = read_received(sock, space);
+      if (n == 0) return;
+      decoder.commit(n);
+      if (n == space.size() && read_size < max_read) read_size *= 2;
+      drain();
+    }
+  }
 
   void on_read(error_code ec, std::size_t n) {
     if (!still_reading(ec)) return;
@@ -247,6 +284,7 @@ struct state : std::enable_shared_from_this<state<Stream>> {
     if (n == read_size && read_size < max_read) read_size *= 2;
     else if (n < read_size / 4 && read_size > min_read) read_size /= 2;
     drain();
+    if constexpr (!plain) read_received_records();
     arm_read();
   }
 

@@ -84,7 +84,12 @@ class tcp_listener final : public listener {
   error_info start_tls(asio::io_context& accept_loop, loop_picker pick, accept_handler on_accept,
                        const transport_context& ctx, const net::stream_listener_options& o) {
     auto sh = std::make_shared<detail::tls_server_shared>();
-    if (auto e = net::make_server_tls_context(cfg_.tls_cert_file, cfg_.tls_key_file, sh->tls)) return e;
+    net::tls_server_options to;
+    to.cert_file = cfg_.tls_cert_file;
+    to.key_file = cfg_.tls_key_file;
+    to.client_ca_file = cfg_.tls_client_ca_file;
+    to.require_client_cert = cfg_.require_client_cert;
+    if (auto e = net::make_server_tls_context(to, sh->tls)) return e;
     sh->on_accept = std::move(on_accept);
     sh->ctx = ctx;
     sh->handshake_timeout = cfg_.handshake_timeout;
@@ -108,7 +113,12 @@ class tcp_connector final : public connector {
     if (!cfg_.tls) return;
     std::string why;
     auto addr = net::address::parse_connect(cfg_.address, why);  // checked by make_connector
-    tls_.tls = net::make_client_tls_context({cfg_.tls_ca_file, cfg_.tls_insecure_skip_verify}, "tcp_client_config");
+    net::tls_client_options to;
+    to.ca_file = cfg_.tls_ca_file;
+    to.insecure = cfg_.tls_insecure_skip_verify;
+    to.cert_file = cfg_.tls_cert_file;
+    to.key_file = cfg_.tls_key_file;
+    tls_.tls = net::make_client_tls_context(to, "tcp_client_config");
     tls_.server_name = cfg_.tls_server_name.empty() ? addr->host : cfg_.tls_server_name;
     tls_.verify = !cfg_.tls_insecure_skip_verify;
   }
@@ -194,6 +204,10 @@ std::unique_ptr<listener> make_listener(const tcp_server_config& c) {
   if (c.tls_cert_file.empty() != c.tls_key_file.empty())
     throw std::invalid_argument("tcp_server_config.tls_cert_file / tls_key_file: set both for tls, or neither");
   if (c.handshake_timeout.count() <= 0) throw std::invalid_argument("tcp_server_config.handshake_timeout: must be positive");
+  if (!c.tls_client_ca_file.empty() && c.tls_cert_file.empty())
+    throw std::invalid_argument("tcp_server_config.tls_client_ca_file: needs tls_cert_file / tls_key_file (a TLS listener)");
+  if (c.require_client_cert && c.tls_client_ca_file.empty())
+    throw std::invalid_argument("tcp_server_config.require_client_cert: needs tls_client_ca_file (the CAs that vouch for clients)");
   return std::make_unique<tcp_listener>(c);
 }
 
@@ -202,6 +216,10 @@ std::unique_ptr<connector> make_connector(const tcp_client_config& c) {
   if (c.keep_alive_interval.count() < 0)
     throw std::invalid_argument("tcp_client_config.keep_alive_interval must not be negative (0 = off)");
   if (c.handshake_timeout.count() <= 0) throw std::invalid_argument("tcp_client_config.handshake_timeout: must be positive");
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty())
+    throw std::invalid_argument("tcp_client_config.tls_cert_file / tls_key_file: set both for a client certificate, or neither");
+  if (!c.tls_cert_file.empty() && !c.tls)
+    throw std::invalid_argument("tcp_client_config.tls_cert_file: a client certificate needs tls = true");
   return std::make_unique<tcp_connector>(c);
 }
 

@@ -11,6 +11,12 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <climits>
+
 namespace msgtrans::detail {
 
 namespace asio = boost::asio;
@@ -21,6 +27,30 @@ using tls_stream = ssl::stream<asio::ip::tcp::socket>;
 template <>
 bool stream_io::state<tls_stream>::is_truncation(error_code ec) {
   return ec == ssl::error::stream_truncated;
+}
+
+// SSL_read on the stream's own SSL object, as Asio's read operation does, but only
+// from the bytes Asio has already fed it: with no whole record left it wants input and
+// returns 0 here. Output it may produce (a KeyUpdate answer, an alert) stays in the
+// stream's BIO and leaves with the next write; an error stays in the SSL object for the
+// next asynchronous read to report.
+template <>
+bool stream_io::state<tls_stream>::has_received(tls_stream& s) {
+  SSL* ssl = s.native_handle();
+  return SSL_pending(ssl) > 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0;
+}
+
+template <>
+std::size_t stream_io::state<tls_stream>::read_received(tls_stream& s, std::span<std::byte> out) {
+  SSL* ssl = s.native_handle();
+  // Nothing decrypted, nothing in the BIO Asio feeds: no whole record to take (the
+  // common case; an SSL_read that fails costs more than this check).
+  if (out.empty() || !has_received(s)) return 0;
+  ERR_clear_error();
+  const int n = SSL_read(ssl, out.data(), static_cast<int>(std::min<std::size_t>(out.size(), INT_MAX)));
+  if (n > 0) return static_cast<std::size_t>(n);
+  ERR_clear_error();
+  return 0;
 }
 
 namespace {

@@ -1,8 +1,9 @@
 // The WebSocket transport: listener, connector and the Asio side of the handshakes (see
 // include/msgtrans/ws.hpp).
 //
-// The only translation unit of the library that includes Beast and asio::ssl (about 25 s
-// to compile). Beast parses the HTTP upgrade request/response; what to answer and what
+// The only translation unit of the library that includes Beast, and one of the two with
+// asio::ssl's stream (with src/tcp/tls_transport.cpp; about 25 s to compile). The TLS
+// contexts come from src/net/tls_context, shared with tls://. Beast parses the HTTP upgrade request/response; what to answer and what
 // to accept is decided by the pure functions of ws_upgrade.hpp, the frames by ws::session
 // (ws_session.hpp), driven by the adapter in ws_conn.hpp.
 //
@@ -218,7 +219,10 @@ class ws_listener final : public listener {
  private:
   error_info load_certificate(std::shared_ptr<ssl::context>& out) const {
     if (cfg_.tls_cert_file.empty()) return {};
-    return net::make_server_tls_context(cfg_.tls_cert_file, cfg_.tls_key_file, out);
+    net::tls_server_options o;
+    o.cert_file = cfg_.tls_cert_file;
+    o.key_file = cfg_.tls_key_file;
+    return net::make_server_tls_context(o, out);
   }
 
   ws_server_config cfg_;
@@ -416,7 +420,10 @@ class ws_connector final : public connector {
 
  private:
   std::shared_ptr<ssl::context> client_tls() const {
-    return net::make_client_tls_context({cfg_.tls_ca_file, cfg_.tls_insecure_skip_verify}, "ws_client_config");
+    net::tls_client_options o;
+    o.ca_file = cfg_.tls_ca_file;
+    o.insecure = cfg_.tls_insecure_skip_verify;
+    return net::make_client_tls_context(o, "ws_client_config");
   }
 
   ws_client_config cfg_;

@@ -112,6 +112,46 @@ tport=$(cut -d' ' -f3 "$work/out.toml" | cut -d: -f2)
 [ "$("$bin" request "tls://localhost:$tport" "from toml" --ca "$work/ca.pem")" = "from toml" ] || fail "request to toml server"
 ok "listeners.tls and [tls] in the config file"
 
+# Mutual TLS: client certificates from client-ca are required. Python's ssl module is
+# the independent peer; msgtrans request --client-cert the library's client.
+cd "$work"
+openssl req -x509 $ec -days 2 -subj /CN=client-ca -keyout client-ca.key -out client-ca.pem 2>/dev/null
+openssl req -x509 $ec -days 2 -subj /CN=rogue-ca -keyout rogue-ca.key -out rogue-ca.pem 2>/dev/null
+openssl req $ec -subj /CN=alice -keyout alice.key -out alice.csr 2>/dev/null
+openssl x509 -req -in alice.csr -CA client-ca.pem -CAkey client-ca.key -CAcreateserial -days 2 -out alice.pem 2>/dev/null
+openssl x509 -req -in alice.csr -CA rogue-ca.pem -CAkey rogue-ca.key -CAcreateserial -days 2 -out mallory.pem 2>/dev/null
+cd - >/dev/null
+serve mtls 1 --tls 127.0.0.1:0 --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" \
+  --tls-client-ca "$work/client-ca.pem" --require-client-cert --threads 1
+mport=$(cut -d' ' -f3 "$work/out.mtls" | cut -d: -f2)
+py() { /usr/bin/python3 "$here/mtls_client.py" 127.0.0.1 "$mport" "$work/ca.pem" "$@"; }
+out=$(py "$work/alice.pem" "$work/alice.key") || fail "python client with the right CA's certificate: $out"
+[ "$out" = "ok mutual" ] || fail "python mTLS got: $out"
+set +e
+out=$(py "$work/mallory.pem" "$work/alice.key"); rc=$?
+set -e
+[ $rc = 3 ] || fail "a certificate from another CA should be refused (3), got $rc: $out"
+grep -qi "unknown.ca\|certificate verify failed\|bad.certificate" <<<"$out" || fail "refusal should say why: $out"
+set +e
+out=$(py); rc=$?
+set -e
+[ $rc = 3 ] || fail "no client certificate should be refused (3), got $rc: $out"
+grep -qi "certificate.required" <<<"$out" || fail "refusal should say why: $out"
+ok "mutual TLS: python ssl with the right CA's certificate accepted, another CA's and none refused"
+[ "$("$bin" request "tls://localhost:$mport" "mtls cli" --ca "$work/ca.pem" --client-cert "$work/alice.pem" \
+  --client-key "$work/alice.key")" = "mtls cli" ] || fail "request --client-cert"
+set +e
+"$bin" request "tls://localhost:$mport" "x" --ca "$work/ca.pem" --client-cert "$work/mallory.pem" \
+  --client-key "$work/alice.key" --timeout 5 >"$work/out.mallory" 2>"$work/err.mallory"; rc=$?
+set -e
+[ $rc != 0 ] || fail "request with another CA's certificate should fail"
+set +e
+"$bin" request "wss://localhost:$mport/" "x" --client-cert "$work/alice.pem" --client-key "$work/alice.key" \
+  2>"$work/err.certws"; rc=$?
+set -e
+[ $rc != 0 ] && grep -q "tls:// only" "$work/err.certws" || fail "--client-cert on wss:// should be refused: $(cat "$work/err.certws")"
+ok "request tls:// --client-cert/--client-key; another CA's refused; not accepted for wss://"
+
 set +e
 "$bin" serve --tls 127.0.0.1:0 >"$work/out.nocert" 2>"$work/err.nocert"; rc=$?
 set -e

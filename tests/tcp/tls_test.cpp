@@ -44,6 +44,11 @@ class tls : public ::testing::Test {
     // Expired yesterday: -days -1 puts notAfter a day before notBefore (now).
     run("openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days -1 -extfile san.ext"
         " -out expired.pem");
+    // Client certificates for mutual TLS: one from the CA that vouches for clients (ca),
+    // one from another (other).
+    run("openssl req" + ec + " -subj /CN=alice -keyout client.key -out client.csr");
+    run("openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -out client.pem");
+    run("openssl x509 -req -in client.csr -CA other.pem -CAkey other.key -CAcreateserial -days 2 -out rogue.pem");
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
 
@@ -243,6 +248,89 @@ TEST_F(tls, ConfigurationMistakesNameTheField) {
   auto e = s.start();
   EXPECT_EQ(e.code, std::error_code(errc::tls_error)) << e.message();
   EXPECT_NE(e.detail.find("missing.pem"), std::string::npos) << e.detail;
+}
+
+// Mutual TLS: with tls_client_ca_file the server verifies client certificates against
+// it; require_client_cert refuses clients without one. (TLS 1.3: the client's side of
+// the handshake ends before the server judges its certificate, so a refusal shows as
+// the connection closing at its first request.)
+TEST_F(tls, MutualTlsAcceptsTheRightCaAndRefusesOthers) {
+  auto refused = [](tcp_client_config c) {
+    client cl = client_builder{}.connect_to(c).build();
+    if (cl.connect()) return true;
+    return !cl.call(as_bytes("must not arrive"), 5s);
+  };
+  for (bool require : {true, false}) {
+    SCOPED_TRACE(require ? "require_client_cert" : "client certificate optional");
+    auto cfg = server_config();
+    cfg.tls_client_ca_file = file("ca.pem");
+    cfg.require_client_cert = require;
+    std::atomic<int> delivered{0};
+    auto s = make_echo(cfg, [&](server_builder& b) {
+      b.on_request([&](request& r) {
+        ++delivered;
+        r.respond(r.payload);
+      });
+    });
+    ASSERT_FALSE(s.start());
+
+    auto alice = client_config(s);
+    alice.tls_cert_file = file("client.pem");
+    alice.tls_key_file = file("client.key");
+    client c = client_builder{}.connect_to(alice).build();
+    ASSERT_FALSE(c.connect());
+    auto r = c.call("with a certificate");
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(delivered.load(), 1);
+
+    auto rogue = alice;
+    rogue.tls_cert_file = file("rogue.pem");
+    EXPECT_TRUE(refused(rogue));
+    auto none = client_config(s);
+    if (require) {
+      EXPECT_TRUE(refused(none));
+    } else {
+      client n = client_builder{}.connect_to(none).build();
+      ASSERT_FALSE(n.connect());
+      EXPECT_TRUE(n.call("no certificate, optional"));
+    }
+    EXPECT_EQ(delivered.load(), require ? 1 : 2);
+  }
+}
+
+TEST_F(tls, MutualTlsConfigurationMistakes) {
+  auto c = server_config();
+  c.require_client_cert = true;
+  expect_invalid_naming([&] { make_listener(c); }, "tcp_server_config.require_client_cert");
+  tcp_server_config plain;
+  plain.tls_client_ca_file = file("ca.pem");
+  expect_invalid_naming([&] { make_listener(plain); }, "tcp_server_config.tls_client_ca_file");
+  tcp_client_config cc;
+  cc.tls = true;
+  cc.tls_cert_file = file("client.pem");
+  expect_invalid_naming([&] { make_connector(cc); }, "tcp_client_config.tls_cert_file");
+  cc.tls_key_file = file("missing.key");
+  expect_invalid_naming([&] { make_connector(cc); }, "tcp_client_config.tls_cert_file");
+  cc.tls = false;
+  cc.tls_key_file = file("client.key");
+  expect_invalid_naming([&] { make_connector(cc); }, "tcp_client_config.tls_cert_file");
+  // A client CA file that cannot be read: start says tls_error, naming it.
+  auto bad = server_config();
+  bad.tls_client_ca_file = file("missing-ca.pem");
+  auto s = make_echo(bad);
+  auto e = s.start();
+  EXPECT_EQ(e.code, std::error_code(errc::tls_error)) << e.message();
+  EXPECT_NE(e.detail.find("tls_client_ca_file"), std::string::npos) << e.detail;
+  // The URL path: a client certificate is for tls:// only.
+  url_options o;
+  o.tls_cert_file = file("client.pem");
+  o.tls_key_file = file("client.key");
+  std::string err;
+  EXPECT_FALSE(connector_for_url("wss://localhost:1/", o, err));
+  EXPECT_NE(err.find("tls:// only"), std::string::npos) << err;
+  EXPECT_FALSE(connector_for_url("tcp://localhost:1", o, err));
+  EXPECT_NE(err.find("needs tls://"), std::string::npos) << err;
+  EXPECT_TRUE(connector_for_url("tls://localhost:1", o, err)) << err;
 }
 
 TEST_F(tls, PlainTcpClientOnTlsPortGetsNoPackets) {
