@@ -1,20 +1,21 @@
 // The TCP framing over a byte stream, for both streams it runs on: a plain socket
 // (tcp://, instantiated by tcp_connection.cpp) and a TLS stream over one (tls://,
-// instantiated by tls_transport.cpp, the one file of src/tcp that includes asio::ssl).
+// over tls_socket.hpp, instantiated by tls_transport.cpp).
 //
 // Reading: a plain connection with nothing partial waits for readability holding no
 // buffer, then reads into its loop's buffer and hands on the whole packets from there;
 // a partial frame is read straight behind itself in the decoder, with a read size that
-// grows while reads fill it. A TLS stream always reads into the decoder (its records are
-// decrypted into the caller's buffer, so there is no readiness trick to play).
+// grows while reads fill it. A TLS connection (tls_socket.hpp) also waits for
+// readability, then decrypts every record that arrived into the decoder (its records are
+// decrypted into the decoder, so the loop buffer is not used).
 //
 // Writing: plain sockets try one gather write at once and queue only the rest. A TLS
-// stream would make one TLS record (and one send) per buffer of a gather list, so its
-// packets are copied into one buffer first and leave in as few records as fit.
+// batch is copied into one buffer and encrypted at once (as few records as fit), and
+// the records leave in one send, tried at once.
 //
 // Closing: graceful closes finish the write in progress (bounded), then plain sends FIN
-// and reads until the peer's FIN; TLS sends close_notify and waits for the peer's (or
-// its FIN). Everything is bounded by the runtime's close_timeout.
+// and reads until the peer's FIN; TLS sends close_notify before its FIN. Everything is
+// bounded by the runtime's close_timeout.
 #pragma once
 
 #include "core/op_allocator.hpp"
@@ -93,7 +94,6 @@ struct state : std::enable_shared_from_this<state<Stream>> {
   bool writing = false;
   bool closing = false;
   bool closed = false;
-  bool tls_readable = false;  // TLS: the socket was seen readable and no read has run since
   close_info why;
 
   std::shared_ptr<state> self() { return this->shared_from_this(); }
@@ -130,27 +130,42 @@ struct state : std::enable_shared_from_this<state<Stream>> {
                                              [self = self()](error_code ec) { self->on_readable(ec); }));
         return;
       }
+      // A partial frame: read straight behind it.
+      read_into_decoder(read_size);
     } else {
+      // TLS: records already received are read at once; otherwise wait for the socket.
+      read_armed = true;
       if (decoder.buffered() == 0 && !streaming && decoder.capacity() > 0) decoder.shrink();
-      if (!tls_readable && !has_received(sock)) {
-        // Wait for the socket first: a TLS read started on an empty socket costs a
-        // failed SSL_read and a recv that finds nothing.
-        read_armed = true;
-        lowest(sock).async_wait(asio::socket_base::wait_read,
-                                asio::bind_allocator(op_allocator<void>{}, [self = self()](error_code ec) {
-                                  self->read_armed = false;
-                                  if (self->closed) return;
-                                  if (ec && !self->closing) return self->fail(close_info{close_reason::peer_closed, ec, ec.message()});
-                                  self->tls_readable = true;
-                                  if (self->closing) return self->arm_linger_read();
-                                  self->arm_read();
-                                }));
+      if (sock.has_buffered()) {
+        asio::post(lowest(sock).get_executor(), [self = self()] { self->on_tls_readable({}); });
         return;
       }
-      tls_readable = false;
+      lowest(sock).async_wait(asio::socket_base::wait_read,
+                              asio::bind_allocator(op_allocator<void>{},
+                                                   [self = self()](error_code ec) { self->on_tls_readable(ec); }));
     }
-    // A partial frame (or a TLS stream): read straight behind it.
-    read_into_decoder(read_size);
+  }
+
+  // TLS only: the socket is readable (or records wait inside): decrypt into the decoder.
+  void on_tls_readable(error_code ec) {
+    if (!still_reading(ec)) return;
+    if (ec) return fail(close_info{close_reason::peer_closed, ec, ec.message()});
+    auto space = decoder.prepare(read_size);
+    const std::size_t n = sock.read(space, ec);
+    if (n == 0) {
+      if (ec == asio::error::would_block || ec == asio::error::try_again) return arm_read();
+      return fail(read_error(ec));
+    }
+    if (!writing) {  // reading may have produced output (a KeyUpdate answer): send it
+      error_code ignored;
+      sock.flush(ignored);
+    }
+    decoder.commit(n);
+    streaming = n == space.size();
+    if (n == space.size() && read_size < max_read) read_size *= 2;
+    else if (n < read_size / 4 && read_size > min_read) read_size /= 2;
+    drain();
+    arm_read();
   }
 
   // A partial packet past the allowance must hold its declared size of the server-wide
@@ -254,26 +269,6 @@ struct state : std::enable_shared_from_this<state<Stream>> {
 
   // Defined where the TLS stream is complete (tls_transport.cpp).
   static bool is_truncation(error_code ec);
-  // TLS: decrypts into `out` what the stream has already received (whole records
-  // behind the one a read returned), without I/O; 0 when nothing is left (or on any
-  // error, which the next read then reports).
-  static std::size_t read_received(Stream& s, std::span<std::byte> out);
-  // TLS: whether bytes the stream has received wait in it (decrypted, or not yet).
-  static bool has_received(Stream& s);
-
-  // TLS: one asynchronous read returns at most one record. The records that arrived
-  // with it are taken now, so that a burst of requests is handled in one loop turn and
-  // its responses leave together.
-  void read_received_records() {
-    while (owner && reading && !closing && !closed && budget_allows()) {
-      auto space = decoder.prepare(read_size);
-      const std::size_t n = read_received(sock, space);
-      if (n == 0) return;
-      decoder.commit(n);
-      if (n == space.size() && read_size < max_read) read_size *= 2;
-      drain();
-    }
-  }
 
   void on_read(error_code ec, std::size_t n) {
     if (!still_reading(ec)) return;
@@ -284,7 +279,6 @@ struct state : std::enable_shared_from_this<state<Stream>> {
     if (n == read_size && read_size < max_read) read_size *= 2;
     else if (n < read_size / 4 && read_size > min_read) read_size /= 2;
     drain();
-    if constexpr (!plain) read_received_records();
     arm_read();
   }
 
@@ -310,12 +304,11 @@ struct state : std::enable_shared_from_this<state<Stream>> {
         std::memcpy(out, p.data(), p.size());
         out += p.size();
       }
-      asio::async_write(sock, asio::buffer(wbuf), [self = self()](error_code ec, std::size_t) {
-        if (self->wbuf.capacity() > 256 * 1024) std::vector<std::byte>().swap(self->wbuf);  // a big write passed
-        if (ec) return self->write_failed(ec);
-        self->write_complete();
-      });
-      return;
+      error_code ec;
+      const bool ok = sock.encrypt(wbuf, ec);
+      if (wbuf.capacity() > 256 * 1024) std::vector<std::byte>().swap(wbuf);  // a big write passed
+      if (!ok) return write_failed(ec);
+      return flush_then_complete();
     } else {
       iov.clear();
       for (const auto& p : packets) {
@@ -340,6 +333,18 @@ struct state : std::enable_shared_from_this<state<Stream>> {
         self->write_complete();
       });
     }
+  }
+
+  // TLS: sends the encrypted output now, and waits for the socket only if it is full.
+  void flush_then_complete() {
+    error_code ec;
+    if (sock.flush(ec)) return write_complete();
+    if (ec) return write_failed(ec);
+    lowest(sock).async_wait(asio::socket_base::wait_write, [self = self()](error_code ec) {
+      if (ec) return self->write_failed(ec);
+      if (self->closed) return;
+      self->flush_then_complete();
+    });
   }
 
   void consume(std::size_t n) {
@@ -401,19 +406,22 @@ struct state : std::enable_shared_from_this<state<Stream>> {
   }
 
   void start_linger() {
-    if constexpr (plain) {
-      error_code ignored;
-      sock.shutdown(plain_socket::shutdown_send, ignored);
-      if (!read_armed) arm_linger_read();
-    } else {
-      // close_notify, then the peer's close_notify (or FIN); a read still pending sees
-      // the same end and finishes too.
-      sock.async_shutdown([self = self()](error_code) { self->finish(); });
+    error_code ignored;
+    if constexpr (!plain) {
+      // close_notify first (best effort: it is one small record), then FIN as for TCP.
+      sock.close_notify();
+      sock.flush(ignored);
     }
+    lowest(sock).shutdown(plain_socket::shutdown_send, ignored);
+    if (!read_armed) arm_linger_read();
   }
 
+  // Reads and discards until the peer's FIN (TLS: the raw bytes, undecrypted).
   void arm_linger_read() {
-    if constexpr (plain) read_into_decoder(min_read);  // TLS: async_shutdown reads to the end
+    read_armed = true;
+    auto space = decoder.prepare(min_read);
+    lowest(sock).async_read_some(asio::buffer(space.data(), space.size()),
+                                 [self = self()](error_code ec, std::size_t n) { self->on_read(ec, n); });
   }
 
   // The peer is gone: close at once.

@@ -1,6 +1,6 @@
 // TLS over TCP (tls://): the handshakes, each side, on a socket that is already
-// connected. Plain declarations: the TLS stream and the connection over it are built in
-// tls_transport.cpp, the one file of src/tcp that includes asio::ssl.
+// connected. Plain declarations: the TLS socket (tls_socket.hpp) and the connection over
+// it are built in tls_transport.cpp.
 #pragma once
 
 #include "net/tls_context.hpp"

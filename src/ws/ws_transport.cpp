@@ -1,9 +1,9 @@
 // The WebSocket transport: listener, connector and the Asio side of the handshakes (see
 // include/msgtrans/ws.hpp).
 //
-// The only translation unit of the library that includes Beast, and one of the two with
-// asio::ssl's stream (with src/tcp/tls_transport.cpp; about 25 s to compile). The TLS
-// contexts come from src/net/tls_context, shared with tls://. Beast parses the HTTP upgrade request/response; what to answer and what
+// The only translation unit of the library that includes Beast and asio::ssl's stream
+// (about 25 s to compile). The TLS contexts come from src/net/tls_context, shared with
+// tls://. Beast parses the HTTP upgrade request/response; what to answer and what
 // to accept is decided by the pure functions of ws_upgrade.hpp, the frames by ws::session
 // (ws_session.hpp), driven by the adapter in ws_conn.hpp.
 //
