@@ -110,6 +110,10 @@ int tls_socket::handshake(error_code& ec) {
 std::size_t tls_socket::read(std::span<std::byte> out, error_code& ec) {
   ec = {};
   std::size_t got = 0;
+  if (SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN) {  // close_notify came with the last bytes read
+    ec = asio::error::eof;
+    return 0;
+  }
   clear_errors();
   while (got < out.size()) {
     // Nothing inside: take what the socket has first (an SSL_read that can only fail

@@ -333,6 +333,35 @@ TEST_F(tls, MutualTlsConfigurationMistakes) {
   EXPECT_TRUE(connector_for_url("tls://localhost:1", o, err)) << err;
 }
 
+// A server-side close flushes what was queued, then close_notify: the client reads all
+// of it and sees an orderly end, not a truncated stream.
+TEST_F(tls, GracefulCloseFlushesThenSendsCloseNotify) {
+  server* sp = nullptr;
+  const std::string big(300'000, 'z');
+  auto s = make_echo(server_config(), [&](server_builder& b) {
+    b.on_message([&](const message& m) {
+      sp->send(m.session, as_bytes(big));
+      sp->close(m.session);
+    });
+  });
+  sp = &s;
+  ASSERT_FALSE(s.start());
+  waiter w;
+  std::size_t got = 0;
+  std::optional<close_info> closed;
+  client c = client_builder{}
+                 .connect_to(client_config(s))
+                 .on_message([&](const message& m) { w.update([&] { got += m.payload.size(); }); })
+                 .on_closed([&](session_id, const close_info& i) { w.update([&] { closed = i; }); })
+                 .build();
+  ASSERT_FALSE(c.connect());
+  ASSERT_FALSE(c.send("bye"));
+  ASSERT_TRUE(w.wait([&] { return closed.has_value(); }));
+  EXPECT_EQ(got, big.size());
+  EXPECT_EQ(closed->reason, close_reason::peer_closed);
+  EXPECT_EQ(closed->detail, "peer closed the connection");
+}
+
 TEST_F(tls, PlainTcpClientOnTlsPortGetsNoPackets) {
   auto s = make_echo(server_config());
   ASSERT_FALSE(s.start());
