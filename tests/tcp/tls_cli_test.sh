@@ -152,6 +152,25 @@ set -e
 [ $rc != 0 ] && grep -q "tls:// only" "$work/err.certws" || fail "--client-cert on wss:// should be refused: $(cat "$work/err.certws")"
 ok "request tls:// --client-cert/--client-key; another CA's refused; not accepted for wss://"
 
+cat >"$work/mtls.toml" <<TOML
+threads = 1
+[listeners]
+tls = ["127.0.0.1:0"]
+[tls]
+cert = "$work/cert.pem"
+key = "$work/key.pem"
+client_ca = "$work/client-ca.pem"
+require_client_cert = true
+TOML
+serve mtlstoml 1 --config "$work/mtls.toml"
+mport=$(cut -d' ' -f3 "$work/out.mtlstoml" | cut -d: -f2)
+out=$(py "$work/alice.pem" "$work/alice.key") || fail "toml mTLS with the right certificate: $out"
+set +e
+out=$(py); rc=$?
+set -e
+[ $rc = 3 ] || fail "toml require_client_cert: a client without a certificate should be refused, got $rc: $out"
+ok "[tls] client_ca and require_client_cert in the config file"
+
 set +e
 "$bin" serve --tls 127.0.0.1:0 >"$work/out.nocert" 2>"$work/err.nocert"; rc=$?
 set -e

@@ -362,6 +362,27 @@ TEST_F(tls, GracefulCloseFlushesThenSendsCloseNotify) {
   EXPECT_EQ(closed->detail, "peer closed the connection");
 }
 
+// tcp_client_config::handshake_timeout: a server that takes the TCP connection (the
+// kernel's backlog does) and never answers the ClientHello.
+TEST_F(tls, ClientHandshakeTimeout) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor silent(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  tcp_client_config c;
+  c.address = "127.0.0.1:" + std::to_string(silent.local_endpoint().port());
+  c.tls = true;
+  c.tls_insecure_skip_verify = true;
+  c.handshake_timeout = 300ms;
+  client cl = client_builder{}.connect_to(c).build();
+  const auto start = std::chrono::steady_clock::now();
+  auto e = cl.connect();
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(e.code, std::error_code(errc::timeout)) << e.message();
+  EXPECT_NE(e.detail.find("TLS handshake with 127.0.0.1:"), std::string::npos) << e.detail;
+  EXPECT_NE(e.detail.find("timed out after 300 ms"), std::string::npos) << e.detail;
+  EXPECT_GE(took, 290ms);
+  EXPECT_LT(took, 5s);
+}
+
 TEST_F(tls, PlainTcpClientOnTlsPortGetsNoPackets) {
   auto s = make_echo(server_config());
   ASSERT_FALSE(s.start());
