@@ -4,12 +4,13 @@
 #   - msgtrans WebSocket against Node ws (tests/ws/node_echo_server.mjs);
 #   - msgtrans QUIC against msgtrans TCP;
 #   - msgtrans tls:// (TLS over TCP) against msgtrans TCP, same server process;
-#   - fixed-rate open loop at half the measured closed-loop rate (TCP, WebSocket).
+#   - fixed-rate open loop at half the measured closed-loop rate (TCP, WebSocket);
+#   - room fan-out, 1 node against 2 nodes on NATS (bench/room_fanout.sh; -F skips it).
 # Writes docs/benchmarks.md (between the generated markers; the rest of the file is kept)
 # and PNG plots in docs/bench/. Needs a release build (msgtrans_cli, raw_echo), node with
 # tests/ws/node_modules (scripts/setup.sh) and gnuplot.
 #
-# Usage: bench/compare.sh [-d SECS] [-w WARMUP] [-t SERVER_THREADS]
+# Usage: bench/compare.sh [-d SECS] [-w WARMUP] [-t SERVER_THREADS] [-F]
 # Every absolute number drifts on a shared machine; the ratios within one run are the claim.
 set -euo pipefail
 
@@ -18,12 +19,14 @@ cd "$root"
 dur=5
 warm=1
 threads=1
-while getopts "d:w:t:" opt; do
+fanout=1
+while getopts "d:w:t:F" opt; do
   case "$opt" in
     d) dur="$OPTARG" ;;
     w) warm="$OPTARG" ;;
     t) threads="$OPTARG" ;;
-    *) echo "usage: $0 [-d SECS] [-w WARMUP] [-t SERVER_THREADS]" >&2; exit 2 ;;
+    F) fanout=0 ;;
+    *) echo "usage: $0 [-d SECS] [-w WARMUP] [-t SERVER_THREADS] [-F]" >&2; exit 2 ;;
   esac
 done
 
@@ -144,3 +147,9 @@ python3 "$root/bench/compare_report.py" "$results" docs/benchmarks.md docs/bench
 for g in "$work"/*.gp; do gnuplot "$g"; done
 cp "$results" "docs/bench/results-threads$threads.jsonl"
 echo "compare: wrote docs/benchmarks.md and docs/bench/*.png" >&2
+
+# --- room fan-out (issue 16): 1 node against 2 nodes on NATS, and the limit -----------------
+# Skipped with -F (it needs nats-server and the room_fanout tool of the release build).
+if [ "$fanout" = 1 ]; then
+  "$root/bench/room_fanout.sh" -d "$dur"
+fi

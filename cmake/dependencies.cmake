@@ -6,9 +6,12 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
 find_package(ZLIB REQUIRED)
 pkg_check_modules(NATS REQUIRED libnats)   # the NATS cluster bus (linked by name: nats)
+pkg_check_modules(JWT REQUIRED libjwt-gnutls)   # jwt_authenticator (linked by name: jwt-gnutls)
+# Header-only: jwt_authenticator reads the claims with it; the conformance test reads the
+# JSON fixtures.
+find_package(nlohmann_json 3.11 REQUIRED)
 if(MSGTRANS_BUILD_TESTS)
   find_package(GTest REQUIRED)
-  find_package(nlohmann_json 3.11 REQUIRED)   # the conformance test reads the JSON fixtures
 endif()
 if(MSGTRANS_BUILD_BENCH)
   find_package(benchmark REQUIRED)

@@ -10,11 +10,11 @@ packages=(
   # libraries
   libboost1.81-dev libssl-dev
   libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev
-  libzstd-dev zlib1g-dev libnats-dev
+  libzstd-dev zlib1g-dev libnats-dev libjwt-gnutls-dev
   libcli11-dev libtomlplusplus-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
   # independent peers used by the tests
-  python3 python3-websockets python3-zstandard ngtcp2-client
+  python3 python3-websockets python3-zstandard python3-jwt python3-cryptography ngtcp2-client
   openssl iproute2 chromium nats-server
   # benchmark plots (bench/compare.sh)
   gnuplot-nox

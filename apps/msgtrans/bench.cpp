@@ -44,6 +44,7 @@ struct bench_options {
   bool quiet = false;
   double connect_timeout_s = 10;
   url_options tls;
+  std::string token;  // credentials for a server that authenticates
 };
 
 struct shared_state {
@@ -71,6 +72,37 @@ class bench_conn final : public connection_owner {
     started_ = true;
     conn_ = std::move(c);
     conn_->start(*this);
+    if (!o_.token.empty() && !conn_->sent_credentials()) return authenticate();
+    begin_load();
+  }
+
+  // The authentication packet first (docs/wire-format.md); the load starts once accepted.
+  void authenticate() {
+    packet p;
+    p.type = packet_type::request;
+    p.message_id = 0;
+    p.ext_header = to_buffer(as_bytes(std::string_view("msgtrans.auth/1")));
+    p.payload = to_buffer(as_bytes(o_.token));
+    auth_buf_ = encode(p).value();
+    awaiting_auth_ = true;
+    writing_ = true;
+    spans_.assign(1, bytes_view(auth_buf_));
+    conn_->write(spans_);
+  }
+  void on_auth_answer(bytes_view p) {
+    auto v = decode_view(p, decode_limits{});
+    const bool answer = v && v->header.type == packet_type::response && as_string(v->ext_header) == "msgtrans.auth/1" &&
+                        !v->payload.empty();
+    if (answer && v->payload[0] == std::byte{1}) {
+      awaiting_auth_ = false;
+      return begin_load();
+    }
+    ++errors[answer ? "unauthenticated: " + std::string(as_string(v->payload.subspan(1)))
+                    : std::string("unauthenticated: no answer to the authentication packet")];
+    conn_->close(close_info{close_reason::normal, {}, "authentication refused"});
+  }
+
+  void begin_load() {
     if (o_.mode == "rate") {
       per_conn_rate_ = o_.rate / static_cast<double>(o_.connections);
       // Spread the connections' schedules evenly over one interval, so the total is a
@@ -97,6 +129,7 @@ class bench_conn final : public connection_owner {
 
   // connection_owner
   void on_packet(bytes_view p) override {
+    if (awaiting_auth_) return on_auth_answer(p);
     if (p.size() < header_size) return;
     const auto now = clock_type::now();
     const std::uint32_t id = (std::to_integer<std::uint32_t>(p[4]) << 24) | (std::to_integer<std::uint32_t>(p[5]) << 16) |
@@ -116,6 +149,7 @@ class bench_conn final : public connection_owner {
   }
   void on_write_done() override {
     writing_ = false;
+    if (awaiting_auth_) return;
     writing_buf_.clear();  // what was queued meanwhile stays in out_ and goes next
     if (stopped_) return;
     if (o_.mode == "flood" && !st_.stopping.load(std::memory_order_relaxed))
@@ -204,7 +238,8 @@ class bench_conn final : public connection_owner {
   std::vector<bytes_view> spans_;
   std::vector<clock_type::time_point> sent_at_;
   std::uint32_t next_id_ = 1;
-  bool writing_ = false, flush_posted_ = false, stopped_ = false, started_ = false;
+  bool writing_ = false, flush_posted_ = false, stopped_ = false, started_ = false, awaiting_auth_ = false;
+  byte_buffer auth_buf_;
   clock_type::time_point rate_start_;
   double per_conn_rate_ = 0;
   std::uint64_t scheduled_ = 0;
@@ -237,6 +272,7 @@ class bench_run {
   bench_run(const bench_options& o, std::unique_ptr<connector> target)
       : o_(o), target_(std::move(target)), rt_(o.threads) {
     ctx_.limits.max_message_size = std::max<std::size_t>(o.size + 64, default_max_message_size);
+    ctx_.credentials = o.token;  // a WebSocket upgrade carries them as a bearer token
   }
 
   // Starts every connect and waits for all answers, bounded by the connect timeout.
@@ -425,6 +461,7 @@ void add_bench(CLI::App& app, int& exit_status) {
   cmd->add_flag("--insecure", o->tls.tls_insecure_skip_verify, "skip certificate verification");
   cmd->add_option("--client-cert", o->tls.tls_cert_file, "mutual TLS (tls:// only): PEM client certificate chain");
   cmd->add_option("--client-key", o->tls.tls_key_file, "mutual TLS: PEM private key of --client-cert");
+  cmd->add_option("--token", o->token, "credentials for a server that authenticates (a JWT, say)");
   cmd->callback([o, &exit_status] { exit_status = run_bench(*o); });
 }
 

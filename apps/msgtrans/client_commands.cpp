@@ -19,6 +19,7 @@ struct client_options {
   double timeout_s = 10;
   bool json = false;
   url_options tls;
+  std::string token;
 };
 
 std::string json_escape(std::string_view s) {
@@ -55,10 +56,13 @@ int run(const client_options& o, bool is_request) {
     return usage;
   }
   const auto timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.timeout_s * 1000));
-  client c = client_builder{}.connect_to(std::move(target)).connect_timeout(timeout).build();
+  client_builder b;
+  b.connect_to(std::move(target)).connect_timeout(timeout);
+  if (!o.token.empty()) b.credentials(o.token);
+  client c = b.build();
   if (auto ec = c.connect()) {
     std::cerr << "msgtrans: cannot connect to " << o.url << ": " << ec.message() << "\n";
-    return ec == errc::timeout ? timed_out : connect_failed;
+    return ec == errc::timeout ? timed_out : ec == errc::unauthenticated ? unauthenticated : connect_failed;
   }
   if (!is_request) {
     if (auto ec = c.send(as_bytes(o.text), so)) {
@@ -73,7 +77,7 @@ int run(const client_options& o, bool is_request) {
   c.disconnect();
   if (!r) {
     std::cerr << "msgtrans: request failed: " << r.error().message() << "\n";
-    return r.error() == errc::timeout ? timed_out : failed;
+    return r.error() == errc::timeout ? timed_out : r.error() == errc::unauthenticated ? unauthenticated : failed;
   }
   if (o.json) {
     std::printf("{\"message_id\":%u,\"biz_type\":%u,\"flags\":%u,\"compression\":%u,\"ext_header\":\"%s\",\"payload\":\"%s\"}\n",
@@ -99,6 +103,7 @@ void add_common(CLI::App* cmd, client_options& o) {
   cmd->add_flag("--insecure", o.tls.tls_insecure_skip_verify, "skip certificate verification (development only)");
   cmd->add_option("--client-cert", o.tls.tls_cert_file, "mutual TLS (tls:// only): PEM client certificate chain");
   cmd->add_option("--client-key", o.tls.tls_key_file, "mutual TLS: PEM private key of --client-cert");
+  cmd->add_option("--token", o.token, "credentials for a server that authenticates (a JWT, say)");
 }
 
 }  // namespace

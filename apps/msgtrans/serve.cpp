@@ -3,6 +3,7 @@
 #include "chat.hpp"
 #include "commands.hpp"
 #include "metrics_http.hpp"
+#include "serve_auth.hpp"
 #include "serve_config.hpp"
 #include "workers.hpp"
 
@@ -253,6 +254,10 @@ int run_serve(const serve_options& o) {
     slog(log_level::error, "%s", e.c_str());
     return usage;
   }
+  if (auto e = add_auth(b, o); !e.empty()) {
+    slog(log_level::error, "%s", e.c_str());
+    return usage;
+  }
   std::optional<server> built;
   try {
     built.emplace(b.build());
@@ -361,6 +366,17 @@ void add_serve(CLI::App& app, int& exit_status) {
                   "bytes partly received messages and decompression may hold over all connections (0 = no limit)")
       ->capture_default_str();
   add_cluster_flags(cmd, *o);
+  cmd->add_option("--jwt-secret-file", o->jwt_secret_file,
+                  "authenticate every connection: a JWT signed HS256 with the secret in this file");
+  cmd->add_option("--jwt-public-key", o->jwt_public_key,
+                  "authenticate every connection: a JWT signed RS256/ES256, checked with this PEM public key");
+  cmd->add_option("--jwt-audience", o->jwt_audience, "required JWT aud");
+  cmd->add_option("--jwt-issuer", o->jwt_issuer, "required JWT iss");
+  cmd->add_option("--auth-timeout", o->auth_timeout_s, "seconds a connection may take to authenticate")
+      ->check(seconds_flag)
+      ->capture_default_str();
+  cmd->add_option("--max-pending-auth", o->max_pending_auth, "connections authenticating at once")
+      ->capture_default_str();
   cmd->add_option("--metrics", o->metrics, "serve Prometheus metrics at http://HOST:PORT/metrics");
   cmd->add_option("--log-level", o->log_level, "stderr log level: error, warn, info (connection open/close) or debug")
       ->capture_default_str();

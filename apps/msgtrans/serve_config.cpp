@@ -35,6 +35,13 @@
 //   tls_ca = "ca.pem"             # trust these CAs (default: the system's)
 //   tls_cert = "client.pem"       # client certificate and its key (both or neither)
 //   tls_key = "client.key"
+//   [auth]                        # every connection presents a JWT (docs/security.md)
+//   jwt_secret_file = "hs256.key" # HS256 shared secret, or:
+//   jwt_public_key = "pub.pem"    # RS256 / ES256 public key (its type picks the algorithm)
+//   jwt_audience = "chat"         # required aud (optional)
+//   jwt_issuer = "https://id.example"  # required iss (optional)
+//   timeout = 10                  # seconds the check may take
+//   max_pending = 1024            # connections waiting for it at once
 #include "serve_config.hpp"
 
 #include <toml++/toml.h>
@@ -171,6 +178,12 @@ const std::map<std::string, key_spec>& keys() {
       {"cluster.tls_ca", {"--nats-tls-ca", text(&serve_options::nats_tls_ca)}},
       {"cluster.tls_cert", {"--nats-tls-cert", text(&serve_options::nats_tls_cert)}},
       {"cluster.tls_key", {"--nats-tls-key", text(&serve_options::nats_tls_key)}},
+      {"auth.jwt_secret_file", {"--jwt-secret-file", text(&serve_options::jwt_secret_file)}},
+      {"auth.jwt_public_key", {"--jwt-public-key", text(&serve_options::jwt_public_key)}},
+      {"auth.jwt_audience", {"--jwt-audience", text(&serve_options::jwt_audience)}},
+      {"auth.jwt_issuer", {"--jwt-issuer", text(&serve_options::jwt_issuer)}},
+      {"auth.timeout", {"--auth-timeout", seconds(&serve_options::auth_timeout_s)}},
+      {"auth.max_pending", {"--max-pending-auth", count(&serve_options::max_pending_auth)}},
   };
   return k;
 }
@@ -180,7 +193,8 @@ std::string apply(const toml::table& t, const std::string& prefix, serve_options
   for (auto&& [k, v] : t) {
     std::string name = prefix + std::string(k.str());
     auto where = path + ":" + std::to_string(v.source().begin.line) + ": ";
-    if (prefix.empty() && v.is_table() && (name == "listeners" || name == "tls" || name == "ws" || name == "cluster")) {
+    if (prefix.empty() && v.is_table() && (name == "listeners" || name == "tls" || name == "ws" || name == "cluster" ||
+                                              name == "auth")) {
       if (auto e = apply(*v.as_table(), name + ".", o, given, path); !e.empty()) return e;
       continue;
     }

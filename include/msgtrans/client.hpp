@@ -61,6 +61,12 @@ class client_builder {
   client_builder& connect_to(const Config& c) {
     return connect_to(make_connector(c));
   }
+  /// Credentials for a server that authenticates (auth.hpp): over WebSocket an
+  /// `Authorization: Bearer TOKEN` header on the upgrade; over TCP, TLS and QUIC the first
+  /// packet (docs/wire-format.md). connect() completes once the server accepted them;
+  /// a rejection fails it with errc::unauthenticated and the server's reason (and is not
+  /// retried). Default none.
+  client_builder& credentials(std::string token);
   /// Time allowed for one connection attempt, handshakes included (default 10 s).
   client_builder& connect_timeout(std::chrono::milliseconds t);
   client_builder& reconnect(const reconnect_policy& p);

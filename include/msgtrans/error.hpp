@@ -39,6 +39,7 @@ enum class errc {
   bind_failed,             ///< a listener could not bind its address
   cancelled,               ///< the operation was cancelled
   wrong_thread,            ///< a blocking call on a msgtrans loop thread (see threads.hpp)
+  unauthenticated,         ///< the server's authentication refused this client (auth.hpp)
 };
 
 /// The "msgtrans" error category.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <msgtrans/client.hpp>
+#include <msgtrans/auth.hpp>
 #include <msgtrans/cluster.hpp>
 #include <msgtrans/error.hpp>
 #include <msgtrans/events.hpp>

@@ -122,6 +122,16 @@ class server_builder {
   /// connections (default 256 MiB; 0 = no limit). Past it, connections that need more
   /// pause reading until memory comes back; see docs/reliability.md.
   server_builder& inbound_memory_limit(std::size_t bytes);
+  /// Authenticates every new connection before on_connected (auth.hpp): the handler is
+  /// called once per connection, on a loop thread, and answers through its auth_responder
+  /// now or later, from any thread. Until it accepts, nothing of the connection reaches
+  /// the handlers. `msgtrans::jwt_authenticator{cfg}` is a ready handler.
+  server_builder& on_authenticate(auth_handler h);
+  /// Time the handler has to answer before the connection is rejected (default 10 s).
+  server_builder& auth_timeout(std::chrono::milliseconds t);
+  /// Connections waiting for the handler at once; more are rejected at once ("server
+  /// busy") and counted in stats().auth_refused_busy (default 1024).
+  server_builder& max_pending_auth(std::size_t n);
   /// Joins a cluster over NATS: rooms, publish, send, request and close then reach
   /// sessions on every node (docs/scaling.md). Without it, rooms live in this process.
   server_builder& cluster(const nats_cluster_config& c);
@@ -202,6 +212,9 @@ class server {
   }
   std::vector<session_id> sessions() const;
   std::optional<connection_info> info(session_id s) const;
+  /// Who a session belongs to (on_authenticate); null without authentication or when
+  /// the session is gone.
+  std::shared_ptr<const msgtrans::identity> identity(session_id s) const;
   server_stats stats() const;
   /// The event stream (enabled with server_builder::events).
   event_stream& events();

@@ -34,6 +34,8 @@ struct connection_info {
   /// Batches handed to the transport: packets queued in one loop turn leave together
   /// (one writev on TCP), so packets_out / write_batches shows the corking at work.
   std::uint64_t write_batches = 0;
+  /// Who the connection belongs to, when the server authenticates (auth.hpp); else null.
+  std::shared_ptr<const msgtrans::identity> identity;
 };
 
 /// A received packet: one-way message, or the content of a request. The views are valid
@@ -43,6 +45,9 @@ struct message {
   packet_header header;  ///< as received (compression tells how it travelled)
   bytes_view ext_header;
   bytes_view payload;    ///< decompressed
+  /// The sender's identity, when the server authenticates (auth.hpp); else null. Valid
+  /// while the handler runs (server::identity() gives one to keep).
+  const msgtrans::identity* identity = nullptr;
   std::uint8_t biz_type() const noexcept { return header.biz_type; }
   std::uint32_t message_id() const noexcept { return header.message_id; }
   std::string_view text() const noexcept { return as_string(payload); }

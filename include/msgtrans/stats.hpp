@@ -60,6 +60,12 @@ struct server_stats {
   std::uint64_t cluster_publish_errors = 0;
   std::uint64_t cluster_malformed = 0;        ///< envelopes from the bus that failed to decode
   std::uint64_t cluster_reconnects = 0;       ///< times the bus came back after a loss
+  // ---- authentication (server_builder::on_authenticate) ----
+  std::uint64_t auth_accepted = 0;      ///< connections the hook accepted
+  std::uint64_t auth_rejected = 0;      ///< rejected: by the hook, a timeout or "server busy"
+  std::uint64_t auth_timeouts = 0;      ///< of those, by auth_timeout
+  std::uint64_t auth_refused_busy = 0;  ///< of those, past max_pending_auth
+  std::uint64_t auth_pending = 0;       ///< connections waiting for the hook now
 };
 
 /// Counters of a client (its current connection and the ones before it).

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <msgtrans/error.hpp>
+#include <msgtrans/auth.hpp>
 #include <msgtrans/packet.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -23,6 +24,7 @@
 #include <functional>
 #include <mutex>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -106,6 +108,25 @@ class connection {
   /// word). Called at most once, before `start`; a connection never asked keeps no
   /// per-packet record.
   virtual bool report_acks() { return false; }
+
+  /// Server side: the identity this connection's own handshake established (a WebSocket
+  /// upgrade that transport_context::authenticate accepted); null when the runtime is to
+  /// authenticate it from its first packet, or when the server does not authenticate.
+  virtual std::shared_ptr<const identity> authenticated_identity() const { return nullptr; }
+  /// Client side: true when the handshake carried transport_context::credentials (the
+  /// runtime then sends no authentication packet).
+  virtual bool sent_credentials() const { return false; }
+  /// The peer's verified TLS certificate, if it presented one (mutual TLS).
+  virtual std::optional<peer_certificate> peer_certificate_info() const { return std::nullopt; }
+};
+
+/// What the authentication hook decided (transport_context::authenticate).
+struct auth_outcome {
+  bool accepted = false;
+  std::shared_ptr<const identity> who;  ///< when accepted
+  std::string reason;                   ///< when rejected
+  /// No credentials at all were presented (WebSocket answers 401 rather than 403).
+  bool missing_credentials = false;
 };
 
 /// Something an operator needs to hear about that no session's close event carries:
@@ -198,6 +219,15 @@ struct transport_context {
   notice_sink* notices = nullptr;
   /// The server-wide inbound decoding budget (may be null: no budget).
   inbound_budget* budget = nullptr;
+  /// Server: set when the server authenticates connections. A transport whose handshake
+  /// carries credentials (WebSocket) calls it before completing its handshake, from the
+  /// connection's loop; `done` runs once, on any thread; the accepted identity is then
+  /// handed over with the connection (connection::authenticated_identity). Transports
+  /// that do not call it are authenticated by the runtime from their first packet.
+  std::function<void(auth_request, std::function<void(auth_outcome)> done)> authenticate;
+  /// Client: credentials to present where the handshake can carry them (WebSocket sends
+  /// `Authorization: Bearer ...`); empty: none.
+  std::string credentials;
 
   /// Reports `n` if there is a sink.
   void report(notice n) const noexcept {

@@ -36,6 +36,7 @@ class msgtrans_category final : public std::error_category {
       case errc::wrong_thread:
         return "blocking call on a msgtrans loop thread (inside a handler): use the async_ form or call it from "
                "another thread";
+      case errc::unauthenticated: return "the server refused the credentials (or none were given)";
     }
     return "unknown msgtrans error";
   }

@@ -1,3 +1,4 @@
+#include "auth/auth_service.hpp"
 #include "runtime/event_router.hpp"
 #include "runtime/session_options.hpp"
 
@@ -26,6 +27,7 @@ struct client_config {
   std::size_t event_capacity = 0;
   bool sent_events = false;
   std::shared_ptr<runtime> rt;
+  std::string credentials;  // none: no authentication
 };
 
 namespace detail {
@@ -83,13 +85,13 @@ class client_impl final : public event_router, public std::enable_shared_from_th
 
   std::error_code send(bytes_view payload, const send_options& o) {
     auto s = current();
-    if (!s) return errc::not_connected;
+    if (!s || !connected()) return errc::not_connected;  // (still authenticating: not yet)
     return s->send(packet_type::one_way, 0, payload, o);
   }
 
   void request(bytes_view payload, std::chrono::milliseconds timeout, const send_options& o, response_handler h) {
     auto s = current();
-    if (!s) {
+    if (!s || !connected()) {
       complete_later(std::move(h), loop_, std::error_code(errc::not_connected), packet{});
       return;
     }
@@ -128,9 +130,11 @@ class client_impl final : public event_router, public std::enable_shared_from_th
       std::lock_guard lock(mu_);
       connected_.store(false, std::memory_order_release);
       if (session_.get() == &s) session_.reset();
-      reconnect = cfg_.policy.auto_reconnect && !user_disconnected_ && info.reason != close_reason::shutdown;
+      reconnect = cfg_.policy.auto_reconnect && !user_disconnected_ && info.reason != close_reason::shutdown &&
+                  auth_failed_ != &s;
+      if (auth_failed_ == &s) auth_failed_ = nullptr;
     }
-    deliver_closed(s, info);
+    if (s.established()) deliver_closed(s, info);  // never announced, never closed
     closed_cv_.notify_all();
     if (reconnect) attempt(0, nullptr);
   }
@@ -155,6 +159,7 @@ class client_impl final : public event_router, public std::enable_shared_from_th
     transport_context ctx;
     ctx.limits = cfg_.opts.limits();
     ctx.close_timeout = cfg_.opts.close_timeout;
+    ctx.credentials = cfg_.credentials;
     cfg_.target->connect(loop_, cfg_.connect_timeout, ctx,
                          [self = shared_from_this(), n, h](error_info e, std::unique_ptr<connection> c) {
                            self->attempted(n, h, std::move(e), std::move(c));
@@ -167,7 +172,9 @@ class client_impl final : public event_router, public std::enable_shared_from_th
       return;  // dropping c closes it
     }
     if (!e) {
+      const bool authenticate = !cfg_.credentials.empty() && !c->sent_credentials();
       auto s = std::make_shared<session_core>(*this, loop_, std::move(c), session_id{next_session_++}, cfg_.opts, false);
+      if (authenticate) return authenticate_first(std::move(s), h);
       {
         std::lock_guard lock(mu_);
         session_ = s;
@@ -180,7 +187,7 @@ class client_impl final : public event_router, public std::enable_shared_from_th
     const int max = std::max(1, cfg_.policy.max_attempts);
     report_error(error_event{e.code, "connect to " + cfg_.target->target() + " failed (attempt " +
                                          std::to_string(n + 1) + " of " + std::to_string(max) + "): " + e.message()});
-    if (n + 1 < max) {
+    if (n + 1 < max && e.code != errc::unauthenticated) {  // the same credentials would fail again
       retry_timer_.expires_after(backoff(n));
       retry_timer_.async_wait([self = shared_from_this(), n, h](boost::system::error_code e) {
         if (e) {
@@ -194,7 +201,41 @@ class client_impl final : public event_router, public std::enable_shared_from_th
     if (h && *h) complete(std::move(*h), std::move(e), loop_);
   }
 
+  // The authentication request goes first (docs/wire-format.md); the session counts as
+  // connected, and is announced, only once the server accepted it.
+  void authenticate_first(std::shared_ptr<session_core> s, std::shared_ptr<connect_handler> h) {
+    {
+      std::lock_guard lock(mu_);
+      session_ = s;
+    }
+    s->start(true);
+    auto done = [self = shared_from_this(), s, h](std::error_code ec, packet p) {
+      std::string why;
+      if (!ec) {
+        auto a = is_auth_ext(p.ext_header) ? parse_auth_answer(p.payload) : std::nullopt;
+        if (!a) ec = errc::protocol_error, why = "the server did not answer the authentication request";
+      } else if (ec == errc::unauthenticated) {
+        why = "authentication rejected: " + std::string(as_string(p.payload));
+      } else {
+        why = "authentication: " + ec.message();
+      }
+      if (ec) {
+        self->auth_failed_ = s.get();
+        s->close(close_info{close_reason::normal, ec, why});
+        self->report_error(error_event{ec, "connect to " + self->cfg_.target->target() + ": " + why});
+        if (h && *h) complete(std::move(*h), error_info{ec, why}, self->loop_);
+        return;
+      }
+      self->connected_.store(true, std::memory_order_release);
+      s->report_established();
+      if (h && *h) complete(std::move(*h), {}, self->loop_);
+    };
+    s->request(as_bytes(cfg_.credentials), cfg_.connect_timeout,
+               send_options{0, as_bytes(auth_ext), 0, compression::none}, std::move(done));
+  }
+
   client_config cfg_;
+  const session_core* auth_failed_ = nullptr;  // its close does not reconnect
   std::shared_ptr<runtime> rt_;
   asio::io_context& loop_;
   asio::steady_timer retry_timer_;
@@ -219,6 +260,10 @@ client_builder& client_builder::operator=(client_builder&&) noexcept = default;
 client_builder& client_builder::connect_to(std::unique_ptr<connector> c) {
   if (!c) throw std::invalid_argument("connect_to: connector is null");
   cfg_->target = std::move(c);
+  return *this;
+}
+client_builder& client_builder::credentials(std::string token) {
+  cfg_->credentials = std::move(token);
   return *this;
 }
 client_builder& client_builder::connect_timeout(std::chrono::milliseconds t) {

@@ -1,3 +1,4 @@
+#include "auth/auth_service.hpp"
 #include "cluster/room_name.hpp"
 #include "runtime/cluster_node.hpp"
 #include "runtime/event_router.hpp"
@@ -33,6 +34,9 @@ struct server_config {
   std::size_t inbound_memory_limit = 256u * 1024 * 1024;
   std::unique_ptr<cluster_bus> bus;  // none: rooms stay in this process
   cluster_node_options node;
+  auth_handler auth;  // none: every connection is established at once
+  std::chrono::milliseconds auth_timeout{10'000};
+  std::size_t max_pending_auth = 1024;
 };
 
 namespace detail {
@@ -50,6 +54,8 @@ class server_impl final : public event_router, public notice_sink, public cluste
       sl->max = max;
       slots_.push_back(std::move(sl));
     }
+    if (cfg_.auth)
+      auth_ = std::make_unique<auth_service>(std::move(cfg_.auth), cfg_.auth_timeout, cfg_.max_pending_auth);
     if (cfg_.bus) {
       cluster_ = std::make_shared<cluster_node>(std::move(cfg_.bus), cfg_.node, *this, rt_.loop(0));
       rooms_.on_interest([w = std::weak_ptr<cluster_node>(cluster_)](std::string_view room, bool in) {
@@ -70,6 +76,10 @@ class server_impl final : public event_router, public notice_sink, public cluste
     ctx.close_timeout = cfg_.opts.close_timeout;
     ctx.notices = this;
     ctx.budget = &budget_;
+    if (auth_)
+      ctx.authenticate = [this](auth_request r, std::function<void(auth_outcome)> done) {
+        auth_->authenticate(current_loop(), std::move(r), std::move(done));
+      };
     for (std::size_t i = 0; i < rt_.size(); ++i) ctx.loops.push_back(&rt_.loop(i));
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       slot* sl = slots_[i].get();
@@ -99,7 +109,8 @@ class server_impl final : public event_router, public notice_sink, public cluste
   std::shared_ptr<session_core> find(session_id id) const {
     std::shared_lock lock(table_mu_);
     auto it = sessions_.find(id);
-    return it == sessions_.end() ? nullptr : it->second.core;
+    // A session still authenticating is nobody's to address yet.
+    return it == sessions_.end() || !it->second.core->established() ? nullptr : it->second.core;
   }
 
   bool remote(session_id id) const noexcept { return cluster_ && !cluster_->is_local(id); }
@@ -148,18 +159,21 @@ class server_impl final : public event_router, public notice_sink, public cluste
     return n;
   }
 
-  std::vector<std::shared_ptr<session_core>> all_sessions() const {
+  // Established sessions only, unless `pending` (those still authenticating too).
+  std::vector<std::shared_ptr<session_core>> all_sessions(bool pending = false) const {
     std::shared_lock lock(table_mu_);
     std::vector<std::shared_ptr<session_core>> v;
     v.reserve(sessions_.size());
-    for (auto& [id, e] : sessions_) v.push_back(e.core);
+    for (auto& [id, e] : sessions_)
+      if (pending || e.core->established()) v.push_back(e.core);
     return v;
   }
 
   std::vector<session_id> session_ids() const {
     std::shared_lock lock(table_mu_);
     std::vector<session_id> v;
-    for (auto& [id, e] : sessions_) v.push_back(id);
+    for (auto& [id, e] : sessions_)
+      if (e.core->established()) v.push_back(id);
     return v;
   }
 
@@ -183,6 +197,14 @@ class server_impl final : public event_router, public notice_sink, public cluste
     st.room_memberships = rooms_.memberships();
     st.room_deliveries = room_deliveries_.load(std::memory_order_relaxed);
     if (cluster_) cluster_->fill_stats(st);
+    if (auth_) {
+      auto& a = auth_->counters();
+      st.auth_accepted = a.accepted.load();
+      st.auth_rejected = a.rejected.load();
+      st.auth_timeouts = a.timed_out.load();
+      st.auth_refused_busy = a.refused_busy.load();
+      st.auth_pending = a.pending.load();
+    }
     return st;
   }
 
@@ -201,7 +223,7 @@ class server_impl final : public event_router, public notice_sink, public cluste
       wait_cv_.wait_until(lock, deadline, [&] { return counters().inbound_requests_open.load() == 0; });
     }
     // 3 + 4. flush every queue, then close with reason shutdown (one close event each)
-    for (auto& s : all_sessions()) s->close(close_info{close_reason::shutdown, errc::shutting_down, "server stopping"});
+    for (auto& s : all_sessions(true)) s->close(close_info{close_reason::shutdown, errc::shutting_down, "server stopping"});
     {
       std::unique_lock lock(wait_mu_);
       // Ending a connection (flush, then the transport's close handshake) is bounded by
@@ -230,10 +252,14 @@ class server_impl final : public event_router, public notice_sink, public cluste
       }
     }
     rooms_.leave_all(s.id());
-    deliver_closed(s, info);
+    if (s.established()) deliver_closed(s, info);  // one never accepted was never announced
     notify();
   }
   void request_answered() noexcept override { notify(); }
+  bool authenticates() const noexcept override { return auth_ != nullptr; }
+  void authenticate(session_core& s, auth_request r, std::function<void(auth_outcome)> done) override {
+    auth_->authenticate(s.loop(), std::move(r), std::move(done));
+  }
   inbound_budget* budget() noexcept override { return &budget_; }
   bool on_loop_thread() const noexcept override { return rt_.in_loop_thread(); }
 
@@ -327,6 +353,7 @@ class server_impl final : public event_router, public notice_sink, public cluste
   std::mutex wait_mu_;
   std::condition_variable wait_cv_;
   std::shared_ptr<cluster_node> cluster_;  // after the runtime: destroyed before its loops
+  std::unique_ptr<auth_service> auth_;     // after the runtime: answers find no loop gone
 
  public:
   // ---- rooms ----
@@ -446,6 +473,21 @@ server_builder& server_builder::cluster(std::unique_ptr<cluster_bus> bus, cluste
   cfg_->node = std::move(o);
   return *this;
 }
+server_builder& server_builder::on_authenticate(auth_handler h) {
+  if (!h) throw std::invalid_argument("on_authenticate: handler is empty");
+  cfg_->auth = std::move(h);
+  return *this;
+}
+server_builder& server_builder::auth_timeout(std::chrono::milliseconds t) {
+  if (t.count() <= 0) throw std::invalid_argument("auth_timeout must be positive");
+  cfg_->auth_timeout = t;
+  return *this;
+}
+server_builder& server_builder::max_pending_auth(std::size_t n) {
+  if (n == 0) throw std::invalid_argument("max_pending_auth must be at least 1");
+  cfg_->max_pending_auth = n;
+  return *this;
+}
 const session_options& server_builder::current_options() const noexcept { return cfg_->opts; }
 
 server server_builder::build() {
@@ -500,6 +542,10 @@ std::optional<connection_info> server::info(session_id s) const {
   auto core = impl_->find(s);
   if (!core) return std::nullopt;
   return core->info();
+}
+std::shared_ptr<const identity> server::identity(session_id s) const {
+  auto core = impl_->find(s);
+  return core ? core->identity() : nullptr;
 }
 server_stats server::stats() const { return impl_->stats(); }
 event_stream& server::events() { return impl_->events(); }

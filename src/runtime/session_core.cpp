@@ -1,5 +1,6 @@
 #include "runtime/session_core.hpp"
 
+#include "auth/auth_service.hpp"
 #include "core/scratch_region.hpp"
 
 #include <boost/asio/bind_allocator.hpp>
@@ -40,19 +41,29 @@ connection_info session_core::info() const {
   i.bytes_in = bytes_in_.load(std::memory_order_relaxed);
   i.bytes_out = bytes_out_.load(std::memory_order_relaxed);
   i.write_batches = batches_out_.load(std::memory_order_relaxed);
+  i.identity = identity();
   return i;
 }
 
-void session_core::start() {
+void session_core::start(bool defer_established) {
   started_ = true;
   deadlines_.start(clock::now());
   if (report_sent_) {
     sent_ = std::make_unique<sent_state>();
     sent_->by_ack = conn_->report_acks();
   }
-  host_.session_established(*this);
+  if (host_.authenticates() && !(identity_ = conn_->authenticated_identity())) {
+    auth_ = std::make_unique<auth_wait>();  // on_packet takes the first packet as credentials
+    defer_established = true;
+  }
+  if (!defer_established) report_established();
   if (state_.load() == state::open) conn_->start(*this);
   arm_timer();
+}
+
+void session_core::report_established() {
+  established_.store(true, std::memory_order_release);
+  host_.session_established(*this);
 }
 
 // ---- the send path: admit (any thread), then enqueue (the loop) ----
@@ -227,7 +238,7 @@ void session_core::on_write_done() {
 
 void session_core::update_reading() {
   const bool paused_by_queue = out_.update_pause();
-  const bool want = !paused_by_queue && !paused_by_events_;
+  const bool want = !paused_by_queue && !paused_by_events_ && !(auth_ && auth_->asked);
   if (want != reading_ && state_.load(std::memory_order_relaxed) == state::open && started_) {
     reading_ = want;
     conn_->set_reading(want);
@@ -312,6 +323,8 @@ void session_core::protocol_violation(std::error_code ec, std::string detail) {
 
 void session_core::on_packet(bytes_view bytes) {
   if (state_.load(std::memory_order_relaxed) == state::closed) return;
+  if (auth_) [[unlikely]]
+    return on_auth_packet(bytes);
   auto v = decode_view(bytes, opts_.limits());
   if (!v) return protocol_violation(v.error(), "packet rejected: " + v.error().message());
   deadlines_.received(clock::now());
@@ -360,7 +373,7 @@ void session_core::dispatch(const packet_view& v, bytes_view payload) {
     case packet_type::response:
       return dispatch_response(v, payload);
     case packet_type::request: {
-      message m{id_, v.header, v.ext_header, payload};
+      message m{id_, v.header, v.ext_header, payload, identity_.get()};
       host_.counters().inbound_requests_open.fetch_add(1, std::memory_order_acq_rel);
       msgtrans::request r(m, responder(shared_from_this(), v.header.message_id, v.header.biz_type,
                                        deadlines_.last_received()));
@@ -369,7 +382,7 @@ void session_core::dispatch(const packet_view& v, bytes_view payload) {
     }
     case packet_type::one_way: {
       if (opts_.heartbeat_biz_type && v.header.biz_type == *opts_.heartbeat_biz_type) return;  // keep-alive only
-      message m{id_, v.header, v.ext_header, payload};
+      message m{id_, v.header, v.ext_header, payload, identity_.get()};
       host_.session_message(*this, m);
       return;
     }
@@ -391,8 +404,16 @@ void session_core::dispatch_response(const packet_view& v, bytes_view payload) {
   p.compression = v.header.compression;
   p.ext_header = to_buffer(v.ext_header);
   p.payload = to_buffer(payload);
+  // A server that authenticates answers a request sent before authentication with a
+  // rejection (auth_service.hpp): the requester hears unauthenticated, the reason in the payload.
+  std::error_code ec;
+  if (!v.ext_header.empty() && is_auth_ext(v.ext_header)) [[unlikely]]
+    if (auto a = parse_auth_answer(payload); a && !a->first) {
+      ec = errc::unauthenticated;
+      p.payload = to_buffer(as_bytes(a->second));
+    }
   auto ex = asio::get_associated_executor(e->done);
-  asio::dispatch(ex, [h = std::move(e->done), p = std::move(p)]() mutable { std::move(h)(std::error_code{}, std::move(p)); });
+  asio::dispatch(ex, [h = std::move(e->done), p = std::move(p), ec]() mutable { std::move(h)(ec, std::move(p)); });
 }
 
 void session_core::on_closed(close_info info) {

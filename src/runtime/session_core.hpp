@@ -64,6 +64,11 @@ class session_host {
   /// True on a loop thread of the runtime the sessions live on (a blocking call there
   /// returns errc::wrong_thread).
   virtual bool on_loop_thread() const noexcept { return false; }
+  /// Server: true when a connection must authenticate before it is established
+  /// (server_builder::on_authenticate).
+  virtual bool authenticates() const noexcept { return false; }
+  /// Server: asks the authentication hook; `done` runs once, on any thread.
+  virtual void authenticate(session_core&, auth_request, std::function<void(auth_outcome)> done) { (void)done; }
 
  protected:
   ~session_host() = default;
@@ -84,8 +89,19 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   connection_info info() const;
   const endpoint_info& endpoint() const noexcept { return endpoint_; }
 
-  /// On the loop: report established, then start reading and the timer.
-  void start();
+  /// On the loop: report established, then start reading and the timer. A server
+  /// session of a host that authenticates waits for its authentication packet first
+  /// (session_auth.cpp); `defer_established` (a client presenting credentials) starts
+  /// reading and leaves the report to report_established().
+  void start(bool defer_established = false);
+  /// On the loop: reports the session established (after start(true)).
+  void report_established();
+  /// True once reported established (authenticated, if the host authenticates).
+  bool established() const noexcept { return established_.load(std::memory_order_acquire); }
+  /// Who it is, once established (null without authentication).
+  std::shared_ptr<const msgtrans::identity> identity() const noexcept {
+    return established() ? identity_ : nullptr;
+  }
 
   // Any thread. Each goes through the one send path (admit, then enqueue on the loop).
   std::error_code send(packet_type type, std::uint32_t response_id, bytes_view payload, const send_options& o);
@@ -149,6 +165,9 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   // Hands a validated packet, its payload decompressed, to the request table or the host.
   void dispatch(const packet_view& v, bytes_view payload);
   void dispatch_response(const packet_view& v, bytes_view payload);
+  // Authentication, server side (session_auth.cpp): the first packet, then the verdict.
+  void on_auth_packet(bytes_view bytes);
+  void auth_decided(auth_outcome o);
 
   session_host& host_;
   boost::asio::io_context& loop_;
@@ -164,6 +183,18 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   std::unique_ptr<close_info> pending_close_;
   close_info pending_close() const { return pending_close_ ? *pending_close_ : close_info{}; }
   bool started_ = false;
+  std::atomic<bool> established_{false};
+  std::shared_ptr<const msgtrans::identity> identity_;
+  // Made while a server session waits to authenticate; gone once decided.
+  struct auth_wait {
+    bool asked = false;           // the authentication packet came; the hook was asked
+    std::uint32_t request_id = 0;  // its message_id, for the answer
+    // Packets that came behind the credentials (already read): delivered once accepted,
+    // in order; dropped if rejected. Bounded (auth_hold_limit).
+    std::vector<byte_buffer> held;
+    std::size_t held_bytes = 0;
+  };
+  std::unique_ptr<auth_wait> auth_;
   bool flush_posted_ = false;
   bool writing_ = false;
   bool paused_by_events_ = false;

@@ -141,6 +141,14 @@ std::string to_prometheus(const server_stats& s, std::string_view p) {
   sample(out, p, "inbound_budget_limit_bytes", "", static_cast<double>(s.inbound_budget_limit));
   metric(out, p, "inbound_budget_waits_total", "counter", "Times a connection paused reading for the budget.");
   sample(out, p, "inbound_budget_waits_total", "", static_cast<double>(s.inbound_budget_waits));
+  metric(out, p, "auth_total", "counter",
+         "Authentications by outcome (rejected includes timeout and busy; all 0 without on_authenticate).");
+  sample(out, p, "auth_total", "outcome=\"accepted\"", static_cast<double>(s.auth_accepted));
+  sample(out, p, "auth_total", "outcome=\"rejected\"", static_cast<double>(s.auth_rejected));
+  sample(out, p, "auth_total", "outcome=\"timeout\"", static_cast<double>(s.auth_timeouts));
+  sample(out, p, "auth_total", "outcome=\"busy\"", static_cast<double>(s.auth_refused_busy));
+  gauge(out, p, "auth_pending", "Connections waiting for the authentication hook now.",
+        static_cast<double>(s.auth_pending));
   latency_and_memory(out, p, s);
   return out;
 }

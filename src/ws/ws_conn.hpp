@@ -408,13 +408,18 @@ class ws_connection final : public connection {
   void set_reading(bool enabled) override { c_->set_reading(enabled); }
   void close(close_info info) override { c_->close(std::move(info)); }
   endpoint_info info() const override { return c_->info(); }
+  std::shared_ptr<const identity> authenticated_identity() const override { return who; }
+  bool sent_credentials() const override { return credentials_sent; }
+
+  std::shared_ptr<const identity> who;  ///< server: what the upgrade's authentication accepted
+  bool credentials_sent = false;        ///< client: the upgrade carried a bearer token
 
  private:
   std::shared_ptr<ws_conn<Stream>> c_;
 };
 
 template <class Stream>
-std::unique_ptr<connection> make_connection(Stream stream, std::shared_ptr<const conn_settings> st,
+std::unique_ptr<ws_connection<Stream>> make_connection(Stream stream, std::shared_ptr<const conn_settings> st,
                                             std::shared_ptr<void> keep, bytes_view leftover) {
   return std::make_unique<ws_connection<Stream>>(
       std::make_shared<ws_conn<Stream>>(std::move(stream), std::move(st), std::move(keep), leftover));

@@ -123,7 +123,36 @@ class server_handshake : public std::enable_shared_from_this<server_handshake<St
     }
     const auto& req = parser_.get();
     ws::http_request r{req.method_string(), req.version(), req.target(), fields_of(req)};
-    answer(ws::answer_upgrade(r, {sh_->cfg.path, sh_->cfg.allowed_origins}));
+    auto a = ws::answer_upgrade(r, {sh_->cfg.path, sh_->cfg.allowed_origins});
+    if (!a.accepted() || !sh_->ctx.authenticate) return answer(std::move(a));
+    authenticate(r, std::move(a));
+  }
+
+  // The server authenticates: the hook decides before the 101 (a refusal is 401/403).
+  void authenticate(const ws::http_request& r, ws::upgrade_answer accepted) {
+    auth_request ar;
+    ar.protocol = sh_->settings->protocol;
+    boost::system::error_code ec;
+    auto peer = lowest(stream_).remote_endpoint(ec);
+    if (!ec) ar.peer_address = net::format_endpoint(peer);
+    ar.token = ws::credentials_of(r);
+    auto [path, query] = ws::split_target(r.target);
+    ar.path = std::string(path);
+    ar.query = std::string(query);
+    for (auto& [k, v] : r.fields) ar.headers.emplace_back(std::string(k), std::string(v));
+    timer_.cancel();  // from here auth_timeout bounds the wait
+    pending_ = std::move(accepted);
+    auto ex = lowest(stream_).get_executor();
+    sh_->ctx.authenticate(std::move(ar), [self = this->shared_from_this(), ex](auth_outcome o) {
+      asio::post(ex, [self, o = std::move(o)]() mutable { self->authenticated(std::move(o)); });
+    });
+  }
+
+  void authenticated(auth_outcome o) {
+    if (done_) return;
+    if (!o.accepted) return answer(ws::refuse_auth(o.missing_credentials, o.reason));
+    who_ = std::move(o.who);
+    answer(std::move(pending_));
   }
 
   // Writes the 101 and hands the connection on, or writes the HTTP error and closes.
@@ -146,7 +175,9 @@ class server_handshake : public std::enable_shared_from_this<server_handshake<St
       lowest(stream_).close(ignored);
       return;
     }
-    sh_->on_accept(make_connection(std::move(stream_), sh_->settings, sh_->tls, leftover_of(buf_)));
+    auto c = make_connection(std::move(stream_), sh_->settings, sh_->tls, leftover_of(buf_));
+    c->who = std::move(who_);
+    sh_->on_accept(std::move(c));
   }
 
   void report(notice_kind kind, std::string detail) {
@@ -161,6 +192,8 @@ class server_handshake : public std::enable_shared_from_this<server_handshake<St
   boost::beast::flat_buffer buf_;
   http::request_parser<http::empty_body> parser_;
   std::string response_;
+  ws::upgrade_answer pending_;          // the 101, while the authentication hook decides
+  std::shared_ptr<const identity> who_;  // what it accepted
   bool done_ = false;
 };
 
@@ -332,6 +365,7 @@ class client_attempt : public std::enable_shared_from_this<client_attempt<Stream
     finished_ = true;
     timer_.cancel();
     auto conn = make_connection(std::move(stream_), st_, tls_, leftover_of(buf_));
+    conn->credentials_sent = sent_credentials;
     auto done = std::move(done_);
     done({}, std::move(conn));
   }
@@ -345,7 +379,10 @@ class client_attempt : public std::enable_shared_from_this<client_attempt<Stream
       std::string why = ec ? std::string() : res.body();
       why = why.substr(0, why.find('\n'));
       if (why.empty()) why = std::string(res.reason());
-      self->fail({errc::protocol_error, "HTTP " + std::to_string(res.result_int()) + " " + std::string(res.reason()) +
+      // 401, or 403 with WWW-Authenticate: the server's authentication refused us (auth.hpp).
+      const int st = static_cast<int>(res.result_int());
+      const bool auth = st == 401 || (st == 403 && res.find(http::field::www_authenticate) != res.end());
+      self->fail({auth ? errc::unauthenticated : errc::protocol_error, "HTTP " + std::to_string(res.result_int()) + " " + std::string(res.reason()) +
                                             ": " + why});
     });
   }
@@ -383,6 +420,9 @@ class client_attempt : public std::enable_shared_from_this<client_attempt<Stream
   std::string peer_;                      // the endpoint being tried, then connected to
   std::string phase_;  // what a timeout interrupts
   bool finished_ = false;
+
+ public:
+  bool sent_credentials = false;  // the request carries `Authorization: Bearer`
 };
 
 class ws_connector final : public connector {
@@ -401,18 +441,23 @@ class ws_connector final : public connector {
     st->session.close_timeout = ctx.close_timeout;
     st->protocol = url_->tls ? "wss" : "ws";
     std::string key = ws::make_client_key();
-    std::string req = ws::client_request(*url_, key, cfg_.headers);
+    auto headers = cfg_.headers;
+    if (!ctx.credentials.empty()) headers.emplace_back("Authorization", "Bearer " + ctx.credentials);
+    std::string req = ws::client_request(*url_, key, headers);
+    const bool creds = !ctx.credentials.empty();
     if (url_->tls) {
       tls_stream stream(loop, *tls_);
       const std::string& name = cfg_.tls_server_name.empty() ? url_->host : cfg_.tls_server_name;
       net::prepare_client_ssl(stream.native_handle(), name, !cfg_.tls_insecure_skip_verify);
-      std::make_shared<client_attempt<tls_stream>>(loop, std::move(stream), url_, std::move(st), tls_, std::move(req),
-                                                   key, std::move(done))
-          ->run(timeout, cfg_.connect_timeout, cfg_.handshake_timeout);
+      auto a = std::make_shared<client_attempt<tls_stream>>(loop, std::move(stream), url_, std::move(st), tls_,
+                                                            std::move(req), key, std::move(done));
+      a->sent_credentials = creds;
+      a->run(timeout, cfg_.connect_timeout, cfg_.handshake_timeout);
     } else {
-      std::make_shared<client_attempt<plain_stream>>(loop, plain_stream(loop), url_, std::move(st), nullptr,
-                                                     std::move(req), key, std::move(done))
-          ->run(timeout, cfg_.connect_timeout, cfg_.handshake_timeout);
+      auto a = std::make_shared<client_attempt<plain_stream>>(loop, plain_stream(loop), url_, std::move(st), nullptr,
+                                                              std::move(req), key, std::move(done));
+      a->sent_credentials = creds;
+      a->run(timeout, cfg_.connect_timeout, cfg_.handshake_timeout);
     }
   }
 

@@ -72,6 +72,61 @@ upgrade_answer refuse(int status, std::string_view reason, std::string_view extr
   return a;
 }
 
+std::pair<std::string_view, std::string_view> split_target(std::string_view target) noexcept {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return {target, {}};
+  return {target.substr(0, q), target.substr(q + 1)};
+}
+
+namespace {
+int hex_digit(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+// application/x-www-form-urlencoded value: %XX and '+' for a space.
+std::string percent_decode(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (v[i] == '+') out += ' ';
+    else if (v[i] == '%' && i + 2 < v.size() && hex_digit(v[i + 1]) >= 0 &&
+             hex_digit(v[i + 2]) >= 0) {
+      out += static_cast<char>(hex_digit(v[i + 1]) * 16 + hex_digit(v[i + 2]));
+      i += 2;
+    } else out += v[i];
+  }
+  return out;
+}
+}  // namespace
+
+std::string credentials_of(const http_request& req) {
+  const std::string_view auth = header_value(req.fields, "Authorization");
+  if (auth.size() > 7 && iequals(auth.substr(0, 7), "Bearer ")) {
+    auto t = auth.substr(7);
+    while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
+    while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+    if (!t.empty()) return std::string(t);
+  }
+  auto query = split_target(req.target).second;
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto pair = query.substr(0, amp);
+    if (pair.size() > 6 && pair.substr(0, 6) == "token=") return percent_decode(pair.substr(6));
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+upgrade_answer refuse_auth(bool missing_credentials, std::string_view reason) {
+  std::string body(reason);
+  body += '\n';
+  if (missing_credentials) return refuse(401, "Unauthorized", "WWW-Authenticate: Bearer\r\n", body);
+  return refuse(403, "Forbidden", "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n", body);
+}
+
 upgrade_answer refuse_header_too_large() { return refuse(431, "Request Header Fields Too Large", "", ""); }
 upgrade_answer refuse_body() { return refuse(400, "Bad Request", "", "a WebSocket upgrade has no body\n"); }
 upgrade_answer refuse_malformed() { return refuse(400, "Bad Request", "", "malformed HTTP request\n"); }

@@ -57,6 +57,16 @@ upgrade_answer refuse_header_too_large();  ///< 431
 upgrade_answer refuse_body();              ///< 400: an upgrade has no body
 upgrade_answer refuse_malformed();         ///< 400: not HTTP
 
+/// The credentials an upgrade request carries: the token of `Authorization: Bearer TOKEN`
+/// (scheme case-insensitive), else the percent-decoded `token` query parameter, else "".
+std::string credentials_of(const http_request& req);
+/// The target's path and query ("/ws?a=1" -> {"/ws", "a=1"}).
+std::pair<std::string_view, std::string_view> split_target(std::string_view target) noexcept;
+/// The refusal of an authentication: 401 (no credentials) or 403 (refused ones), both
+/// with a WWW-Authenticate: Bearer header (so a client tells them from other 403s), the
+/// reason as the body.
+upgrade_answer refuse_auth(bool missing_credentials, std::string_view reason);
+
 /// A ws:// or wss:// URL, parsed (host and port by net::address's rules).
 struct client_target {
   bool tls = false;

@@ -22,11 +22,14 @@ namespace {
 namespace fs = std::filesystem;
 
 const fs::path fixture_dir = fs::path(MSGTRANS_SHARED_DIR) / "fixtures" / "wire";
+// Our own vectors in the same form: the authentication packet (docs/wire-format.md).
+const fs::path auth_fixture_dir = fs::path(MSGTRANS_SOURCE_DIR) / "tests" / "fixtures" / "auth";
 
 std::vector<fs::path> fixtures() {
   std::vector<fs::path> out;
-  for (const auto& e : fs::directory_iterator(fixture_dir))
-    if (e.is_regular_file() && e.path().extension() == ".json") out.push_back(e.path());
+  for (const auto& dir : {fixture_dir, auth_fixture_dir})
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.is_regular_file() && e.path().extension() == ".json") out.push_back(e.path());
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -69,7 +72,7 @@ vector_case load(const fs::path& json_path) {
 TEST(Conformance, FixtureDirectoryHoldsVectors) {
   ASSERT_TRUE(fs::is_directory(fixture_dir)) << fixture_dir;
   const auto all = fixtures();
-  EXPECT_GE(all.size(), 8u) << "the shared fixtures had 8 vectors when this test was written";
+  EXPECT_GE(all.size(), 11u) << "8 shared vectors and 3 of authentication when this test was written";
   for (const auto& p : all) {
     auto bin = p;
     bin.replace_extension(".bin");
