@@ -34,6 +34,7 @@
 #include <boost/asio/write.hpp>
 
 #include <cstring>
+#include <optional>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -95,6 +96,7 @@ struct state : std::enable_shared_from_this<state<Stream>> {
   bool closing = false;
   bool closed = false;
   close_info why;
+  std::optional<peer_certificate> peer_cert;  // TLS: the client's verified certificate (server side)
 
   std::shared_ptr<state> self() { return this->shared_from_this(); }
 
@@ -476,6 +478,9 @@ class stream_connection final : public connection {
   void set_reading(bool enabled) override { s_->set_reading(enabled); }
   void close(close_info info) override { s_->begin_close(std::move(info)); }
   endpoint_info info() const override { return s_->info(); }
+  std::optional<peer_certificate> peer_certificate_info() const override { return s_->peer_cert; }
+  /// TLS, server side: the verified client certificate (mutual TLS), for on_authenticate.
+  void set_peer_certificate(std::optional<peer_certificate> c) { s_->peer_cert = std::move(c); }
 
  private:
   std::shared_ptr<stream_io::state<Stream>> s_;

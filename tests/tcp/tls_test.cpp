@@ -11,7 +11,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <cctype>
+#include <cstdio>
 #include <future>
+#include <mutex>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -47,7 +50,9 @@ class tls : public ::testing::Test {
     // Client certificates for mutual TLS: one from the CA that vouches for clients (ca),
     // one from another (other).
     run("openssl req" + ec + " -subj /CN=alice -keyout client.key -out client.csr");
-    run("openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -out client.pem");
+    std::ofstream(dir_ / "client.ext") << "subjectAltName=DNS:alice.example,IP:10.0.0.1\n";
+    run("openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile client.ext"
+        " -out client.pem");
     run("openssl x509 -req -in client.csr -CA other.pem -CAkey other.key -CAcreateserial -days 2 -out rogue.pem");
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
@@ -296,6 +301,60 @@ TEST_F(tls, MutualTlsAcceptsTheRightCaAndRefusesOthers) {
     }
     EXPECT_EQ(delivered.load(), require ? 1 : 2);
   }
+}
+
+// Mutual TLS meets authentication: the verified client certificate reaches
+// on_authenticate (subject, subjectAltNames, SHA-256 fingerprint); a client without one
+// arrives without.
+TEST_F(tls, VerifiedClientCertificateReachesOnAuthenticate) {
+  auto cfg = server_config();
+  cfg.tls_client_ca_file = file("ca.pem");
+  std::mutex mu;
+  std::vector<std::optional<peer_certificate>> seen;
+  std::vector<std::string> protocols;
+  auto s = make_echo(cfg, [&](server_builder& b) {
+    b.on_authenticate([&](const auth_request& r, auth_responder a) {
+      {
+        std::lock_guard lock(mu);
+        seen.push_back(r.certificate);
+        protocols.push_back(r.protocol);
+      }
+      identity who;
+      who.user = r.certificate ? r.certificate->subject : "anonymous";
+      a.accept(std::move(who));
+    });
+  });
+  ASSERT_FALSE(s.start());
+  auto alice = client_config(s);
+  alice.tls_cert_file = file("client.pem");
+  alice.tls_key_file = file("client.key");
+  client c = client_builder{}.connect_to(alice).credentials("token").build();
+  ASSERT_FALSE(c.connect());
+  ASSERT_TRUE(c.call("with a certificate"));
+  client n = client_builder{}.connect_to(client_config(s)).credentials("token").build();
+  ASSERT_FALSE(n.connect());
+  ASSERT_TRUE(n.call("without"));
+
+  // What openssl says the fingerprint is: "sha256 Fingerprint=AB:CD:...".
+  std::string expected;
+  if (FILE* f = ::popen(("openssl x509 -noout -fingerprint -sha256 -in " + file("client.pem")).c_str(), "r")) {
+    char line[512] = {};
+    if (std::fgets(line, sizeof line, f)) {
+      std::string l(line);
+      for (char ch : l.substr(l.find('=') + 1))
+        if (std::isxdigit(static_cast<unsigned char>(ch))) expected += static_cast<char>(std::tolower(ch));
+    }
+    ::pclose(f);
+  }
+  std::lock_guard lock(mu);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(protocols[0], "tls");
+  ASSERT_TRUE(seen[0]);
+  EXPECT_EQ(seen[0]->subject, "CN=alice");
+  EXPECT_EQ(seen[0]->subject_alt_names, (std::vector<std::string>{"alice.example", "10.0.0.1"}));
+  EXPECT_EQ(seen[0]->sha256_fingerprint.size(), 64u);
+  EXPECT_EQ(seen[0]->sha256_fingerprint, expected);
+  EXPECT_FALSE(seen[1]);
 }
 
 TEST_F(tls, MutualTlsConfigurationMistakes) {
