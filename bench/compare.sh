@@ -5,12 +5,13 @@
 #   - msgtrans QUIC against msgtrans TCP;
 #   - msgtrans tls:// (TLS over TCP) against msgtrans TCP, same server process;
 #   - fixed-rate open loop at half the measured closed-loop rate (TCP, WebSocket);
-#   - room fan-out, 1 node against 2 nodes on NATS (bench/room_fanout.sh; -F skips it).
+#   - room fan-out, 1 node against 2 nodes on NATS (bench/room_fanout.sh; -F skips it);
+#   - @msgtrans/client in Node against a bare npm ws client (bench/js_client.sh; -J skips it).
 # Writes docs/benchmarks.md (between the generated markers; the rest of the file is kept)
 # and PNG plots in docs/bench/. Needs a release build (msgtrans_cli, raw_echo), node with
 # tests/ws/node_modules (scripts/setup.sh) and gnuplot.
 #
-# Usage: bench/compare.sh [-d SECS] [-w WARMUP] [-t SERVER_THREADS] [-F]
+# Usage: bench/compare.sh [-d SECS] [-w WARMUP] [-t SERVER_THREADS] [-F] [-J]
 # Every absolute number drifts on a shared machine; the ratios within one run are the claim.
 set -euo pipefail
 
@@ -20,13 +21,15 @@ dur=5
 warm=1
 threads=1
 fanout=1
-while getopts "d:w:t:F" opt; do
+jsclient=1
+while getopts "d:w:t:FJ" opt; do
   case "$opt" in
     d) dur="$OPTARG" ;;
     w) warm="$OPTARG" ;;
     t) threads="$OPTARG" ;;
     F) fanout=0 ;;
-    *) echo "usage: $0 [-d SECS] [-w WARMUP] [-t SERVER_THREADS] [-F]" >&2; exit 2 ;;
+    J) jsclient=0 ;;
+    *) echo "usage: $0 [-d SECS] [-w WARMUP] [-t SERVER_THREADS] [-F] [-J]" >&2; exit 2 ;;
   esac
 done
 
@@ -152,4 +155,10 @@ echo "compare: wrote docs/benchmarks.md and docs/bench/*.png" >&2
 # Skipped with -F (it needs nats-server and the room_fanout tool of the release build).
 if [ "$fanout" = 1 ]; then
   "$root/bench/room_fanout.sh" -d "$dur"
+fi
+
+# --- the JavaScript client (issue 18): @msgtrans/client against a bare npm ws client -------
+# Skipped with -J (it needs clients/js built: scripts/setup.sh).
+if [ "$jsclient" = 1 ]; then
+  "$root/bench/js_client.sh" -d "$dur" -w "$warm"
 fi

@@ -43,16 +43,20 @@ else
   echo "setup: all Debian packages present"
 fi
 
-# npm packages of the WebSocket peer tests (Node ws, playwright-core driving Debian's
-# chromium), pinned by tests/ws/package-lock.json. Skipped when node_modules already
-# matches the lock file.
-ws_peers="$(cd "$(dirname "$0")/.." && pwd)/tests/ws"
-if [ -f "$ws_peers/package-lock.json" ]; then
-  if [ -f "$ws_peers/node_modules/.package-lock.json" ] &&
-     [ "$ws_peers/node_modules/.package-lock.json" -nt "$ws_peers/package-lock.json" ]; then
-    echo "setup: tests/ws npm packages present"
+# npm packages, pinned by their package-lock.json files: the WebSocket peer tests
+# (tests/ws: Node ws, playwright-core driving Debian's chromium) and the JavaScript
+# client (clients/js: ws, a zstd in WebAssembly, TypeScript; npm ci also builds its
+# dist/ through the package's prepare script; ctest's js_client_typecheck rebuilds it).
+# Skipped when node_modules already matches the lock file.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+for dir in "$root/tests/ws" "$root/clients/js"; do
+  [ -f "$dir/package-lock.json" ] || continue
+  name="${dir#"$root"/}"
+  if [ -f "$dir/node_modules/.package-lock.json" ] &&
+     [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+    echo "setup: $name npm packages present"
   else
-    echo "setup: npm ci in tests/ws"
-    (cd "$ws_peers" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "setup: npm ci in $name"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
-fi
+done

@@ -143,7 +143,13 @@ void set_limits(server_builder& b, const serve_options& o) {
   so.max_message_size = o.max_message_size;
   so.idle_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.idle_timeout_s * 1000));
   so.first_packet_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.first_packet_timeout_s * 1000));
+  so.max_messages_per_second = o.max_messages_per_second;
+  so.max_bytes_per_second = o.max_bytes_per_second;
+  so.rate_burst = std::max(std::chrono::milliseconds(1),
+                           std::chrono::milliseconds(static_cast<std::int64_t>(o.rate_burst_s * 1000)));
+  so.rate_limit = o.rate_limit_action == "pause" ? rate_limit_action::pause : rate_limit_action::close;
   b.threads(o.threads).max_connections(o.max_connections).options(so).inbound_memory_limit(o.inbound_memory_limit);
+  b.max_connections_per_ip(o.max_connections_per_ip).max_handshakes_per_second_per_ip(o.max_handshakes_per_second_per_ip);
 }
 
 // Notices, opens and closes go to the log (a closed session leaves its rooms by itself).
@@ -164,7 +170,8 @@ void add_event_log(server_builder& b) {
   auto log_closed = [](session_id s, const close_info& c) {
     // Limits and protocol errors are worth a warning; ordinary closes are info.
     bool bad = c.reason == close_reason::protocol_error || c.reason == close_reason::limit_reached ||
-               c.reason == close_reason::error || c.reason == close_reason::handshake_timeout;
+               c.reason == close_reason::error || c.reason == close_reason::handshake_timeout ||
+               c.reason == close_reason::rate_limited;
     slog(bad ? log_level::warn : log_level::info, "close session-%llu: %s%s%s%s",
         static_cast<unsigned long long>(s.value), to_string(c.reason), c.detail.empty() ? "" : " (",
         c.detail.c_str(), c.detail.empty() ? "" : ")");
@@ -246,7 +253,12 @@ int run_serve(const serve_options& o) {
   const sigset_t sigs = block_stop_signals();
   server_builder b;
   if (!add_listeners(b, o)) return usage;
-  set_limits(b, o);
+  try {
+    set_limits(b, o);
+  } catch (const std::invalid_argument& e) {  // a value no session can use, naming the field
+    slog(log_level::error, "%s", e.what());
+    return usage;
+  }
   add_event_log(b);
   server* self = nullptr;
   if (!add_service(b, o.mode, &self)) return usage;
@@ -364,6 +376,25 @@ void add_serve(CLI::App& app, int& exit_status) {
       ->capture_default_str();
   cmd->add_option("--inbound-memory-limit", o->inbound_memory_limit,
                   "bytes partly received messages and decompression may hold over all connections (0 = no limit)")
+      ->capture_default_str();
+  cmd->add_option("--max-connections-per-ip", o->max_connections_per_ip,
+                  "connections open at once from one address, IPv6 per /64 (0 = no limit)")
+      ->capture_default_str();
+  cmd->add_option("--max-handshakes-per-second-per-ip", o->max_handshakes_per_second_per_ip,
+                  "new connections per second from one address, N at once (0 = no limit)")
+      ->capture_default_str();
+  cmd->add_option("--max-messages-per-second", o->max_messages_per_second,
+                  "packets per second one connection may send, token bucket (0 = no limit)")
+      ->capture_default_str();
+  cmd->add_option("--max-bytes-per-second", o->max_bytes_per_second,
+                  "bytes per second one connection may send, token bucket (0 = no limit)")
+      ->capture_default_str();
+  cmd->add_option("--rate-burst", o->rate_burst_s, "seconds' worth of the two rates a connection may send at once")
+      ->check(seconds_flag)
+      ->capture_default_str();
+  cmd->add_option("--rate-limit-action", o->rate_limit_action,
+                  "a connection over its rate: close (close reason rate_limited) or pause (stop reading until it refills)")
+      ->check(CLI::IsMember({"close", "pause"}))
       ->capture_default_str();
   add_cluster_flags(cmd, *o);
   cmd->add_option("--jwt-secret-file", o->jwt_secret_file,

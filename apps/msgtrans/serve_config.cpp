@@ -8,6 +8,12 @@
 //   idle_timeout = 300            # seconds
 //   first_packet_timeout = 10     # seconds; 0 = off
 //   inbound_memory_limit = 268435456  # bytes for partial messages + decompression; 0 = none
+//   max_connections_per_ip = 0    # connections open at once per address (IPv6: per /64); 0 = off
+//   max_handshakes_per_second_per_ip = 0  # new connections per second per address; 0 = off
+//   max_messages_per_second = 0   # per connection, token bucket; 0 = off
+//   max_bytes_per_second = 0      # per connection, token bucket; 0 = off
+//   rate_burst = 1                # seconds' worth of the rates a bucket holds
+//   rate_limit_action = "close"   # over a rate: "close" (rate_limited) or "pause" reading
 //   metrics = "127.0.0.1:9100"
 //   log_level = "info"            # or quiet = true
 //   [listeners]
@@ -120,6 +126,18 @@ setter count(std::size_t serve_options::*field) {
     return "";
   };
 }
+setter one_of(std::string serve_options::*field, std::vector<std::string> allowed) {
+  return [field, allowed](const toml::node& n, serve_options& o) -> std::string {
+    auto v = n.value<std::string>();
+    if (!v || std::find(allowed.begin(), allowed.end(), *v) == allowed.end()) {
+      std::string list;
+      for (auto& a : allowed) list += (list.empty() ? "\"" : ", \"") + a + "\"";
+      return "expected one of " + list;
+    }
+    o.*field = *v;
+    return "";
+  };
+}
 setter seconds(double serve_options::*field) {
   return [field](const toml::node& n, serve_options& o) -> std::string {
     auto v = n.value<double>();  // integers convert
@@ -154,6 +172,13 @@ const std::map<std::string, key_spec>& keys() {
       {"idle_timeout", {"--idle-timeout", seconds(&serve_options::idle_timeout_s)}},
       {"first_packet_timeout", {"--first-packet-timeout", seconds(&serve_options::first_packet_timeout_s)}},
       {"inbound_memory_limit", {"--inbound-memory-limit", count(&serve_options::inbound_memory_limit)}},
+      {"max_connections_per_ip", {"--max-connections-per-ip", count(&serve_options::max_connections_per_ip)}},
+      {"max_handshakes_per_second_per_ip",
+       {"--max-handshakes-per-second-per-ip", count(&serve_options::max_handshakes_per_second_per_ip)}},
+      {"max_messages_per_second", {"--max-messages-per-second", count(&serve_options::max_messages_per_second)}},
+      {"max_bytes_per_second", {"--max-bytes-per-second", count(&serve_options::max_bytes_per_second)}},
+      {"rate_burst", {"--rate-burst", seconds(&serve_options::rate_burst_s)}},
+      {"rate_limit_action", {"--rate-limit-action", one_of(&serve_options::rate_limit_action, {"close", "pause"})}},
       {"metrics", {"--metrics", text(&serve_options::metrics)}},
       {"log_level", {"--log-level", text(&serve_options::log_level)}},
       {"quiet", {"--quiet", flag(&serve_options::quiet)}},

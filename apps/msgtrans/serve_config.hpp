@@ -29,6 +29,13 @@ struct serve_options {
   double idle_timeout_s = 300;
   double first_packet_timeout_s = 10;  // a connection that sends no packet in time is closed (0 = off)
   std::size_t inbound_memory_limit = 256u * 1024 * 1024;  // server-wide, bytes (0 = none)
+  // Limits against floods (docs/security.md); 0 = off.
+  std::size_t max_connections_per_ip = 0;
+  std::size_t max_handshakes_per_second_per_ip = 0;
+  std::size_t max_messages_per_second = 0;  // per connection
+  std::size_t max_bytes_per_second = 0;     // per connection
+  double rate_burst_s = 1;                  // seconds' worth of the rates a bucket holds
+  std::string rate_limit_action = "close";  // or "pause"
   std::string metrics;  // HOST:PORT of the Prometheus endpoint, empty = off
   std::string log_level = "info";
   bool quiet = false;

@@ -32,6 +32,15 @@ enum class backpressure_mode {
   wait,
 };
 
+/// What a connection gets when it sends faster than max_messages_per_second or
+/// max_bytes_per_second allow.
+enum class rate_limit_action {
+  close,  ///< closed at once with close_reason::rate_limited (default)
+  /// reading from it pauses until the bucket has refilled half of its burst; nothing is
+  /// lost, the peer is slowed down by its transport's flow control
+  pause,
+};
+
 /// Per-connection settings, the same for every transport.
 struct session_options {
   /// Largest packet accepted or sent, checked from the header (default 16 MiB).
@@ -61,6 +70,18 @@ struct session_options {
   /// compressed with `auto_compress` unless send_options says otherwise (default off).
   msgtrans::compression auto_compress = msgtrans::compression::none;
   std::size_t auto_compress_min = 1024;
+  /// Packets a connection may send per second, on average (a token bucket; 0 = no limit,
+  /// the default). Applies to what this side receives; see docs/security.md.
+  std::uint64_t max_messages_per_second = 0;
+  /// Bytes (whole packets, headers included) a connection may send per second, on
+  /// average (a token bucket; 0 = no limit, the default). A single packet larger than
+  /// the burst passes when the bucket is full, and its cost is then owed.
+  std::uint64_t max_bytes_per_second = 0;
+  /// Size of both buckets, as time at the rate: a peer that was quiet may send this
+  /// long's worth at once (default 1 s: max_messages_per_second packets in a burst).
+  std::chrono::milliseconds rate_burst = 1s;
+  /// What going over either rate does (default: close with close_reason::rate_limited).
+  rate_limit_action rate_limit = rate_limit_action::close;
 
   decode_limits limits() const noexcept { return {max_message_size, max_ext_header}; }
 };

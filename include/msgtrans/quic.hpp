@@ -86,6 +86,10 @@ struct quic_server_config {
   /// get CONNECTION_CLOSE with CONNECTION_REFUSED. 0 (the default): only the server-wide
   /// limit (server_builder::max_connections) applies, as on every listener.
   std::size_t max_connections = 0;
+  /// Connections of this listener open at once from one address (IPv4 whole, IPv6 by
+  /// its /64); more are closed at once. 0 (the default): only the server-wide
+  /// server_builder::max_connections_per_ip. Applied by `server_builder::listen(config)`.
+  std::size_t max_connections_per_ip = 0;
   /// A connection whose handshake has not completed within this time is dropped.
   /// Default 10 s.
   std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
@@ -141,6 +145,7 @@ inline constexpr std::uint64_t shutdown = 2;        ///< the server or client is
 inline constexpr std::uint64_t limit_reached = 3;   ///< a configured limit refused it
 inline constexpr std::uint64_t idle = 4;            ///< closed by the application for inactivity
 inline constexpr std::uint64_t internal = 5;        ///< any other local reason
+inline constexpr std::uint64_t rate_limited = 6;    ///< the peer sent faster than its rate limits allow
 }  // namespace quic_app_error
 
 }  // namespace msgtrans

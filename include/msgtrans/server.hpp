@@ -80,21 +80,40 @@ class server_builder {
   server_builder(server_builder&&) noexcept;
   server_builder& operator=(server_builder&&) noexcept;
 
-  /// Adds a listener; `max_connections` (0 = no own limit) caps this listener alone.
-  server_builder& listen(std::unique_ptr<listener> l, std::size_t max_connections = 0);
-  /// Adds a listener from a transport config (tcp_server_config, ws_server_config, ...).
+  /// Adds a listener; `max_connections` (0 = no own limit) caps this listener alone, and
+  /// `max_connections_per_ip` (0 = none) its connections from one address (see
+  /// max_connections_per_ip below).
+  server_builder& listen(std::unique_ptr<listener> l, std::size_t max_connections = 0,
+                         std::size_t max_connections_per_ip = 0);
+  /// Adds a listener from a transport config (tcp_server_config, ws_server_config, ...),
+  /// with its max_connections and max_connections_per_ip.
   template <class Config>
     requires requires(const Config& c) { make_listener(c); }
   server_builder& listen(const Config& c) {
-    std::size_t limit = 0;
+    std::size_t limit = 0, per_ip = 0;
     if constexpr (requires { c.max_connections; }) limit = c.max_connections;
-    return listen(make_listener(c), limit);
+    if constexpr (requires { c.max_connections_per_ip; }) per_ip = c.max_connections_per_ip;
+    return listen(make_listener(c), limit, per_ip);
   }
   /// Event loops (threads); 0 = hardware threads (default).
   server_builder& threads(std::size_t n);
   /// Connections open at once, over all listeners (default 10000). Extra ones are closed
   /// at once with close_reason::limit_reached and counted in stats().rejected_by_limit.
   server_builder& max_connections(std::size_t n);
+  /// Connections open at once from one address, over all listeners (default 0 = no
+  /// limit). An IPv4 address counts whole, an IPv6 address by its /64 prefix. Counted
+  /// when a connection is established (after any TLS / WebSocket / QUIC handshake, as
+  /// max_connections); one more is closed at once (no thread waits), counted in
+  /// stats().refused["per_ip"] and reported as a peer_limit notice (at most one per
+  /// address per minute). See docs/security.md.
+  server_builder& max_connections_per_ip(std::size_t n);
+  /// New connections per second from one address (default 0 = no limit), a token bucket
+  /// holding one second's worth: n may arrive at once, then n per second. Checked when the
+  /// socket is accepted (TCP, WebSocket) or the first QUIC Initial arrives, before any
+  /// handshake work; a refused one is closed at once (QUIC: CONNECTION_REFUSED), counted
+  /// in stats().refused["handshake_rate"] and reported as above. Addresses are counted as
+  /// for max_connections_per_ip; at most 131,072 addresses are remembered at once.
+  server_builder& max_handshakes_per_second_per_ip(std::size_t n);
   /// Per-connection settings (limits, timeouts, back-pressure, compression).
   server_builder& options(const session_options& o);
   /// Applies a named preset on top of the current settings.
@@ -115,7 +134,8 @@ class server_builder {
   server_builder& sent_events(bool enabled = true);
   /// Called with refusals and limits that no close event carries (refused WebSocket
   /// upgrades, handshake timeouts, max_connections, fd exhaustion, truncated packets,
-  /// ping floods, a full inbound budget): at most once per kind every 10 s, the rest
+  /// ping floods, a full inbound budget, the per-address and rate limits; the last two
+  /// also at most once per address per minute): at most once per kind every 10 s, the rest
   /// counted in `notice::suppressed` and in stats().notices. Any thread; must not block.
   server_builder& on_notice(std::function<void(const notice&)> f);
   /// Bytes that partly received messages and decompression may hold, over all

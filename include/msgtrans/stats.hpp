@@ -29,7 +29,14 @@ struct server_stats {
   std::map<std::string, std::uint64_t> active_by_protocol;  ///< open connections per protocol
   std::uint64_t active = 0;
   std::uint64_t accepted_total = 0;
-  std::uint64_t rejected_by_limit = 0;
+  std::uint64_t rejected_by_limit = 0;  ///< by max_connections (server-wide or a listener's)
+  /// Connections refused by the per-address limits, by reason: "per_ip"
+  /// (max_connections_per_ip, server-wide or a listener's) and "handshake_rate"
+  /// (max_handshakes_per_second_per_ip). Both keys are always present.
+  std::map<std::string, std::uint64_t> refused;
+  /// Connections closed (rate_limit_action::close) or paused (rate_limit_action::pause)
+  /// for going over session_options::max_messages_per_second / max_bytes_per_second.
+  std::uint64_t rate_limited_closes = 0, rate_limited_pauses = 0;
   std::uint64_t packets_in = 0, packets_out = 0, bytes_in = 0, bytes_out = 0;
   std::uint64_t requests_in_flight = 0;  ///< requests this side sent, awaiting a response
   std::uint64_t request_timeouts = 0;

@@ -31,6 +31,10 @@ struct tcp_server_config {
   std::string bind_address = "127.0.0.1:8001";
   /// Connections this listener keeps open at once (0 = only the server-wide limit).
   std::size_t max_connections = 0;
+  /// Connections of this listener open at once from one address (IPv4 whole, IPv6 by
+  /// its /64); more are closed at once. 0 (the default): only the server-wide
+  /// server_builder::max_connections_per_ip. Applied by `server_builder::listen(config)`.
+  std::size_t max_connections_per_ip = 0;
   bool nodelay = true;  ///< TCP_NODELAY on accepted sockets
   /// SO_KEEPALIVE with this idle time (TCP_KEEPIDLE, whole seconds, rounded up); 0 turns
   /// keep-alive off. Default 60 s.

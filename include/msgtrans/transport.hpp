@@ -29,6 +29,8 @@
 #include <system_error>
 #include <vector>
 
+struct sockaddr;
+
 namespace msgtrans {
 
 /// Why a connection ended.
@@ -41,6 +43,9 @@ enum class close_reason {
   limit_reached,      ///< a configured limit refused it (max_connections, ...)
   shutdown,           ///< the server or client is stopping
   error,              ///< an I/O or TLS error
+  /// the peer sent faster than session_options::max_messages_per_second or
+  /// max_bytes_per_second allow (rate_limit_action::close)
+  rate_limited,
 };
 
 /// Human-readable name of a close reason ("peer_closed", ...).
@@ -139,6 +144,12 @@ enum class notice_kind {
   truncated_packet,   ///< the peer closed in the middle of a packet ("truncated packet: N of M bytes")
   ping_flood,         ///< a WebSocket peer pinged faster than allowed and was closed
   budget_full,        ///< the server-wide inbound decoding budget is used up; reading paused
+  /// max_connections_per_ip or max_handshakes_per_second_per_ip refused a connection
+  /// (at most one per address per minute reaches on_notice; every one is counted)
+  peer_limit,
+  /// a connection went over max_messages_per_second / max_bytes_per_second and was
+  /// closed or paused (at most one per address per minute reaches on_notice)
+  rate_limited,
 };
 
 /// Name of a notice kind ("upgrade_refused", ...), as in the logs and the metrics.
@@ -162,6 +173,20 @@ class notice_sink {
 
  protected:
   ~notice_sink() = default;
+};
+
+/// Decides, before any handshake work (TLS, WebSocket upgrade, QUIC), whether a new peer
+/// may start one: the runtime's max_handshakes_per_second_per_ip. A listener asks once
+/// per accepted socket or new QUIC client, and on a refusal closes the socket (refuses the
+/// QUIC Initial) at once. Implemented by the runtime; any thread; never blocks.
+class admission_control {
+ public:
+  /// False: refuse this peer now. `peer` is the peer's socket address (AF_INET or
+  /// AF_INET6; any other family is admitted).
+  virtual bool admit_handshake(const ::sockaddr* peer, const std::string& protocol) noexcept = 0;
+
+ protected:
+  ~admission_control() = default;
 };
 
 /// A server-wide budget of bytes for inbound decoding: partly received messages held by
@@ -228,7 +253,13 @@ struct transport_context {
   /// Client: credentials to present where the handshake can carry them (WebSocket sends
   /// `Authorization: Bearer ...`); empty: none.
   std::string credentials;
+  /// Asked before each new peer's handshake (may be null: every peer is admitted).
+  admission_control* admission = nullptr;
 
+  /// True if there is no admission control or it admits `peer`.
+  bool admit(const ::sockaddr* peer, const std::string& protocol) const noexcept {
+    return !admission || admission->admit_handshake(peer, protocol);
+  }
   /// Reports `n` if there is a sink.
   void report(notice n) const noexcept {
     if (notices) notices->report(std::move(n));

@@ -22,7 +22,7 @@
 /// - `connection::close(info)` sends a close frame and completes the close handshake
 ///   (bounded by `transport_context::close_timeout`, from `session_options::close_timeout`):
 ///   reason `shutdown` → 1001,
-///   `protocol_error` → 1002, `limit_reached` → 1008, `idle_timeout` → 1001, anything
+///   `protocol_error` → 1002, `limit_reached` and `rate_limited` → 1008, `idle_timeout` → 1001, anything
 ///   else → 1000. `info.transport_code`, when set (1000..4999), is sent as is.
 /// - No extensions (permessage-deflate) and no subprotocol are negotiated; msgtrans
 ///   compresses payloads itself.
@@ -60,6 +60,10 @@ struct ws_server_config {
   /// connection_limit notice. 0 (the default): only the server-wide limit. Applied by
   /// `server_builder::listen(config)`.
   std::size_t max_connections = 0;
+  /// Connections of this listener open at once from one address (IPv4 whole, IPv6 by
+  /// its /64); more are closed at once. 0 (the default): only the server-wide
+  /// server_builder::max_connections_per_ip. Applied by `server_builder::listen(config)`.
+  std::size_t max_connections_per_ip = 0;
   /// Time from TCP accept until the upgrade (TLS handshake included) is done; then the
   /// socket is closed without a word. Default 10 s.
   std::chrono::milliseconds handshake_timeout{10'000};

@@ -53,6 +53,16 @@ struct stream_listener::state : std::enable_shared_from_this<state> {
       });
       return;
     }
+    if (ctx.admission) {
+      // max_handshakes_per_second_per_ip, before any TLS or WebSocket work: a refused
+      // socket is closed here, at once.
+      error_code pe;
+      const auto peer = sock.remote_endpoint(pe);
+      if (!pe && !ctx.admit(peer.data(), protocol)) {
+        sock.close(pe);
+        return accept_next();
+      }
+    }
     on_socket(std::move(sock), target);
     accept_next();
   }

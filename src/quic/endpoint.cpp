@@ -32,6 +32,7 @@ endpoint_group::endpoint_group(const quic_server_config& cfg, const transport_co
   conn_cfg.limits = ctx.limits;
   conn_cfg.close_timeout = ctx.close_timeout;
   conn_cfg.notices = ctx.notices;
+  admission = ctx.admission;
   conn_cfg.steer_count = static_cast<std::uint8_t>(n);
   random_bytes(conn_cfg.secret.data(), conn_cfg.secret.size());
 }
@@ -180,6 +181,12 @@ void endpoint::accept_initial(const sockaddr* from, socklen_t fromlen, std::uint
       send_retry(hd, from, fromlen);
       return;
     }
+  }
+  // max_handshakes_per_second_per_ip: counted once per connection made (a Retry round
+  // trip is not counted; with `retry` only validated addresses are).
+  if (group_->admission && !group_->admission->admit_handshake(from, "quic")) {
+    send_refusal(hd, NGTCP2_CONNECTION_REFUSED, from, fromlen);
+    return;
   }
   quic_conn::server_args args{&hd, podcid, {}};
   args.scid.datalen = server_cid_len;

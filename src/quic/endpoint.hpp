@@ -47,6 +47,7 @@ struct endpoint_group {
   std::atomic<std::size_t> connections{0};  // handshakes included, for max_connections
   std::atomic<std::size_t> handshakes{0};   // for max_pending_handshakes
   std::atomic<std::size_t> idle{0};         // members stopped with no connection left
+  admission_control* admission = nullptr;   // max_handshakes_per_second_per_ip (null: none)
   std::vector<std::weak_ptr<endpoint>> members;  // filled before any member receives
 };
 

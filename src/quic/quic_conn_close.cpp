@@ -87,6 +87,7 @@ std::uint64_t quic_conn::app_code(const close_info& info) {
     case close_reason::protocol_error: return quic_app_error::protocol_error;
     case close_reason::shutdown: return quic_app_error::shutdown;
     case close_reason::limit_reached: return quic_app_error::limit_reached;
+    case close_reason::rate_limited: return quic_app_error::rate_limited;
     case close_reason::idle_timeout: return quic_app_error::idle;
     default: return quic_app_error::internal;
   }

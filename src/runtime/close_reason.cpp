@@ -12,6 +12,7 @@ const char* to_string(close_reason r) noexcept {
     case close_reason::limit_reached: return "limit_reached";
     case close_reason::shutdown: return "shutdown";
     case close_reason::error: return "error";
+    case close_reason::rate_limited: return "rate_limited";
   }
   return "unknown";
 }

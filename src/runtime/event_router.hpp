@@ -67,6 +67,10 @@ class event_router : public session_host {
     st.queue_full_rejections = counters_.queue_full.load();
     st.protocol_errors = counters_.protocol_errors.load();
     st.unhandled = counters_.unhandled.load();
+    if constexpr (requires { st.rate_limited_closes; }) {
+      st.rate_limited_closes = counters_.rate_limited_closes.load();
+      st.rate_limited_pauses = counters_.rate_limited_pauses.load();
+    }
     st.request_latency = counters_.request_latency.snapshot();
     st.response_latency = counters_.response_latency.snapshot();
     st.request_latency_mean_us = st.request_latency.mean_us();

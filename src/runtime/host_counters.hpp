@@ -24,6 +24,7 @@ struct host_counters {
   std::atomic<std::uint64_t> packets_in{0}, packets_out{0}, bytes_in{0}, bytes_out{0};
   std::atomic<std::uint64_t> requests_in_flight{0}, request_timeouts{0}, queue_full{0};
   std::atomic<std::uint64_t> protocol_errors{0}, unhandled{0}, inbound_requests_open{0};
+  std::atomic<std::uint64_t> rate_limited_closes{0}, rate_limited_pauses{0};  // session_options rate limits
   atomic_histogram request_latency;   // requests this side sent, until their response
   atomic_histogram response_latency;  // requests this side answered, receipt to respond
 };

@@ -14,6 +14,8 @@ const char* to_string(notice_kind k) noexcept {
     case notice_kind::truncated_packet: return "truncated_packet";
     case notice_kind::ping_flood: return "ping_flood";
     case notice_kind::budget_full: return "budget_full";
+    case notice_kind::peer_limit: return "peer_limit";
+    case notice_kind::rate_limited: return "rate_limited";
   }
   return "unknown";
 }

@@ -13,7 +13,7 @@
 
 namespace msgtrans::detail {
 
-inline constexpr std::size_t notice_kinds = static_cast<std::size_t>(notice_kind::budget_full) + 1;
+inline constexpr std::size_t notice_kinds = static_cast<std::size_t>(notice_kind::rate_limited) + 1;
 
 /// Once per `interval` per kind; the caller passes the time (tested with fake time).
 class notice_limiter {

@@ -1,10 +1,13 @@
 #include "auth/auth_service.hpp"
 #include "cluster/room_name.hpp"
+#include "net/address.hpp"
 #include "runtime/cluster_node.hpp"
 #include "runtime/event_router.hpp"
 #include "runtime/rooms.hpp"
+#include "runtime/server_config.hpp"
 #include "runtime/session_options.hpp"
 #include "runtime/notices.hpp"
+#include "runtime/peer_limits.hpp"
 
 #include <msgtrans/error.hpp>
 #include <msgtrans/runtime.hpp>
@@ -22,38 +25,23 @@ namespace msgtrans {
 
 namespace asio = boost::asio;
 
-struct server_config {
-  std::vector<std::pair<std::unique_ptr<listener>, std::size_t>> listeners;
-  std::size_t threads = 0;
-  std::size_t max_connections = 10000;
-  session_options opts;
-  handlers h;
-  std::size_t event_capacity = 0;
-  bool sent_events = false;
-  std::function<void(const notice&)> on_notice;
-  std::size_t inbound_memory_limit = 256u * 1024 * 1024;
-  std::unique_ptr<cluster_bus> bus;  // none: rooms stay in this process
-  cluster_node_options node;
-  auth_handler auth;  // none: every connection is established at once
-  std::chrono::milliseconds auth_timeout{10'000};
-  std::size_t max_pending_auth = 1024;
-};
-
 namespace detail {
 
-class server_impl final : public event_router, public notice_sink, public cluster_host {
+// Addresses whose handshake rate, and whose once-a-minute log line, are remembered at
+// once (each table holds at most twice this; see expiring_map).
+constexpr std::size_t tracked_addresses = 65536;
+
+class server_impl final : public event_router, public notice_sink, public cluster_host, public admission_control {
  public:
   explicit server_impl(server_config cfg)
       : event_router(std::move(cfg.h), cfg.event_capacity, cfg.sent_events),
         cfg_(std::move(cfg)),
+        per_ip_(cfg_.max_connections_per_ip),
         budget_(cfg_.inbound_memory_limit),
         rt_(cfg_.threads) {
-    for (auto& [l, max] : cfg_.listeners) {
-      auto sl = std::make_unique<slot>();
-      sl->l = std::move(l);
-      sl->max = max;
-      slots_.push_back(std::move(sl));
-    }
+    if (cfg_.max_handshakes_per_second_per_ip)
+      handshakes_ = std::make_unique<handshake_limiter>(cfg_.max_handshakes_per_second_per_ip, tracked_addresses);
+    for (auto& e : cfg_.listeners) slots_.push_back(std::make_unique<slot>(std::move(e.l), e.max, e.max_per_ip));
     if (cfg_.auth)
       auth_ = std::make_unique<auth_service>(std::move(cfg_.auth), cfg_.auth_timeout, cfg_.max_pending_auth);
     if (cfg_.bus) {
@@ -80,6 +68,7 @@ class server_impl final : public event_router, public notice_sink, public cluste
       ctx.authenticate = [this](auth_request r, std::function<void(auth_outcome)> done) {
         auth_->authenticate(current_loop(), std::move(r), std::move(done));
       };
+    if (handshakes_) ctx.admission = this;
     for (std::size_t i = 0; i < rt_.size(); ++i) ctx.loops.push_back(&rt_.loop(i));
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       slot* sl = slots_[i].get();
@@ -186,6 +175,8 @@ class server_impl final : public event_router, public notice_sink, public cluste
     }
     st.accepted_total = accepted_.load();
     st.rejected_by_limit = rejected_.load();
+    st.refused["per_ip"] = refused_per_ip_.load(std::memory_order_relaxed);
+    st.refused["handshake_rate"] = refused_handshake_rate_.load(std::memory_order_relaxed);
     for (std::size_t k = 0; k < notice_kinds; ++k)
       if (auto n = notice_counts_.by_kind[k].load(std::memory_order_relaxed))
         st.notices[to_string(static_cast<notice_kind>(k))] = n;
@@ -247,7 +238,12 @@ class server_impl final : public event_router, public notice_sink, public cluste
       std::unique_lock lock(table_mu_);
       auto it = sessions_.find(s.id());
       if (it != sessions_.end()) {
-        it->second.from->active.fetch_sub(1);
+        slot* from = it->second.from;
+        from->active.fetch_sub(1);
+        if (auto& k = it->second.peer) {
+          per_ip_.remove(*k);
+          from->per_ip.remove(*k);
+        }
         sessions_.erase(it);
       }
     }
@@ -263,6 +259,32 @@ class server_impl final : public event_router, public notice_sink, public cluste
   inbound_budget* budget() noexcept override { return &budget_; }
   bool on_loop_thread() const noexcept override { return rt_.in_loop_thread(); }
 
+  void session_rate_limited(session_core& s, rate_limit_action a, const std::string& detail) override {
+    report_once_per_address(notice{notice_kind::rate_limited, s.endpoint().protocol, s.endpoint().peer_address,
+                                   detail + (a == rate_limit_action::close ? "; closed" : "; reading paused"), 0},
+                            peer_key_of(s.endpoint().peer_address));
+  }
+
+  // ---- admission_control ----
+  bool admit_handshake(const ::sockaddr* peer, const std::string& protocol) noexcept override {
+    auto k = peer_key_of(peer);
+    if (!k || !handshakes_) return true;
+    try {
+      if (handshakes_->admit(*k, std::chrono::steady_clock::now())) return true;
+      refused_handshake_rate_.fetch_add(1, std::memory_order_relaxed);
+      if (log_limit_.admit(*k, std::chrono::steady_clock::now()))
+        report(notice{notice_kind::peer_limit, protocol, net::format(peer),
+                      "max_handshakes_per_second_per_ip (" + std::to_string(cfg_.max_handshakes_per_second_per_ip) +
+                          ") reached",
+                      0});
+      else
+        notice_counts_.count(notice_kind::peer_limit);
+      return false;
+    } catch (...) {
+      return true;  // out of memory for the table: admit rather than take the accept loop down
+    }
+  }
+
   // ---- notice_sink ----
   void report(notice n) noexcept override {
     notice_counts_.count(n.kind);
@@ -276,14 +298,34 @@ class server_impl final : public event_router, public notice_sink, public cluste
 
  private:
   struct slot {
+    slot(std::unique_ptr<listener> lis, std::size_t m, std::size_t per_ip_max)
+        : l(std::move(lis)), max(m), per_ip(per_ip_max) {}
     std::unique_ptr<listener> l;
     std::size_t max = 0;
     std::atomic<std::size_t> active{0};
+    connection_counts per_ip;  // under table_mu_
   };
   struct entry {
     std::shared_ptr<session_core> core;
     slot* from;
+    std::optional<peer_key> peer;  // counted per address (a limit per address is set)
   };
+
+  // Counts `n`, and passes it on (rate-limited per kind) only if its address had no
+  // notice within the last minute.
+  void report_once_per_address(notice n, const std::optional<peer_key>& k) {
+    if (!k || log_limit_.admit(*k, std::chrono::steady_clock::now())) return report(std::move(n));
+    notice_counts_.count(n.kind);
+  }
+  // max_connections_per_ip, server-wide and of the listener; under table_mu_. What the
+  // refusal names (counted here; reported by the caller, outside the lock), or nothing.
+  std::optional<std::string> over_per_ip(slot* sl, const peer_key& k) {
+    const bool server_wide = per_ip_.full(k);
+    if (!server_wide && !sl->per_ip.full(k)) return std::nullopt;
+    refused_per_ip_.fetch_add(1, std::memory_order_relaxed);
+    return server_wide ? "max_connections_per_ip (" + std::to_string(per_ip_.max()) + ") reached"
+                       : "this listener's max_connections_per_ip (" + std::to_string(sl->per_ip.max()) + ") reached";
+  }
 
   void notify() {
     if (!stopping_.load(std::memory_order_relaxed)) return;
@@ -323,11 +365,24 @@ class server_impl final : public event_router, public notice_sink, public cluste
                                   : "this listener's max_connections (" + std::to_string(sl->max) + ") reached"});
         return;  // closed at once by the destructor, and counted
       }
+      std::optional<peer_key> peer;
+      if (per_ip_.on() || sl->per_ip.on()) {
+        auto ep = c->info();
+        if ((peer = peer_key_of(ep.peer_address))) {
+          if (auto why = over_per_ip(sl, *peer)) {
+            lock.unlock();
+            report_once_per_address(notice{notice_kind::peer_limit, ep.protocol, ep.peer_address, *why, 0}, peer);
+            return;  // closed at once by the destructor, and counted
+          }
+          per_ip_.add(*peer);
+          sl->per_ip.add(*peer);
+        }
+      }
       sl->active.fetch_add(1);
       accepted_.fetch_add(1);
       const session_id id = cluster_ ? cluster_->make_session_id(next_id_++) : session_id{next_id_++};
       auto core = std::make_shared<session_core>(*this, current_loop(), std::move(c), id, cfg_.opts, true);
-      sessions_.emplace(id, entry{core, sl});
+      sessions_.emplace(id, entry{core, sl, peer});
       lock.unlock();
       core->start();
     }
@@ -340,6 +395,10 @@ class server_impl final : public event_router, public notice_sink, public cluste
   // may report.
   notice_counters notice_counts_;
   notice_limiter notice_limit_{std::chrono::seconds(10)};
+  per_address_limiter log_limit_{std::chrono::minutes(1), tracked_addresses};
+  std::unique_ptr<handshake_limiter> handshakes_;  // max_handshakes_per_second_per_ip set
+  connection_counts per_ip_;                       // under table_mu_
+  std::atomic<std::uint64_t> refused_per_ip_{0}, refused_handshake_rate_{0};
   inbound_budget budget_;
   runtime rt_;
   std::vector<std::unique_ptr<slot>> slots_;
@@ -411,84 +470,7 @@ class server_impl final : public event_router, public notice_sink, public cluste
 
 }  // namespace detail
 
-// ---- server_builder ----
-
-server_builder::server_builder() : cfg_(std::make_unique<server_config>()) {}
-server_builder::~server_builder() = default;
-server_builder::server_builder(server_builder&&) noexcept = default;
-server_builder& server_builder::operator=(server_builder&&) noexcept = default;
-
-server_builder& server_builder::listen(std::unique_ptr<listener> l, std::size_t max_connections) {
-  if (!l) throw std::invalid_argument("listen: listener is null");
-  cfg_->listeners.emplace_back(std::move(l), max_connections);
-  return *this;
-}
-server_builder& server_builder::threads(std::size_t n) { cfg_->threads = n; return *this; }
-server_builder& server_builder::max_connections(std::size_t n) {
-  if (n == 0) throw std::invalid_argument("max_connections must be at least 1");
-  cfg_->max_connections = n;
-  return *this;
-}
-server_builder& server_builder::options(const session_options& o) {
-  detail::validate(o);
-  cfg_->opts = o;
-  return *this;
-}
-server_builder& server_builder::apply(preset p) {
-  if (auto loops = detail::apply_preset(p, cfg_->opts)) cfg_->threads = loops;
-  return *this;
-}
-server_builder& server_builder::on_connected(std::function<void(const connection_info&)> f) { cfg_->h.on_connected = std::move(f); return *this; }
-server_builder& server_builder::on_message(std::function<void(const message&)> f) { cfg_->h.on_message = std::move(f); return *this; }
-server_builder& server_builder::on_request(std::function<void(request&)> f) { cfg_->h.on_request = std::move(f); return *this; }
-server_builder& server_builder::on_closed(std::function<void(session_id, const close_info&)> f) { cfg_->h.on_closed = std::move(f); return *this; }
-server_builder& server_builder::on_sent(std::function<void(session_id, std::uint32_t)> f) { cfg_->h.on_sent = std::move(f); return *this; }
-server_builder& server_builder::sent_events(bool enabled) {
-  cfg_->sent_events = enabled;
-  return *this;
-}
-server_builder& server_builder::events(std::size_t capacity) {
-  if (capacity == 0) throw std::invalid_argument("events capacity must be at least 1");
-  cfg_->event_capacity = capacity;
-  return *this;
-}
-server_builder& server_builder::on_notice(std::function<void(const notice&)> f) {
-  cfg_->on_notice = std::move(f);
-  return *this;
-}
-server_builder& server_builder::inbound_memory_limit(std::size_t bytes) {
-  cfg_->inbound_memory_limit = bytes;
-  return *this;
-}
-server_builder& server_builder::cluster(const nats_cluster_config& c) {
-  auto bus = make_nats_bus(c);  // validates, naming the field
-  return cluster(std::move(bus), cluster_node_options{c.cluster_name, c.node_name, c.presence_interval});
-}
-server_builder& server_builder::cluster(std::unique_ptr<cluster_bus> bus, cluster_node_options o) {
-  if (!bus) throw std::invalid_argument("cluster: bus is null");
-  if (o.cluster_name.empty()) throw std::invalid_argument("cluster_name must not be empty");
-  if (o.presence_interval <= std::chrono::milliseconds::zero())
-    throw std::invalid_argument("presence_interval must be positive");
-  cfg_->bus = std::move(bus);
-  cfg_->node = std::move(o);
-  return *this;
-}
-server_builder& server_builder::on_authenticate(auth_handler h) {
-  if (!h) throw std::invalid_argument("on_authenticate: handler is empty");
-  cfg_->auth = std::move(h);
-  return *this;
-}
-server_builder& server_builder::auth_timeout(std::chrono::milliseconds t) {
-  if (t.count() <= 0) throw std::invalid_argument("auth_timeout must be positive");
-  cfg_->auth_timeout = t;
-  return *this;
-}
-server_builder& server_builder::max_pending_auth(std::size_t n) {
-  if (n == 0) throw std::invalid_argument("max_pending_auth must be at least 1");
-  cfg_->max_pending_auth = n;
-  return *this;
-}
-const session_options& server_builder::current_options() const noexcept { return cfg_->opts; }
+// ---- server_builder (the setters: server_builder.cpp) ----
 
 server server_builder::build() {
   if (cfg_->listeners.empty()) throw std::invalid_argument("server: no listener (call listen)");

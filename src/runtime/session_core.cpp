@@ -27,6 +27,13 @@ session_core::session_core(session_host& host, asio::io_context& loop, std::uniq
       timer_(loop),
       deadlines_(opts, server_side) {
   if (opts.backpressure == backpressure_mode::wait) room_ = std::make_unique<room_wait>();
+  if (opts.max_messages_per_second || opts.max_bytes_per_second) {
+    rate_ = std::make_unique<rate_state>();
+    if (opts.max_messages_per_second)
+      rate_->message_cost = std::max<std::int64_t>(1, 1'000'000'000 / static_cast<std::int64_t>(opts.max_messages_per_second));
+    rate_->byte_rate = opts.max_bytes_per_second;
+    rate_->burst = std::chrono::duration_cast<std::chrono::nanoseconds>(opts.rate_burst).count();
+  }
 }
 
 session_core::~session_core() = default;
@@ -238,7 +245,7 @@ void session_core::on_write_done() {
 
 void session_core::update_reading() {
   const bool paused_by_queue = out_.update_pause();
-  const bool want = !paused_by_queue && !paused_by_events_ && !(auth_ && auth_->asked);
+  const bool want = !paused_by_queue && !paused_by_events_ && !paused_by_rate_ && !(auth_ && auth_->asked);
   if (want != reading_ && state_.load(std::memory_order_relaxed) == state::open && started_) {
     reading_ = want;
     conn_->set_reading(want);
@@ -327,7 +334,10 @@ void session_core::on_packet(bytes_view bytes) {
     return on_auth_packet(bytes);
   auto v = decode_view(bytes, opts_.limits());
   if (!v) return protocol_violation(v.error(), "packet rejected: " + v.error().message());
-  deadlines_.received(clock::now());
+  const auto now = clock::now();
+  deadlines_.received(now);
+  if (rate_ && !within_rate(now, bytes.size())) [[unlikely]]
+    return;
   packets_in_.store(packets_in_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   bytes_in_.store(bytes_in_.load(std::memory_order_relaxed) + bytes.size(), std::memory_order_relaxed);
   auto& c = host_.counters();
@@ -472,6 +482,7 @@ void session_core::on_timer() {
     return arm_timer();
   }
   if (due.requests) expire_requests(now);
+  if (due.resume) resume_after_rate(now);
   if (due.first_packet) return close_for(close_reason::handshake_timeout, "no packet within first_packet_timeout");
   if (due.idle) return close_for(close_reason::idle_timeout, "nothing received within idle_timeout");
   if (due.heartbeat) {
@@ -490,6 +501,71 @@ void session_core::expire_requests(clock::time_point now) {
     c.request_timeouts.fetch_add(1, std::memory_order_relaxed);
     complete_later(std::move(e.done), loop_, std::error_code(errc::timeout), packet{});
   });
+}
+
+// ---- rate limits ----
+
+namespace {
+std::int64_t ns_of(session_core::clock::time_point t) noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+}  // namespace
+
+bool session_core::within_rate(clock::time_point now, std::size_t n) {
+  rate_state& r = *rate_;
+  const std::int64_t t = ns_of(now);
+  const std::int64_t mc = r.message_cost;
+  // n <= 2^33 (over max_message_size, capped by the header's u32), so n * 1e9 fits.
+  const std::int64_t bc =
+      r.byte_rate ? static_cast<std::int64_t>(std::min<std::uint64_t>(n, std::uint64_t{1} << 33) * 1'000'000'000u / r.byte_rate)
+                  : 0;
+  if (opts_.rate_limit == rate_limit_action::close) {
+    const bool msgs_ok = !mc || r.messages.fits(t, mc, r.burst);
+    if (!msgs_ok || (bc && !r.bytes.fits(t, bc, r.burst))) {
+      if (state_.load(std::memory_order_relaxed) == state::open)
+        rate_exceeded(!msgs_ok ? "over max_messages_per_second (" + std::to_string(opts_.max_messages_per_second) + ")"
+                               : "over max_bytes_per_second (" + std::to_string(opts_.max_bytes_per_second) + ")");
+      return false;
+    }
+  }
+  if (mc) r.messages.charge(t, mc);
+  if (bc) r.bytes.charge(t, bc);
+  if (opts_.rate_limit == rate_limit_action::pause && !paused_by_rate_ &&
+      (r.messages.over(t, r.burst) > 0 || r.bytes.over(t, r.burst) > 0)) {
+    // Delivered (nothing is lost); reading stops until half the burst has refilled.
+    paused_by_rate_ = true;
+    host_.counters().rate_limited_pauses.fetch_add(1, std::memory_order_relaxed);
+    host_.session_rate_limited(*this, rate_limit_action::pause,
+                               r.messages.over(t, r.burst) > 0 ? "over max_messages_per_second" : "over max_bytes_per_second");
+    resume_after_rate(now);
+  }
+  return true;
+}
+
+void session_core::rate_exceeded(std::string detail) {
+  host_.counters().rate_limited_closes.fetch_add(1, std::memory_order_relaxed);
+  host_.session_rate_limited(*this, rate_limit_action::close, detail);
+  if (state_.load(std::memory_order_relaxed) != state::open) return;  // the handler closed it
+  state_.store(state::closing, std::memory_order_release);
+  // A peer that floods is not owed a flush.
+  conn_->close(close_info{close_reason::rate_limited, errc::limit_reached, std::move(detail)});
+}
+
+// Paused for a rate: resume once half the burst is back, else wait until then. Packets
+// the transport had read already keep arriving meanwhile, and push the end further out.
+void session_core::resume_after_rate(clock::time_point now) {
+  if (!paused_by_rate_) return;
+  const rate_state& r = *rate_;
+  const std::int64_t t = ns_of(now), half = r.burst / 2;
+  const std::int64_t owed = std::max(r.messages.over(t, half), r.bytes.over(t, half));
+  if (owed > 0) {
+    deadlines_.pause_until(now + std::chrono::nanoseconds(owed));
+  } else {
+    deadlines_.pause_until(session_deadlines::never);
+    paused_by_rate_ = false;
+  }
+  update_reading();
+  arm_timer();
 }
 
 void session_core::close_for(close_reason why, const char* detail) {

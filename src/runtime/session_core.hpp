@@ -7,6 +7,7 @@
 #include "core/request_table.hpp"
 #include "runtime/host_counters.hpp"
 #include "runtime/outbound_queue.hpp"
+#include "runtime/peer_limits.hpp"
 #include "runtime/session_deadlines.hpp"
 
 #include <msgtrans/error.hpp>
@@ -59,6 +60,10 @@ class session_host {
   /// An inbound request was answered (or its responder dropped).
   virtual void request_answered() noexcept {}
   virtual host_counters& counters() noexcept = 0;
+  /// The session went over session_options::max_messages_per_second or
+  /// max_bytes_per_second (`detail` says which); it is being closed or paused, as
+  /// `action` says. Counted already in counters().
+  virtual void session_rate_limited(session_core&, rate_limit_action /*action*/, const std::string& /*detail*/) {}
   /// The inbound decoding budget that decompression counts against (null: none).
   virtual inbound_budget* budget() noexcept { return nullptr; }
   /// True on a loop thread of the runtime the sessions live on (a blocking call there
@@ -158,6 +163,11 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   void on_timer();
   void expire_requests(clock::time_point now);
   void close_for(close_reason why, const char* detail);
+  // Charges a received packet of `n` bytes to the rate buckets; false if it must not be
+  // delivered (rate_limit_action::close: the connection is closing).
+  bool within_rate(clock::time_point now, std::size_t n);
+  void rate_exceeded(std::string detail);
+  void resume_after_rate(clock::time_point now);
   void fail_all_requests(std::error_code ec);
   void protocol_violation(std::error_code ec, std::string detail);
   // Decompresses into the loop's scratch region, then dispatches.
@@ -199,6 +209,7 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   bool writing_ = false;
   bool paused_by_events_ = false;
   bool reading_ = true;
+  bool paused_by_rate_ = false;
   // Sent events: reported at all (the host wants them; only then is sent_ made).
   const bool report_sent_;
   struct sent_state {
@@ -212,6 +223,16 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   outbound_queue out_;
   message_id_allocator ids_;
   std::unique_ptr<request_table<response_handler>> requests_;  // made by the first request sent
+
+  // The rate limits' buckets; made only when a limit is set (an unlimited session pays
+  // one test per packet).
+  struct rate_state {
+    gcra messages, bytes;
+    std::int64_t message_cost = 0;  // ns per packet (0: no packet limit)
+    std::uint64_t byte_rate = 0;    // bytes per second (0: no byte limit)
+    std::int64_t burst = 0;         // ns
+  };
+  std::unique_ptr<rate_state> rate_;
 
   // Bound to the loop's own executor type (not any_io_executor): smaller timer, smaller op.
   boost::asio::basic_waitable_timer<clock, boost::asio::wait_traits<clock>, boost::asio::io_context::executor_type>

@@ -3,8 +3,9 @@
 //
 // Deadlines: the first packet of a server connection (first_packet_timeout), the last
 // packet received (idle_timeout), the last packet sent (heartbeat_interval, when a
-// heartbeat biz_type is set), the earliest request deadline (the request table's), and
-// while closing only the bound on the final flush (close_timeout). 0 turns each off.
+// heartbeat biz_type is set), the earliest request deadline (the request table's), the end
+// of a pause for a rate limit, and while closing only the bound on the final flush
+// (close_timeout). 0 turns each off.
 #pragma once
 
 #include <msgtrans/options.hpp>
@@ -28,6 +29,7 @@ class session_deadlines {
     bool idle = false;          ///< nothing received within idle_timeout
     bool heartbeat = false;     ///< nothing sent within heartbeat_interval
     bool requests = false;      ///< a request deadline passed
+    bool resume = false;        ///< a pause for a rate limit may end
   };
 
   /// `o` must outlive this (a session's options are its host's).
@@ -48,6 +50,8 @@ class session_deadlines {
     close_at_ = o_->close_timeout.count() > 0 ? now + o_->close_timeout : never;
   }
   time_point last_received() const noexcept { return last_rx_; }
+  /// Reading is paused for a rate limit until `t` (never: not paused).
+  void pause_until(time_point t) noexcept { paused_until_ = t; }
 
   /// The next time anything is due (`never` if nothing is), given the request table's
   /// earliest deadline.
@@ -57,7 +61,7 @@ class session_deadlines {
     if (first_packet_on()) t = std::min(t, established_ + o_->first_packet_timeout);
     if (o_->idle_timeout.count() > 0) t = std::min(t, last_rx_ + o_->idle_timeout);
     if (heartbeat_on()) t = std::min(t, last_tx_ + o_->heartbeat_interval);
-    return t;
+    return std::min(t, paused_until_);
   }
 
   /// What is due at `now`. While closing, only the flush bound is.
@@ -71,6 +75,7 @@ class session_deadlines {
     d.first_packet = first_packet_on() && now >= established_ + o_->first_packet_timeout;
     d.idle = o_->idle_timeout.count() > 0 && now >= last_rx_ + o_->idle_timeout;
     d.heartbeat = heartbeat_on() && now >= last_tx_ + o_->heartbeat_interval;
+    d.resume = now >= paused_until_;
     return d;
   }
 
@@ -83,6 +88,7 @@ class session_deadlines {
   const session_options* o_;  // a pointer, not copies: a session is kept small
   time_point established_{}, last_rx_{}, last_tx_{};
   time_point close_at_ = never;
+  time_point paused_until_ = never;
   bool server_side_;
   bool got_packet_ = false;
   bool closing_ = false;

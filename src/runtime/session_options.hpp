@@ -43,6 +43,9 @@ inline void validate(const session_options& o) {
   if (o.heartbeat_interval.count() < 0) bad("heartbeat_interval", "must not be negative (0 = off)");
   if (o.close_timeout.count() < 0) bad("close_timeout", "must not be negative (0 = unbounded)");
   if (o.request_timeout.count() <= 0) bad("request_timeout", "must be positive");
+  if (o.rate_burst.count() <= 0) bad("rate_burst", "must be positive");
+  if (o.max_messages_per_second > 1'000'000'000) bad("max_messages_per_second", "must be at most 1e9 (0 = off)");
+  if (o.max_bytes_per_second > (std::uint64_t{1} << 40)) bad("max_bytes_per_second", "must be at most 2^40 (0 = off)");
 }
 
 }  // namespace msgtrans::detail

@@ -131,6 +131,15 @@ std::string to_prometheus(const server_stats& s, std::string_view p) {
   sample(out, p, "connections_accepted_total", "", static_cast<double>(s.accepted_total));
   metric(out, p, "connections_rejected_total", "counter", "Connections refused by a limit.");
   sample(out, p, "connections_rejected_total", "reason=\"max_connections\"", static_cast<double>(s.rejected_by_limit));
+  metric(out, p, "refused_total", "counter", "Connections refused by a per-address limit, by reason.");
+  for (const char* r : {"per_ip", "handshake_rate"}) {
+    auto it = s.refused.find(r);
+    sample(out, p, "refused_total", std::string("reason=\"") + r + "\"",
+           static_cast<double>(it == s.refused.end() ? 0 : it->second));
+  }
+  metric(out, p, "rate_limited_total", "counter", "Connections over their message or byte rate, by what it did.");
+  sample(out, p, "rate_limited_total", "action=\"close\"", static_cast<double>(s.rate_limited_closes));
+  sample(out, p, "rate_limited_total", "action=\"pause\"", static_cast<double>(s.rate_limited_pauses));
   traffic(out, p, s);
   metric(out, p, "notices_total", "counter", "Refusals and limits an operator should know of, by kind.");
   if (s.notices.empty()) sample(out, p, "notices_total", "kind=\"connection_limit\"", 0);

@@ -34,6 +34,7 @@ std::uint16_t close_code_for(const close_info& info) noexcept {
     case close_reason::handshake_timeout: return close_code::going_away;
     case close_reason::protocol_error: return close_code::protocol_error;
     case close_reason::limit_reached: return close_code::policy_violation;
+    case close_reason::rate_limited: return close_code::policy_violation;
     case close_reason::error: return close_code::internal_error;
     case close_reason::normal:
     case close_reason::peer_closed: return close_code::normal;

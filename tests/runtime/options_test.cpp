@@ -28,6 +28,17 @@ TEST(session_options_check, server_and_client_refuse_the_same_values_naming_the_
   o = {};
   o.request_timeout = 0ms;
   refused_by_both(o, "session_options.request_timeout");
+  o = {};
+  o.rate_burst = 0ms;
+  refused_by_both(o, "session_options.rate_burst");
+  o = {};
+  o.max_messages_per_second = 2'000'000'000;
+  refused_by_both(o, "session_options.max_messages_per_second");
+  o = {};
+  o.max_bytes_per_second = std::uint64_t{1} << 41;
+  refused_by_both(o, "session_options.max_bytes_per_second");
+  test::expect_invalid_naming([] { server_builder{}.max_handshakes_per_second_per_ip(2'000'000'000); },
+                              "max_handshakes_per_second_per_ip");
   // 0 turns a timeout off; that is accepted.
   o = {};
   o.idle_timeout = 0ms;

@@ -111,3 +111,20 @@ TEST(SessionDeadlines, ZeroCloseTimeoutMeansTheFlushIsNotBounded) {
   EXPECT_EQ(d.next(std::nullopt), session_deadlines::never);
   EXPECT_FALSE(d.due(t0 + 1000h, std::nullopt).close_flush);
 }
+
+TEST(SessionDeadlines, ARatePauseEndsAtItsTimeAndNotWhileClosing) {
+  auto o = quiet();
+  session_deadlines d(o, true);
+  d.start(t0);
+  d.pause_until(t0 + 30ms);
+  EXPECT_EQ(d.next(std::nullopt), t0 + 30ms);
+  EXPECT_FALSE(d.due(t0 + 29ms, std::nullopt).resume);
+  EXPECT_TRUE(d.due(t0 + 30ms, std::nullopt).resume);
+  d.pause_until(session_deadlines::never);
+  EXPECT_EQ(d.next(std::nullopt), session_deadlines::never);
+  EXPECT_FALSE(d.due(t0 + 1000h, std::nullopt).resume);
+  d.pause_until(t0 + 30ms);
+  d.closing(t0);
+  EXPECT_EQ(d.next(std::nullopt), t0 + o.close_timeout);
+  EXPECT_FALSE(d.due(t0 + 30ms, std::nullopt).resume);
+}

@@ -3,16 +3,13 @@
 // server; the page's JavaScript talks to `msgtrans serve --ws` and leaves its verdict in
 // window.result. Usage: node browser_test.mjs PATH/TO/msgtrans
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { launchChromium, servePage, startFixture, stopFixture } from './fixture.mjs';
+import { join } from 'node:path';
+import { launchChromium, serveFiles, startFixture, stopFixture } from './fixture.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const page = readFileSync(join(here, 'browser_page.html'));
 const fx = await startFixture(process.argv[2], '/browser');
-const http = await servePage('page.html', page);
+const http = await serveFiles(['/tests/ws/browser_page.html', '/clients/js/dist/']);
 const profile = mkdtempSync(join(tmpdir(), 'msgtrans-chromium-'));
 let context;
 let failed = false;
@@ -20,7 +17,7 @@ try {
   context = await launchChromium(profile);
   const tab = context.pages()[0] ?? await context.newPage();
   tab.on('console', (m) => console.log(`[page] ${m.text()}`));
-  const pageUrl = `http://127.0.0.1:${http.address().port}/page.html?ws=${encodeURIComponent(fx.url)}`;
+  const pageUrl = `http://127.0.0.1:${http.address().port}/tests/ws/browser_page.html?ws=${encodeURIComponent(fx.url)}`;
   await tab.goto(pageUrl);
   await tab.waitForFunction(() => window.result !== undefined, null, { timeout: 30000 });
   const result = await tab.evaluate(() => window.result);

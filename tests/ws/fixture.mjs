@@ -46,17 +46,27 @@ export function requestPacket(id, payload, bizType = 0) {
   return p;
 }
 
-// Serves `body` as text/html at http://127.0.0.1:PORT/NAME (anything else: 404).
-export async function servePage(name, body) {
+// Serves files of the repository at http://127.0.0.1:PORT/PATH, for PATH under one of
+// `prefixes` (e.g. '/examples/', '/clients/js/dist/'); anything else: 404. Pages that
+// import @msgtrans/client need its dist/ (built by npm ci in clients/js, or ctest's
+// js_client_typecheck).
+export async function serveFiles(prefixes) {
   const { createServer } = await import('node:http');
   const { once } = await import('node:events');
-  const http = createServer((req, res) => {
-    if (req.url.startsWith(`/${name}`)) {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      res.end(body);
-    } else {
-      res.writeHead(404);
-      res.end();
+  const { readFile } = await import('node:fs/promises');
+  const { extname, join, normalize, dirname } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const root = normalize(join(dirname(fileURLToPath(import.meta.url)), '..', '..'));
+  const types = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript', '.map': 'application/json' };
+  const http = createServer(async (req, res) => {
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    const file = normalize(join(root, path));
+    if (!prefixes.some((p) => path.startsWith(p)) || !file.startsWith(root)) return res.writeHead(404).end();
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' }).end(body);
+    } catch {
+      res.writeHead(404).end();
     }
   });
   http.listen(0, '127.0.0.1');
