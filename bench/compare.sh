@@ -3,6 +3,7 @@
 #   - msgtrans TCP against the raw epoll byte echo (bench/raw_echo.cpp);
 #   - msgtrans WebSocket against Node ws (tests/ws/node_echo_server.mjs);
 #   - msgtrans QUIC against msgtrans TCP;
+#   - msgtrans tls:// (TLS over TCP) against msgtrans TCP, same server process;
 #   - fixed-rate open loop at half the measured closed-loop rate (TCP, WebSocket);
 #   - room fan-out, 1 node against 2 nodes on NATS (bench/room_fanout.sh; -F skips it);
 #   - @msgtrans/client in Node against a bare npm ws client (bench/js_client.sh; -J skips it).
@@ -102,14 +103,19 @@ run tcp_100x1x512 raw "$u" --raw -c 100 -k 1 -s 512
 run bulk_1x4x1M raw "$u" --raw -c 1 -k 4 -s $mib
 stop_last
 
-start_server mt "$bin/msgtrans" serve --tcp 127.0.0.1:0 --ws 127.0.0.1:0/ --quic 127.0.0.1:0 --threads "$threads"
+"$bin/msgtrans" cert --out-cert "$work/cert.pem" --out-key "$work/key.pem" --name localhost 2>/dev/null
+start_server mt "$bin/msgtrans" serve --tcp 127.0.0.1:0 --ws 127.0.0.1:0/ --quic 127.0.0.1:0 \
+  --tls 127.0.0.1:0 --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" --threads "$threads"
 tcp="tcp://$(addr mt tcp)"
+tls="tls://localhost:$(addr mt tls | cut -d: -f2)"
 ws="ws://$(addr mt ws)"
 quic="quic://$(addr mt quic)"
 ws="${ws%/}/"
 run tcp_100x1x64 msgtrans_tcp "$tcp" -c 100 -k 1 -s 64
 run tcp_10x64x64 msgtrans_tcp "$tcp" -c 10 -k 64 -s 64
 run tcp_1x1x64 msgtrans_tcp "$tcp" -c 1 -k 1 -s 64
+run tcp_100x1x64 msgtrans_tls "$tls" --ca "$work/cert.pem" -c 100 -k 1 -s 64
+run tcp_10x64x64 msgtrans_tls "$tls" --ca "$work/cert.pem" -c 10 -k 64 -s 64
 run ws_100x1x512 msgtrans_ws "$ws" -c 100 -k 1 -s 512
 run ws_10x64x64 msgtrans_ws "$ws" -c 10 -k 64 -s 64
 run quic_1x32x64 msgtrans_tcp "$tcp" -c 1 -k 32 -s 64

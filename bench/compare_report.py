@@ -87,6 +87,11 @@ goal_row("QUIC 1 x 1 x 64 B lock-step, p50", f"{m:.1f} us" if m else "n/a", f"ms
 q, t = get("tcp_100x1x64", "msgtrans_quic"), get("tcp_100x1x64", "msgtrans_tcp")
 goals.append(("QUIC 100 x 1 x 64 B", fmt_rate(q) + " msg/s", "msgtrans TCP " + fmt_rate(t),
               f"{ratio(q, t):.2f}x TCP" if q and t else "n/a", "(figure asked for, no goal)", "-"))
+for wid, shape, goal in (("tcp_100x1x64", "100 x 1 x 64 B", 0.7), ("tcp_10x64x64", "10 x 64 x 64 B", 0.5)):
+    tl, t = get(wid, "msgtrans_tls"), get(wid, "msgtrans_tcp")
+    r = ratio(tl, t)
+    goal_row(f"tls:// {shape}", fmt_rate(tl) + " msg/s", "msgtrans TCP " + fmt_rate(t),
+             f"{r:.2f}x TCP" if r else "n/a", f">= {goal}x TCP", bool(r and r >= goal))
 for wid, server, label in (("rate_tcp_half", "msgtrans_tcp", "TCP"), ("rate_ws_half", "msgtrans_ws", "WS")):
     p99 = get(wid, server, "p99")
     offered = get(wid, server)
@@ -102,6 +107,7 @@ labels = {
     "msgtrans_tcp": f"msgtrans serve TCP ({threads} thread)",
     "msgtrans_ws": f"msgtrans serve WS ({threads} thread)",
     "msgtrans_quic": f"msgtrans serve QUIC ({threads} thread)",
+    "msgtrans_tls": f"msgtrans serve tls:// ({threads} thread)",
     "node_ws": "Node ws",
 }
 
@@ -162,7 +168,7 @@ open(md_path, "w").write(md)
 
 # --- plots ------------------------------------------------------------------------------
 short = {"raw": "raw echo", "msgtrans_tcp": "msgtrans TCP", "msgtrans_ws": "msgtrans WS",
-         "msgtrans_quic": "msgtrans QUIC", "node_ws": "Node ws"}
+         "msgtrans_quic": "msgtrans QUIC", "msgtrans_tls": "msgtrans tls", "node_ws": "Node ws"}
 with open(os.path.join(work, "throughput.dat"), "w") as f:
     for key in order:
         if key[0].startswith(("rate_", "bulk_")):

@@ -443,7 +443,7 @@ int run_bench(const bench_options& o) {
 void add_bench(CLI::App& app, int& exit_status) {
   auto o = std::make_shared<bench_options>();
   auto* cmd = app.add_subcommand("bench", "Load generator: request/response, one-way flood, or fixed-rate open loop");
-  cmd->add_option("url", o->url, "target: tcp://HOST:PORT, ws://..., wss://..., quic://...")->required();
+  cmd->add_option("url", o->url, "target: tcp://HOST:PORT, tls://HOST:PORT, ws://..., wss://..., quic://...")->required();
   cmd->add_option("-c,--connections", o->connections, "connections")->capture_default_str();
   cmd->add_option("-k,--inflight", o->inflight, "requests in flight per connection (request mode)")
       ->capture_default_str();
@@ -457,8 +457,10 @@ void add_bench(CLI::App& app, int& exit_status) {
   cmd->add_flag("--json", o->json, "print the report as JSON");
   cmd->add_flag("--raw", o->raw, "the target echoes bytes unchanged (replies are matched by message id either way)");
   cmd->add_flag("-q,--quiet", o->quiet, "no progress line");
-  cmd->add_option("--ca", o->tls.tls_ca_file, "trust this CA file (wss, quic)");
+  cmd->add_option("--ca", o->tls.tls_ca_file, "trust this CA file (tls, wss, quic)");
   cmd->add_flag("--insecure", o->tls.tls_insecure_skip_verify, "skip certificate verification");
+  cmd->add_option("--client-cert", o->tls.tls_cert_file, "mutual TLS (tls:// only): PEM client certificate chain");
+  cmd->add_option("--client-key", o->tls.tls_key_file, "mutual TLS: PEM private key of --client-cert");
   cmd->add_option("--token", o->token, "credentials for a server that authenticates (a JWT, say)");
   cmd->callback([o, &exit_status] { exit_status = run_bench(*o); });
 }

@@ -91,16 +91,18 @@ int run(const client_options& o, bool is_request) {
 }
 
 void add_common(CLI::App* cmd, client_options& o) {
-  cmd->add_option("url", o.url, "tcp://HOST:PORT, ws://HOST:PORT/PATH, wss://..., quic://HOST:PORT")->required();
+  cmd->add_option("url", o.url, "tcp://HOST:PORT, tls://HOST:PORT, ws://HOST:PORT/PATH, wss://..., quic://HOST:PORT")->required();
   cmd->add_option("text", o.text, "payload")->required();
   cmd->add_option("--biz-type", o.biz_type, "biz_type byte (0..255)")->capture_default_str();
   cmd->add_option("--ext", o.ext_header, "extension header (text)");
   cmd->add_option("--compress", o.compress, "payload compression: none, zstd or zlib")->capture_default_str();
   cmd->add_option("--timeout", o.timeout_s, "seconds for connect and for the response")->capture_default_str();
   cmd->add_flag("--json", o.json, "print the result as JSON");
-  cmd->add_option("--ca", o.tls.tls_ca_file, "trust this CA file (wss, quic)");
+  cmd->add_option("--ca", o.tls.tls_ca_file, "trust this CA file (tls, wss, quic)");
   cmd->add_option("--server-name", o.tls.tls_server_name, "TLS server name, if not the URL's host");
   cmd->add_flag("--insecure", o.tls.tls_insecure_skip_verify, "skip certificate verification (development only)");
+  cmd->add_option("--client-cert", o.tls.tls_cert_file, "mutual TLS (tls:// only): PEM client certificate chain");
+  cmd->add_option("--client-key", o.tls.tls_key_file, "mutual TLS: PEM private key of --client-cert");
   cmd->add_option("--token", o.token, "credentials for a server that authenticates (a JWT, say)");
 }
 

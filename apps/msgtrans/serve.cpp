@@ -91,16 +91,36 @@ bool add_ws_listener(server_builder& b, const serve_options& o, const std::strin
   return true;
 }
 
-// Every --tcp, --ws and --quic listener; false (logged) for a usage error.
+// Every --tcp, --tls, --ws and --quic listener; false (logged) for a usage error.
 bool add_listeners(server_builder& b, const serve_options& o) {
   for (auto& a : o.tcp) {
-    tcp_server_config c{a};
+    tcp_server_config c;
+    c.bind_address = a;
     c.reuse_port = o.reuse_port;
     b.listen(c);
   }
   if (o.tls_cert.empty() != o.tls_key.empty()) {
     slog(log_level::error, "--tls-cert and --tls-key go together");
     return false;
+  }
+  if (!o.tls.empty() && o.tls_cert.empty()) {
+    slog(log_level::error, "--tls needs --tls-cert and --tls-key");
+    return false;
+  }
+  for (auto& a : o.tls) {
+    tcp_server_config c;
+    c.bind_address = a;
+    c.tls_cert_file = o.tls_cert;
+    c.tls_key_file = o.tls_key;
+    c.tls_client_ca_file = o.tls_client_ca;
+    c.require_client_cert = o.require_client_cert;
+    c.reuse_port = o.reuse_port;
+    try {
+      b.listen(c);
+    } catch (const std::invalid_argument& e) {
+      slog(log_level::error, "--tls %s: %s", a.c_str(), e.what());
+      return false;
+    }
   }
   for (auto& a : o.ws)
     if (!add_ws_listener(b, o, a)) return false;
@@ -111,8 +131,8 @@ bool add_listeners(server_builder& b, const serve_options& o) {
     q.tls_key_file = o.tls_key;
     b.listen(q);
   }
-  if (o.tcp.empty() && o.ws.empty() && o.quic.empty()) {
-    slog(log_level::error, "no listener; add --tcp HOST:PORT, --ws HOST:PORT/PATH or --quic HOST:PORT");
+  if (o.tcp.empty() && o.tls.empty() && o.ws.empty() && o.quic.empty()) {
+    slog(log_level::error, "no listener; add --tcp HOST:PORT, --tls HOST:PORT, --ws HOST:PORT/PATH or --quic HOST:PORT");
     return false;
   }
   return true;
@@ -316,12 +336,18 @@ void add_serve(CLI::App& app, int& exit_status) {
                   "TOML file with the same settings (keys: README, Command line); flags given here override it")
       ->check(CLI::ExistingFile);
   cmd->add_option("--tcp", o->tcp, "TCP listener HOST:PORT (repeatable; port 0 picks a free port)");
+  cmd->add_option("--tls", o->tls,
+                  "TLS-over-TCP listener HOST:PORT for tls:// clients (repeatable; needs --tls-cert and --tls-key)");
   cmd->add_option("--ws", o->ws,
                   "WebSocket listener HOST:PORT/PATH (repeatable; other paths get HTTP 404; wss with --tls-cert)");
   cmd->add_option("--quic", o->quic, "QUIC listener HOST:PORT (repeatable; UDP)");
   cmd->add_option("--tls-cert", o->tls_cert,
-                  "PEM certificate chain: --ws listeners speak wss://, --quic uses it (default: self-signed for localhost)");
+                  "PEM certificate chain: for --tls, --ws listeners speak wss://, --quic uses it (QUIC default: self-signed for localhost)");
   cmd->add_option("--tls-key", o->tls_key, "PEM private key for --tls-cert");
+  cmd->add_option("--tls-client-ca", o->tls_client_ca,
+                  "--tls listeners: mutual TLS, ask clients for a certificate and verify it against these CAs (PEM)");
+  cmd->add_flag("--require-client-cert", o->require_client_cert,
+                "--tls listeners: refuse a client without a certificate (needs --tls-client-ca)");
   cmd->add_option("--ws-keep-alive-interval,--ws-ping-interval", o->ws_keep_alive_interval_s,
                   "seconds between WebSocket pings (0 = none); --ws-ping-interval is its old name")
       ->check(seconds_flag)

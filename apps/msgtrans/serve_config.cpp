@@ -18,11 +18,14 @@
 //   log_level = "info"            # or quiet = true
 //   [listeners]
 //   tcp = ["127.0.0.1:8001"]
+//   tls = ["127.0.0.1:8443"]      # TLS over TCP; needs [tls] cert and key
 //   ws = ["127.0.0.1:8002/ws"]
 //   quic = ["127.0.0.1:8003"]
-//   [tls]
+//   [tls]                         # for listeners.tls, wss (ws with a cert) and quic
 //   cert = "cert.pem"
 //   key = "key.pem"
+//   client_ca = "clients-ca.pem"  # listeners.tls: ask clients for certificates from these CAs
+//   require_client_cert = false   # listeners.tls: refuse clients without one (needs client_ca)
 //   [ws]
 //   keep_alive_interval = 30      # seconds between pings; 0 = none
 //   keep_alive_timeout = 10       # seconds a ping may wait for its pong
@@ -180,10 +183,13 @@ const std::map<std::string, key_spec>& keys() {
       {"log_level", {"--log-level", text(&serve_options::log_level)}},
       {"quiet", {"--quiet", flag(&serve_options::quiet)}},
       {"listeners.tcp", {"--tcp", texts(&serve_options::tcp)}},
+      {"listeners.tls", {"--tls", texts(&serve_options::tls)}},
       {"listeners.ws", {"--ws", texts(&serve_options::ws)}},
       {"listeners.quic", {"--quic", texts(&serve_options::quic)}},
       {"tls.cert", {"--tls-cert", text(&serve_options::tls_cert)}},
       {"tls.key", {"--tls-key", text(&serve_options::tls_key)}},
+      {"tls.client_ca", {"--tls-client-ca", text(&serve_options::tls_client_ca)}},
+      {"tls.require_client_cert", {"--require-client-cert", flag(&serve_options::require_client_cert)}},
       {"ws.keep_alive_interval", {"--ws-keep-alive-interval", seconds(&serve_options::ws_keep_alive_interval_s)}},
       {"ws.keep_alive_timeout", {"--ws-keep-alive-timeout", seconds(&serve_options::ws_keep_alive_timeout_s)}},
       {"ws.origins", {"--ws-origin", texts(&serve_options::ws_origins)}},

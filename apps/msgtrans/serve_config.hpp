@@ -13,9 +13,12 @@ namespace msgtrans::cli {
 struct serve_options {
   std::string config;  // TOML file, read before the flags (flags win)
   std::vector<std::string> tcp;
+  std::vector<std::string> tls;   // TLS over TCP (tls://), HOST:PORT; needs tls_cert/tls_key
   std::vector<std::string> quic;
   std::vector<std::string> ws;    // HOST:PORT[/PATH]
-  std::string tls_cert, tls_key;  // wss and QUIC; QUIC without one: self-signed for localhost
+  std::string tls_cert, tls_key;  // --tls, wss and QUIC; QUIC without one: self-signed for localhost
+  std::string tls_client_ca;      // --tls: mutual TLS, the CAs that vouch for clients
+  bool require_client_cert = false;  // --tls: refuse clients without a certificate
   double ws_keep_alive_interval_s = 30;
   double ws_keep_alive_timeout_s = 10;
   std::vector<std::string> ws_origins;

@@ -147,8 +147,8 @@ int check_worker_options(const serve_options& o) {
     plog("error", "--metrics cannot be combined with --workers (each worker has its own counters)");
     return usage;
   }
-  if (o.tcp.empty() && o.ws.empty()) {
-    plog("error", "no listener; add --tcp HOST:PORT or --ws HOST:PORT/PATH");
+  if (o.tcp.empty() && o.tls.empty() && o.ws.empty()) {
+    plog("error", "no listener; add --tcp HOST:PORT, --tls HOST:PORT or --ws HOST:PORT/PATH");
     return usage;
   }
   return ok;
@@ -159,19 +159,21 @@ void release(std::vector<reservation>& held) {
   held.clear();
 }
 
-// Reserves the ports of `wo`'s TCP and WebSocket listeners and gives them the concrete
-// addresses; false (logged, nothing held) if one cannot be reserved.
+// Reserves the ports of `wo`'s TCP, TLS and WebSocket listeners and gives them the
+// concrete addresses; false (logged, nothing held) if one cannot be reserved.
 bool reserve_ports(serve_options& wo, std::vector<reservation>& held) {
   std::string err;
-  for (auto& a : wo.tcp) {
-    reservation r;
-    if (!reserve(a, r, err)) {
-      plog("error", "tcp: %s", err.c_str());
-      release(held);
-      return false;
+  for (auto* list : {&wo.tcp, &wo.tls}) {
+    for (auto& a : *list) {
+      reservation r;
+      if (!reserve(a, r, err)) {
+        plog("error", "%s: %s", list == &wo.tcp ? "tcp" : "tls", err.c_str());
+        release(held);
+        return false;
+      }
+      a = r.address;
+      held.push_back(r);
     }
-    a = r.address;
-    held.push_back(r);
   }
   for (auto& a : wo.ws) {
     const auto slash = ws_path_start(a);

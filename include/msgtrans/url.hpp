@@ -1,6 +1,6 @@
 /// @file url.hpp
-/// Client targets by URL: `tcp://host:port`, and the schemes other transports register
-/// (`ws://`, `wss://`, `quic://`). Adding a transport adds one line to the table in
+/// Client targets by URL: `tcp://host:port`, `tls://host:port` (TCP inside TLS), and the
+/// schemes other transports register (`ws://`, `wss://`, `quic://`). Adding a transport adds one line to the table in
 /// src/runtime/url.cpp.
 #pragma once
 
@@ -18,6 +18,10 @@ struct url_options {
   std::string tls_ca_file;               ///< trust these CAs (TLS transports)
   std::string tls_server_name;           ///< SNI / verification name, if not the URL's host
   bool tls_insecure_skip_verify = false;  ///< do not verify the server certificate (development only)
+  /// Mutual TLS, `tls://` only: this client's PEM certificate chain and key (both or
+  /// neither). Another scheme with them set is an error (not silently ignored).
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 /// A connector for `url`, or null with `error` saying what is wrong.

@@ -31,7 +31,8 @@
 /// itself (a sans-I/O session), so that the packets corked into one `connection::write`
 /// leave in one gather write (server) or one masked buffer (client), and Beast's
 /// WebSocket templates are not compiled at all. Only one translation unit of the library
-/// includes Beast and asio::ssl.
+/// includes Beast and asio::ssl's stream; the TLS settings are the ones `tls://` uses
+/// too (docs/security.md).
 #pragma once
 
 #include <msgtrans/transport.hpp>

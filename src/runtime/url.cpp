@@ -25,12 +25,43 @@ std::unique_ptr<connector> made(const Config& c, std::string& error) {
   }
 }
 
-std::unique_ptr<connector> tcp_from_url(std::string_view rest, const url_options&, std::string& error) {
+std::unique_ptr<connector> tcp_from_url(std::string_view rest, const url_options& o, std::string& error) {
   if (rest.empty() || rest.find('/') != std::string_view::npos) {
     error = "tcp URL must be tcp://host:port";
     return nullptr;
   }
-  return made(tcp_client_config{std::string(rest)}, error);
+  if (!o.tls_cert_file.empty() || !o.tls_key_file.empty()) {
+    error = "a client certificate (tls_cert_file / tls_key_file) needs tls://, not tcp://";
+    return nullptr;
+  }
+  tcp_client_config c;
+  c.address = std::string(rest);
+  return made(c, error);
+}
+
+// tls://host:port: TCP's framing inside TLS; the TLS settings come from url_options.
+std::unique_ptr<connector> tls_from_url(std::string_view rest, const url_options& o, std::string& error) {
+  if (rest.empty() || rest.find('/') != std::string_view::npos) {
+    error = "tls URL must be tls://host:port";
+    return nullptr;
+  }
+  tcp_client_config c;
+  c.address = std::string(rest);
+  c.tls = true;
+  c.tls_ca_file = o.tls_ca_file;
+  c.tls_server_name = o.tls_server_name;
+  c.tls_insecure_skip_verify = o.tls_insecure_skip_verify;
+  c.tls_cert_file = o.tls_cert_file;
+  c.tls_key_file = o.tls_key_file;
+  return made(c, error);
+}
+
+// The client certificate is tls:// only so far: elsewhere it would be ignored.
+bool no_client_cert(const url_options& o, const char* scheme, std::string& error) {
+  if (o.tls_cert_file.empty() && o.tls_key_file.empty()) return true;
+  error = std::string("a client certificate (tls_cert_file / tls_key_file) is supported on tls:// only, not ") + scheme +
+          "://";
+  return false;
 }
 
 std::unique_ptr<connector> quic_from_url(std::string_view rest, const url_options& o, std::string& error) {
@@ -38,6 +69,7 @@ std::unique_ptr<connector> quic_from_url(std::string_view rest, const url_option
     error = "quic URL must be quic://host:port";
     return nullptr;
   }
+  if (!no_client_cert(o, "quic", error)) return nullptr;
   quic_client_config c;
   c.address = std::string(rest);
   c.tls_ca_file = o.tls_ca_file;
@@ -49,6 +81,7 @@ std::unique_ptr<connector> quic_from_url(std::string_view rest, const url_option
 // ws://host[:port][/path] and wss://...; the TLS settings come from url_options.
 factory ws_from_url(std::string scheme) {
   return [scheme](std::string_view rest, const url_options& o, std::string& error) -> std::unique_ptr<connector> {
+    if (!no_client_cert(o, scheme.c_str(), error)) return nullptr;
     ws_client_config c;
     c.url = scheme + "://" + std::string(rest);
     c.tls_ca_file = o.tls_ca_file;
@@ -61,6 +94,7 @@ factory ws_from_url(std::string scheme) {
 const std::vector<std::pair<std::string, factory>>& schemes() {
   static const std::vector<std::pair<std::string, factory>> table = {
       {"tcp", tcp_from_url},
+      {"tls", tls_from_url},
       {"quic", quic_from_url},
       {"ws", ws_from_url("ws")},
       {"wss", ws_from_url("wss")},

@@ -1,8 +1,11 @@
-// TCP listener and connector.
+// TCP listener and connector, plain or TLS (tls://). The TLS handshakes and the
+// connection over a TLS stream are tls_transport.cpp's (the file with asio::ssl).
 #include "net/close_on_exec.hpp"
 #include "net/address.hpp"
 #include "net/stream_listener.hpp"
+#include "net/tls_context.hpp"
 #include "tcp/tcp_connection.hpp"
+#include "tcp/tls_stream.hpp"
 
 #include <msgtrans/error.hpp>
 #include <msgtrans/tcp.hpp>
@@ -42,47 +45,90 @@ std::string validated_address(const std::string& text, bool bind, const char* fi
   return text;
 }
 
+bool tls_configured(const tcp_server_config& c) { return !c.tls_cert_file.empty(); }
+
 class tcp_listener final : public listener {
  public:
   explicit tcp_listener(tcp_server_config c) : cfg_(std::move(c)) {}
+  ~tcp_listener() override { stop(); }
 
   error_info start(asio::io_context& accept_loop, loop_picker pick, accept_handler on_accept,
                    const transport_context& ctx) override {
     net::stream_listener_options o;
-    o.protocol = "tcp";
+    o.protocol = protocol();
     o.bind_address = cfg_.bind_address;
     o.reuse_address = cfg_.reuse_address;
     o.reuse_port = cfg_.reuse_port;
     o.backlog = cfg_.backlog;
     ctx_ = ctx;
+    if (tls_configured(cfg_)) return start_tls(accept_loop, std::move(pick), std::move(on_accept), ctx, o);
     return socket_.start(accept_loop, std::move(pick), ctx, o,
                          [this, on_accept = std::move(on_accept)](tcp::socket sock, asio::io_context& loop) {
                            apply_socket_options(sock, cfg_.nodelay, cfg_.keep_alive_interval);
                            asio::post(loop, [this, &on_accept, sock = std::move(sock)]() mutable {
-                             on_accept(std::make_unique<detail::tcp_connection>(std::move(sock), ctx_));
+                             on_accept(detail::make_tcp_connection(std::move(sock), ctx_));
                            });
                          });
   }
 
-  void stop() override { socket_.stop(); }
+  void stop() override {
+    if (tls_) tls_->stopped.store(true);
+    socket_.stop();
+  }
   std::string local_address() const override { return socket_.local_address(); }
-  std::string protocol() const override { return "tcp"; }
+  std::string protocol() const override { return tls_configured(cfg_) ? "tls" : "tcp"; }
 
  private:
+  // Each accepted socket's TLS handshake runs on its own loop; the shared state outlives
+  // the listener while handshakes are under way.
+  error_info start_tls(asio::io_context& accept_loop, loop_picker pick, accept_handler on_accept,
+                       const transport_context& ctx, const net::stream_listener_options& o) {
+    auto sh = std::make_shared<detail::tls_server_shared>();
+    net::tls_server_options to;
+    to.cert_file = cfg_.tls_cert_file;
+    to.key_file = cfg_.tls_key_file;
+    to.client_ca_file = cfg_.tls_client_ca_file;
+    to.require_client_cert = cfg_.require_client_cert;
+    if (auto e = net::make_server_tls_context(to, sh->tls)) return e;
+    sh->on_accept = std::move(on_accept);
+    sh->ctx = ctx;
+    sh->handshake_timeout = cfg_.handshake_timeout;
+    auto e = socket_.start(accept_loop, std::move(pick), ctx, o, [this, sh](tcp::socket sock, asio::io_context& loop) {
+      apply_socket_options(sock, cfg_.nodelay, cfg_.keep_alive_interval);
+      asio::post(loop, [sh, sock = std::move(sock)]() mutable { detail::tls_accept(sh, std::move(sock)); });
+    });
+    if (!e) tls_ = std::move(sh);
+    return e;
+  }
+
   tcp_server_config cfg_;
   transport_context ctx_;
+  std::shared_ptr<detail::tls_server_shared> tls_;
   net::stream_listener socket_;
 };
 
 class tcp_connector final : public connector {
  public:
-  explicit tcp_connector(tcp_client_config c) : cfg_(std::move(c)) {}
+  explicit tcp_connector(tcp_client_config c) : cfg_(std::move(c)) {
+    if (!cfg_.tls) return;
+    std::string why;
+    auto addr = net::address::parse_connect(cfg_.address, why);  // checked by make_connector
+    net::tls_client_options to;
+    to.ca_file = cfg_.tls_ca_file;
+    to.insecure = cfg_.tls_insecure_skip_verify;
+    to.cert_file = cfg_.tls_cert_file;
+    to.key_file = cfg_.tls_key_file;
+    tls_.tls = net::make_client_tls_context(to, "tcp_client_config");
+    tls_.server_name = cfg_.tls_server_name.empty() ? addr->host : cfg_.tls_server_name;
+    tls_.verify = !cfg_.tls_insecure_skip_verify;
+  }
 
   void connect(asio::io_context& loop, std::chrono::milliseconds timeout, const transport_context& ctx,
                connect_handler done) override {
     std::string why;
     auto addr = net::address::parse_connect(cfg_.address, why);  // checked by make_connector
-    auto op = std::make_shared<attempt>(loop, std::move(done), ctx, cfg_);
+    auto op = std::make_shared<attempt>(loop, std::move(done), ctx, cfg_, tls_);
+    op->deadline = std::chrono::steady_clock::now() + timeout;
     op->timer.expires_after(timeout);
     op->timer.async_wait([op, timeout](error_code ec) {
       if (ec) return;
@@ -109,12 +155,13 @@ class tcp_connector final : public connector {
     });
   }
 
-  std::string target() const override { return "tcp://" + cfg_.address; }
+  std::string target() const override { return (cfg_.tls ? "tls://" : "tcp://") + cfg_.address; }
 
  private:
   struct attempt {
-    attempt(asio::io_context& loop, connect_handler d, const transport_context& c, const tcp_client_config& cfg)
-        : resolver(loop), sock(loop), timer(loop), done(std::move(d)), ctx(c), cfg(cfg) {}
+    attempt(asio::io_context& loop, connect_handler d, const transport_context& c, const tcp_client_config& cfg,
+            const detail::tls_client_target& tls)
+        : resolver(loop), sock(loop), timer(loop), done(std::move(d)), ctx(c), cfg(cfg), tls(tls) {}
     void finish_timeout(const std::string& what) {
       finish({errc::timeout, what + " timed out after " + std::to_string(timeout.count()) + " ms"});
     }
@@ -125,7 +172,11 @@ class tcp_connector final : public connector {
       done = nullptr;
       if (ec) return d(std::move(ec), nullptr);
       apply_socket_options(sock, cfg.nodelay, cfg.keep_alive_interval);
-      d({}, std::make_unique<detail::tcp_connection>(std::move(sock), ctx));
+      if (!cfg.tls) return d({}, detail::make_tcp_connection(std::move(sock), ctx));
+      // The handshake gets what is left of the attempt's time, at most handshake_timeout.
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      auto bound = std::max(std::chrono::milliseconds(1), std::min(left, cfg.handshake_timeout));
+      detail::tls_connect(tls, std::move(sock), last, ctx, bound, std::move(d));
     }
     tcp::resolver resolver;
     tcp::socket sock;
@@ -133,11 +184,14 @@ class tcp_connector final : public connector {
     connect_handler done;
     transport_context ctx;
     tcp_client_config cfg;
+    detail::tls_client_target tls;
     std::string last;  // the endpoint being tried
+    std::chrono::steady_clock::time_point deadline;
     std::chrono::milliseconds timeout{0};
     bool timed_out = false;
   };
   tcp_client_config cfg_;
+  detail::tls_client_target tls_;  // tls only
 };
 
 }  // namespace
@@ -147,6 +201,13 @@ std::unique_ptr<listener> make_listener(const tcp_server_config& c) {
   if (c.backlog < 1) throw std::invalid_argument("tcp_server_config.backlog must be at least 1");
   if (c.keep_alive_interval.count() < 0)
     throw std::invalid_argument("tcp_server_config.keep_alive_interval must not be negative (0 = off)");
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty())
+    throw std::invalid_argument("tcp_server_config.tls_cert_file / tls_key_file: set both for tls, or neither");
+  if (c.handshake_timeout.count() <= 0) throw std::invalid_argument("tcp_server_config.handshake_timeout: must be positive");
+  if (!c.tls_client_ca_file.empty() && c.tls_cert_file.empty())
+    throw std::invalid_argument("tcp_server_config.tls_client_ca_file: needs tls_cert_file / tls_key_file (a TLS listener)");
+  if (c.require_client_cert && c.tls_client_ca_file.empty())
+    throw std::invalid_argument("tcp_server_config.require_client_cert: needs tls_client_ca_file (the CAs that vouch for clients)");
   return std::make_unique<tcp_listener>(c);
 }
 
@@ -154,6 +215,11 @@ std::unique_ptr<connector> make_connector(const tcp_client_config& c) {
   validated_address(c.address, false, "tcp_client_config.address");
   if (c.keep_alive_interval.count() < 0)
     throw std::invalid_argument("tcp_client_config.keep_alive_interval must not be negative (0 = off)");
+  if (c.handshake_timeout.count() <= 0) throw std::invalid_argument("tcp_client_config.handshake_timeout: must be positive");
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty())
+    throw std::invalid_argument("tcp_client_config.tls_cert_file / tls_key_file: set both for a client certificate, or neither");
+  if (!c.tls_cert_file.empty() && !c.tls)
+    throw std::invalid_argument("tcp_client_config.tls_cert_file: a client certificate needs tls = true");
   return std::make_unique<tcp_connector>(c);
 }
 

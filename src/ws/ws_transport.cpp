@@ -1,8 +1,9 @@
 // The WebSocket transport: listener, connector and the Asio side of the handshakes (see
 // include/msgtrans/ws.hpp).
 //
-// The only translation unit of the library that includes Beast and asio::ssl (about 25 s
-// to compile). Beast parses the HTTP upgrade request/response; what to answer and what
+// The only translation unit of the library that includes Beast and asio::ssl's stream
+// (about 25 s to compile). The TLS contexts come from src/net/tls_context, shared with
+// tls://. Beast parses the HTTP upgrade request/response; what to answer and what
 // to accept is decided by the pure functions of ws_upgrade.hpp, the frames by ws::session
 // (ws_session.hpp), driven by the adapter in ws_conn.hpp.
 //
@@ -14,6 +15,7 @@
 
 #include "net/address.hpp"
 #include "net/stream_listener.hpp"
+#include "net/tls_context.hpp"
 #include "ws/ws_conn.hpp"
 #include "ws/ws_frame.hpp"
 #include "ws/ws_upgrade.hpp"
@@ -54,13 +56,6 @@ ws::header_fields fields_of(const Fields& f) {
   ws::header_fields out;
   for (const auto& field : f) out.emplace_back(field.name_string(), field.value());
   return out;
-}
-
-std::shared_ptr<ssl::context> tls_context(ssl::context::method m) {
-  auto tls = std::make_shared<ssl::context>(m);
-  tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-  return tls;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -257,16 +252,10 @@ class ws_listener final : public listener {
  private:
   error_info load_certificate(std::shared_ptr<ssl::context>& out) const {
     if (cfg_.tls_cert_file.empty()) return {};
-    try {
-      auto tls = tls_context(ssl::context::tls_server);
-      tls->use_certificate_chain_file(cfg_.tls_cert_file);
-      tls->use_private_key_file(cfg_.tls_key_file, ssl::context::pem);
-      out = std::move(tls);
-      return {};
-    } catch (const boost::system::system_error& e) {
-      return {errc::tls_error, "cannot load tls_cert_file " + cfg_.tls_cert_file + " / tls_key_file " +
-                                   cfg_.tls_key_file + ": " + e.code().message()};
-    }
+    net::tls_server_options o;
+    o.cert_file = cfg_.tls_cert_file;
+    o.key_file = cfg_.tls_key_file;
+    return net::make_server_tls_context(o, out);
   }
 
   ws_server_config cfg_;
@@ -400,10 +389,7 @@ class client_attempt : public std::enable_shared_from_this<client_attempt<Stream
 
   std::string tls_failure(const boost::system::error_code& ec) {
     std::string why = phase_ + ": " + ec.message();
-    if constexpr (std::is_same_v<Stream, tls_stream>) {
-      const long v = SSL_get_verify_result(stream_.native_handle());
-      if (v != X509_V_OK) why += " (" + std::string(X509_verify_cert_error_string(v)) + ")";
-    }
+    if constexpr (std::is_same_v<Stream, tls_stream>) why += net::verify_failure(stream_.native_handle());
     return why;
   }
 
@@ -462,8 +448,7 @@ class ws_connector final : public connector {
     if (url_->tls) {
       tls_stream stream(loop, *tls_);
       const std::string& name = cfg_.tls_server_name.empty() ? url_->host : cfg_.tls_server_name;
-      if (!cfg_.tls_insecure_skip_verify) stream.set_verify_callback(ssl::host_name_verification(name));
-      if (!cfg_.tls_server_name.empty() || !url_->host_is_ip) SSL_set_tlsext_host_name(stream.native_handle(), name.c_str());
+      net::prepare_client_ssl(stream.native_handle(), name, !cfg_.tls_insecure_skip_verify);
       auto a = std::make_shared<client_attempt<tls_stream>>(loop, std::move(stream), url_, std::move(st), tls_,
                                                             std::move(req), key, std::move(done));
       a->sent_credentials = creds;
@@ -480,21 +465,10 @@ class ws_connector final : public connector {
 
  private:
   std::shared_ptr<ssl::context> client_tls() const {
-    auto tls = tls_context(ssl::context::tls_client);
-    if (cfg_.tls_insecure_skip_verify) {
-      tls->set_verify_mode(ssl::verify_none);
-      return tls;
-    }
-    tls->set_verify_mode(ssl::verify_peer);
-    boost::system::error_code ec;
-    tls->set_default_verify_paths(ec);
-    if (!cfg_.tls_ca_file.empty()) {
-      tls->load_verify_file(cfg_.tls_ca_file, ec);
-      if (ec)
-        throw std::invalid_argument("ws_client_config.tls_ca_file: cannot load \"" + cfg_.tls_ca_file +
-                                    "\": " + ec.message());
-    }
-    return tls;
+    net::tls_client_options o;
+    o.ca_file = cfg_.tls_ca_file;
+    o.insecure = cfg_.tls_insecure_skip_verify;
+    return net::make_client_tls_context(o, "ws_client_config");
   }
 
   ws_client_config cfg_;
