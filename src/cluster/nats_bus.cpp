@@ -198,6 +198,10 @@ void on_reconnected(natsConnection* nc, void* closure) {
     if (c->stopping) return;
     c->url = url;
   }
+  // cnats wrote our SUBs again before this callback, but the server may not have read them
+  // yet: a PING/PONG round trip makes "connected" mean that another node's publish from
+  // now on reaches our subscriptions (bounded, on cnats's callback thread).
+  (void)natsConnection_FlushTimeout(nc, 1000);
   c->notify_state(bus_state::connected, "nats: reconnected to " + url);
 }
 

@@ -279,7 +279,8 @@ TEST(NatsBus, ServerKilledAndRestartedOnTheSamePort) {
   srv.restart();
   ASSERT_TRUE(a.wait_state(bus_state::connected));
   ASSERT_TRUE(b.wait_state(bus_state::connected));
-  // cnats re-sent B's SUB before its reconnected callback: one publish is enough.
+  // B reports connected once the server has its SUBs again (a PING/PONG in the
+  // reconnected callback): one publish is enough.
   ASSERT_FALSE(a.publish("k", "after"));
   ASSERT_TRUE(b.wait_for_message("k", "after"));
   EXPECT_LT(clock_type::now() - t0, 5s);
