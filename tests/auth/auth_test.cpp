@@ -1,4 +1,4 @@
-// Authentication over real sockets, on TCP, WebSocket and QUIC: the JWT hook accepts a
+// Authentication over real sockets, on TCP, TLS, WebSocket and QUIC: the JWT hook accepts a
 // valid token and its identity reaches on_connected, every message and request, and
 // server::identity; a missing, expired, badly signed or "none" token is refused with
 // errc::unauthenticated and the reason, and nothing of that connection reaches a
@@ -12,6 +12,7 @@
 #include <msgtrans/ws.hpp>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 #include <unistd.h>
@@ -30,8 +31,30 @@ struct cert_file {
   ~cert_file() { std::filesystem::remove(path); }
 };
 
-enum class proto { tcp, ws, quic };
-std::string name_of(proto p) { return p == proto::tcp ? "tcp" : p == proto::ws ? "ws" : "quic"; }
+enum class proto { tcp, tls, ws, quic };
+std::string name_of(proto p) {
+  return p == proto::tcp ? "tcp" : p == proto::tls ? "tls" : p == proto::ws ? "ws" : "quic";
+}
+
+// tls://: a self-signed certificate for 127.0.0.1, made once by the openssl command.
+struct tls_files {
+  std::string dir = (std::filesystem::temp_directory_path() / ("msgtrans-auth-tls-" + std::to_string(::getpid())))
+                        .string();
+  tls_files() {
+    std::filesystem::create_directories(dir);
+    const std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+                            "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -keyout " +
+                            key() + " -out " + cert() + " 2>/dev/null";
+    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("openssl req failed");
+  }
+  ~tls_files() { std::filesystem::remove_all(dir); }
+  std::string cert() const { return dir + "/cert.pem"; }
+  std::string key() const { return dir + "/key.pem"; }
+};
+const tls_files& tls_certificate() {
+  static const tls_files f;
+  return f;
+}
 
 // What reached the server's handlers.
 struct seen {
@@ -52,6 +75,13 @@ class Auth : public ::testing::TestWithParam<proto> {
   server make_server(auth_handler h, std::chrono::milliseconds timeout = 10s, std::size_t max_pending = 1024) {
     server_builder b;
     if (GetParam() == proto::tcp) b.listen(tcp_server_config{"127.0.0.1:0"});
+    if (GetParam() == proto::tls) {
+      tcp_server_config t;
+      t.bind_address = "127.0.0.1:0";
+      t.tls_cert_file = tls_certificate().cert();
+      t.tls_key_file = tls_certificate().key();
+      b.listen(t);
+    }
     if (GetParam() == proto::ws) b.listen(ws_server_config{});
     if (GetParam() == proto::quic) {
       quic_server_config q;
@@ -86,6 +116,13 @@ class Auth : public ::testing::TestWithParam<proto> {
   client make_client(const server& s, const std::string& token) {
     client_builder b;
     if (GetParam() == proto::tcp) b.connect_to(tcp_client_config{address_of(s)});
+    if (GetParam() == proto::tls) {
+      tcp_client_config t;
+      t.address = address_of(s);
+      t.tls = true;
+      t.tls_ca_file = tls_certificate().cert();
+      b.connect_to(t);
+    }
     if (GetParam() == proto::ws) {
       ws_client_config c;
       c.url = "ws://" + address_of(s);
@@ -247,7 +284,7 @@ TEST_P(Auth, MaxPendingAuthRefusesTheSurplusAtOnce) {
   w.update([&] { held.clear(); });  // dropped unanswered: rejected
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, Auth, ::testing::Values(proto::tcp, proto::ws, proto::quic),
+INSTANTIATE_TEST_SUITE_P(Transports, Auth, ::testing::Values(proto::tcp, proto::tls, proto::ws, proto::quic),
                          [](const auto& i) { return name_of(i.param); });
 
 // ---- the first packet, from a raw TCP peer -----------------------------------------------
