@@ -446,15 +446,10 @@ struct state : std::enable_shared_from_this<state<Stream>> {
     }
   }
 
-  // The connection object went away: close without a word.
+  // The connection object went away: close without a word (no owner to tell).
   void detach() {
     owner = nullptr;
-    if (closed) return;
-    closed = true;
-    error_code ignored;
-    if (timer) timer->cancel();
-    lowest(sock).close(ignored);
-    release_budget();
+    finish();
   }
 };
 
