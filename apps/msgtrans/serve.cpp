@@ -59,11 +59,13 @@ bool set_logging(const serve_options& o) {
 }
 
 // Signals are taken by sigwait in run_serve: block them before any loop thread starts.
+// SIGHUP reloads the TLS certificates.
 sigset_t block_stop_signals() {
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   return sigs;
 }
@@ -236,10 +238,14 @@ bool start_metrics(server& s, const serve_options& o, std::unique_ptr<metrics_en
   return true;
 }
 
-// Waits for SIGINT / SIGTERM, then stops the server gracefully.
+// Waits for SIGINT / SIGTERM, then stops the server gracefully; on SIGHUP reloads the
+// certificates of the TLS listeners (tls://, wss://) and waits on.
 void serve_until_signal(server& s, const sigset_t& sigs) {
   int sig = 0;
-  sigwait(&sigs, &sig);
+  while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+    if (auto e = s.reload_tls()) slog(log_level::warn, "SIGHUP: certificate reload: %s", e.message().c_str());
+    else slog(log_level::info, "SIGHUP: certificates reloaded");
+  }
   slog(log_level::info, "%s, stopping gracefully", sig == SIGINT ? "SIGINT" : "SIGTERM");
   s.stop(std::chrono::seconds(5));
   auto st = s.stats();

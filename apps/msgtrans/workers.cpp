@@ -190,13 +190,15 @@ bool reserve_ports(serve_options& wo, std::vector<reservation>& held) {
   return true;
 }
 
-// SIGCHLD, SIGINT and SIGTERM, blocked and read from the returned signalfd (-1 on error).
+// SIGCHLD, SIGINT, SIGTERM and SIGHUP, blocked and read from the returned signalfd (-1
+// on error).
 int open_signalfd() {
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGCHLD);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   return signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
 }
@@ -445,6 +447,9 @@ class supervisor {
     while (::read(sfd_, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
       if (si.ssi_signo == SIGCHLD) {
         reap();
+      } else if (si.ssi_signo == SIGHUP) {
+        for (auto& w : ws_)  // each worker reloads its own listeners' certificates
+          if (w.pid > 0) ::kill(w.pid, SIGHUP);
       } else if (!stopping_) {
         plog("info", "%s, stopping %zu workers gracefully", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM", live_);
         begin_stop(static_cast<int>(si.ssi_signo));

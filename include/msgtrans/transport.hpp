@@ -289,6 +289,10 @@ class listener {
   virtual std::string local_address() const = 0;
   /// "tcp", "ws", ...
   virtual std::string protocol() const = 0;
+  /// Reads the certificate and key files again: new handshakes use them, established
+  /// connections carry on with theirs. Any thread. On failure nothing changes and the
+  /// error (errc::tls_error) names the file. Default: nothing to reload (no TLS).
+  virtual error_info reload_tls() { return {}; }
 };
 
 /// Makes client connections.

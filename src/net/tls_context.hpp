@@ -20,6 +20,7 @@
 #include <msgtrans/error.hpp>
 
 #include <memory>
+#include <mutex>
 #include <string>
 
 struct ssl_st;  // OpenSSL's SSL
@@ -36,6 +37,25 @@ struct tls_server_options {
   std::string cert_file, key_file;  ///< PEM chain and key (both required)
   std::string client_ca_file;       ///< mutual TLS: client certificates must chain to these
   bool require_client_cert = false;  ///< with client_ca_file: a client without one is refused
+};
+
+/// A listener's server context, which reload_tls may replace while handshakes (on any
+/// loop) take the current one. A handshake keeps the context it started with: OpenSSL
+/// counts references, so a replaced context lives on in the connections made from it.
+class reloadable_tls_context {
+ public:
+  tls_context_ptr get() const {
+    std::lock_guard lock(mu_);
+    return ctx_;
+  }
+  void set(tls_context_ptr c) {
+    std::lock_guard lock(mu_);
+    ctx_ = std::move(c);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  tls_context_ptr ctx_;
 };
 
 /// Builds a server context into `out`; errc::tls_error naming the file(s) and OpenSSL's

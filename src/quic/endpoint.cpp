@@ -377,6 +377,11 @@ class quic_listener final : public listener {
     return eps_.empty() ? cfg_.bind_address : eps_.front()->local_address();
   }
   std::string protocol() const override { return "quic"; }
+  // GnuTLS credentials are shared by the live connections' sessions: replacing them
+  // would need reference-counted credentials, which this listener does not keep yet.
+  error_info reload_tls() override {
+    return {errc::invalid_argument, "quic: certificate reload is not supported yet (restart to change it)"};
+  }
 
  private:
   static constexpr std::size_t max_sockets = 64;

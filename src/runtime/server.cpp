@@ -166,6 +166,14 @@ class server_impl final : public event_router, public notice_sink, public cluste
     return v;
   }
 
+  error_info reload_tls() {
+    error_info first;
+    for (auto& sl : slots_)
+      if (auto e = sl->l->reload_tls(); e && !first)
+        first = error_info{e.code, sl->l->protocol() + " " + sl->l->local_address() + ": " + e.message()};
+    return first;
+  }
+
   server_stats stats() const {
     server_stats st;
     {
@@ -529,6 +537,7 @@ std::shared_ptr<const identity> server::identity(session_id s) const {
   auto core = impl_->find(s);
   return core ? core->identity() : nullptr;
 }
+error_info server::reload_tls() { return impl_->reload_tls(); }
 server_stats server::stats() const { return impl_->stats(); }
 event_stream& server::events() { return impl_->events(); }
 std::error_code server::stop(std::chrono::milliseconds timeout) {

@@ -77,19 +77,33 @@ class tcp_listener final : public listener {
   }
   std::string local_address() const override { return socket_.local_address(); }
   std::string protocol() const override { return tls_configured(cfg_) ? "tls" : "tcp"; }
+  // New handshakes use the files as they are now; open connections keep theirs.
+  error_info reload_tls() override {
+    if (!tls_) return {};
+    net::tls_context_ptr tls;
+    if (auto e = net::make_server_tls_context(tls_options(), tls)) return e;
+    tls_->tls.set(std::move(tls));
+    return {};
+  }
 
  private:
-  // Each accepted socket's TLS handshake runs on its own loop; the shared state outlives
-  // the listener while handshakes are under way.
-  error_info start_tls(asio::io_context& accept_loop, loop_picker pick, accept_handler on_accept,
-                       const transport_context& ctx, const net::stream_listener_options& o) {
-    auto sh = std::make_shared<detail::tls_server_shared>();
+  net::tls_server_options tls_options() const {
     net::tls_server_options to;
     to.cert_file = cfg_.tls_cert_file;
     to.key_file = cfg_.tls_key_file;
     to.client_ca_file = cfg_.tls_client_ca_file;
     to.require_client_cert = cfg_.require_client_cert;
-    if (auto e = net::make_server_tls_context(to, sh->tls)) return e;
+    return to;
+  }
+
+  // Each accepted socket's TLS handshake runs on its own loop; the shared state outlives
+  // the listener while handshakes are under way.
+  error_info start_tls(asio::io_context& accept_loop, loop_picker pick, accept_handler on_accept,
+                       const transport_context& ctx, const net::stream_listener_options& o) {
+    auto sh = std::make_shared<detail::tls_server_shared>();
+    net::tls_context_ptr tls;
+    if (auto e = net::make_server_tls_context(tls_options(), tls)) return e;
+    sh->tls.set(std::move(tls));
     sh->on_accept = std::move(on_accept);
     sh->ctx = ctx;
     sh->handshake_timeout = cfg_.handshake_timeout;

@@ -18,7 +18,7 @@ namespace msgtrans::detail {
 
 // What a TLS listener's handshakes share; outlives the listener while handshakes run.
 struct tls_server_shared {
-  net::tls_context_ptr tls;
+  net::reloadable_tls_context tls;  // replaced by listener::reload_tls
   listener::accept_handler on_accept;
   transport_context ctx;
   std::chrono::milliseconds handshake_timeout{10'000};

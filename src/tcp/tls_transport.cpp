@@ -301,7 +301,7 @@ struct handshake_op : std::enable_shared_from_this<handshake_op> {
 
 void tls_accept(const std::shared_ptr<tls_server_shared>& sh, asio::ip::tcp::socket socket) {
   auto op = std::make_shared<handshake_op>(
-      tls_socket(std::move(socket), sh->tls->native_handle(), true), [sh](handshake_op& op, error_code ec) {
+      tls_socket(std::move(socket), sh->tls.get()->native_handle(), true), [sh](handshake_op& op, error_code ec) {
         error_code ignored;
         if (ec || sh->stopped.load()) return op.sock.next_layer().close(ignored);  // no word to a failed peer
         auto cert = verified_peer(op.sock.native_handle());

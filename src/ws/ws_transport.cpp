@@ -65,7 +65,7 @@ ws::header_fields fields_of(const Fields& f) {
 struct listener_shared {
   ws_server_config cfg;
   std::shared_ptr<const conn_settings> settings;
-  std::shared_ptr<ssl::context> tls;
+  net::reloadable_tls_context tls;  // wss; replaced by listener::reload_tls
   listener::accept_handler on_accept;
   std::atomic<bool> stopped{false};
   transport_context ctx;  // for notices
@@ -175,7 +175,7 @@ class server_handshake : public std::enable_shared_from_this<server_handshake<St
       lowest(stream_).close(ignored);
       return;
     }
-    auto c = make_connection(std::move(stream_), sh_->settings, sh_->tls, leftover_of(buf_));
+    auto c = make_connection(std::move(stream_), sh_->settings, tls_, leftover_of(buf_));
     c->who = std::move(who_);
     sh_->on_accept(std::move(c));
   }
@@ -195,13 +195,18 @@ class server_handshake : public std::enable_shared_from_this<server_handshake<St
   ws::upgrade_answer pending_;          // the 101, while the authentication hook decides
   std::shared_ptr<const identity> who_;  // what it accepted
   bool done_ = false;
+
+ public:
+  std::shared_ptr<ssl::context> tls_;  // the context this handshake started with (wss)
 };
 
 // An accepted socket, on its own loop: the TLS and WebSocket handshakes come next.
 void handshake(const std::shared_ptr<listener_shared>& sh, tcp::socket s) {
-  if (sh->tls)
-    std::make_shared<server_handshake<tls_stream>>(tls_stream(std::move(s), *sh->tls), sh)->run();
-  else
+  if (auto tls = sh->tls.get()) {
+    auto h = std::make_shared<server_handshake<tls_stream>>(tls_stream(std::move(s), *tls), sh);
+    h->tls_ = std::move(tls);
+    h->run();
+  } else
     std::make_shared<server_handshake<plain_stream>>(std::move(s), sh)->run();
 }
 
@@ -216,7 +221,9 @@ class ws_listener final : public listener {
     sh->cfg = cfg_;
     sh->on_accept = std::move(on_accept);
     sh->ctx = ctx;
-    if (auto e = load_certificate(sh->tls)) return e;
+    std::shared_ptr<ssl::context> tls;
+    if (auto e = load_certificate(tls)) return e;
+    sh->tls.set(std::move(tls));
     auto st = std::make_shared<conn_settings>();
     st->session.self = ws::role::server;
     st->session.limits = ctx.limits;
@@ -248,6 +255,14 @@ class ws_listener final : public listener {
     return socket_.local_address().empty() ? "" : socket_.local_address() + cfg_.path;
   }
   std::string protocol() const override { return cfg_.tls_cert_file.empty() ? "ws" : "wss"; }
+  // wss: new handshakes use the files as they are now; open connections keep theirs.
+  error_info reload_tls() override {
+    if (cfg_.tls_cert_file.empty() || !sh_) return {};
+    std::shared_ptr<ssl::context> tls;
+    if (auto e = load_certificate(tls)) return e;
+    sh_->tls.set(std::move(tls));
+    return {};
+  }
 
  private:
   error_info load_certificate(std::shared_ptr<ssl::context>& out) const {
