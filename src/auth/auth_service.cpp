@@ -73,6 +73,7 @@ void auth_service::authenticate(asio::io_context& loop, auth_request r, std::fun
   auto c = counters_;
   if (c->pending.load() >= max_pending_) {
     c->refused_busy.fetch_add(1);
+    c->rejected.fetch_add(1);  // "rejected" counts every refusal (stats.hpp)
     done(auth_outcome{false, nullptr, "server busy: too many connections waiting for authentication", false});
     return;
   }

@@ -19,6 +19,11 @@
 
 namespace msgtrans::detail {
 
+/// What a session holds of packets sent behind its credentials before the verdict; past
+/// either bound it is closed as a protocol error (docs/wire-format.md).
+inline constexpr std::size_t auth_hold_packets = 64;
+inline constexpr std::size_t auth_hold_bytes = 1u << 20;
+
 /// The ext_header that marks the authentication request and its answer.
 inline constexpr std::string_view auth_ext = "msgtrans.auth/1";
 inline bool is_auth_ext(bytes_view ext) noexcept { return as_string(ext) == auth_ext; }

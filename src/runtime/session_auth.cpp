@@ -12,12 +12,6 @@ namespace msgtrans::detail {
 
 namespace asio = boost::asio;
 
-namespace {
-// What a session holds of packets sent behind its credentials before the verdict.
-constexpr std::size_t auth_hold_packets = 64;
-constexpr std::size_t auth_hold_bytes = 1u << 20;
-}  // namespace
-
 void session_core::on_auth_packet(bytes_view bytes) {
   auto v = decode_view(bytes, opts_.limits());
   if (!v) return protocol_violation(v.error(), "packet rejected: " + v.error().message());

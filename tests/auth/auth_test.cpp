@@ -280,6 +280,7 @@ TEST_P(Auth, MaxPendingAuthRefusesTheSurplusAtOnce) {
   EXPECT_NE(e.message().find("busy"), std::string::npos) << e.message();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
   EXPECT_EQ(s.stats().auth_refused_busy, 1u);
+  EXPECT_EQ(s.stats().auth_rejected, 1u);  // every refusal counts as rejected
   EXPECT_EQ(s.stats().auth_pending, 2u);
   w.update([&] { held.clear(); });  // dropped unanswered: rejected
 }

@@ -1,5 +1,6 @@
 // session_core alone: a fake connection (records writes, lets the test complete them and
 // feed packets), a fake host, and a real io_context run by the test. No sockets.
+#include "auth/auth_service.hpp"
 #include "runtime/session_core.hpp"
 
 #include <boost/asio/post.hpp>
@@ -68,6 +69,13 @@ class fake_host final : public session_host {
   void session_sent(session_core&, std::uint32_t id) override { sent.push_back(id); }
   bool wants_sent() const noexcept override { return want_sent; }
   host_counters& counters() noexcept override { return c; }
+  // Authentication: when on, the verdict waits in `verdict` until the test gives it.
+  bool authenticate_all = false;
+  std::function<void(auth_outcome)> verdict;
+  bool authenticates() const noexcept override { return authenticate_all; }
+  void authenticate(session_core&, auth_request, std::function<void(auth_outcome)> done) override {
+    verdict = std::move(done);
+  }
 };
 
 byte_buffer encoded(packet_type t, std::uint32_t id, std::size_t payload_size) {
@@ -432,4 +440,64 @@ TEST(SessionCore, NoSentBookkeepingWhenTheHostDoesNotWantIt) {
   r.write_done();
   r.on_loop([&] { r.log->owner->on_acked(1); });
   EXPECT_TRUE(r.host.sent.empty());
+}
+
+// ---- authentication: what arrives behind the credentials waits for the verdict ----
+
+byte_buffer auth_packet(std::uint32_t id) {
+  packet p;
+  p.type = packet_type::request;
+  p.message_id = id;
+  p.ext_header = to_buffer(as_bytes(auth_ext));
+  p.payload = to_buffer(as_bytes(std::string_view("token")));
+  return encode(p).value();
+}
+
+TEST(SessionCoreAuth, PacketsBehindTheCredentialsAreHeldThenDeliveredInOrder) {
+  rig r;
+  r.host.authenticate_all = true;
+  r.make();
+  EXPECT_EQ(r.host.established, 0);
+  r.on_loop([&] {
+    r.log->owner->on_packet(auth_packet(1));
+    for (std::uint32_t i = 0; i < 3; ++i) r.log->owner->on_packet(encoded(packet_type::one_way, 10 + i, 4));
+  });
+  EXPECT_TRUE(r.paused());
+  EXPECT_TRUE(r.host.messages.empty());
+  ASSERT_TRUE(r.host.verdict);
+  r.host.verdict(auth_outcome{true, std::make_shared<const identity>(identity{"u", {}}), {}, false});
+  r.drain();
+  EXPECT_EQ(r.host.established, 1);
+  ASSERT_EQ(r.host.messages.size(), 3u);
+  for (std::uint32_t i = 0; i < 3; ++i) EXPECT_EQ(r.host.messages[i].message_id, 10 + i);
+  EXPECT_FALSE(r.paused());
+}
+
+TEST(SessionCoreAuth, TooManyPacketsBehindTheCredentialsCloseTheSession) {
+  rig r;
+  r.host.authenticate_all = true;
+  r.make();
+  r.on_loop([&] {
+    r.log->owner->on_packet(auth_packet(1));
+    for (std::size_t i = 0; i <= auth_hold_packets; ++i)
+      r.log->owner->on_packet(encoded(packet_type::one_way, 0, 4));
+  });
+  ASSERT_TRUE(r.log->closed);
+  EXPECT_EQ(r.log->closed->reason, close_reason::protocol_error);
+  EXPECT_NE(r.log->closed->detail.find("before authentication"), std::string::npos) << r.log->closed->detail;
+  EXPECT_TRUE(r.host.messages.empty());
+}
+
+TEST(SessionCoreAuth, TooManyBytesBehindTheCredentialsCloseTheSession) {
+  rig r;
+  r.host.authenticate_all = true;
+  r.opts.max_message_size = 2 * auth_hold_bytes;
+  r.make();
+  r.on_loop([&] {
+    r.log->owner->on_packet(auth_packet(1));
+    r.log->owner->on_packet(encoded(packet_type::one_way, 0, auth_hold_bytes));
+  });
+  ASSERT_TRUE(r.log->closed);
+  EXPECT_EQ(r.log->closed->reason, close_reason::protocol_error);
+  EXPECT_TRUE(r.host.messages.empty());
 }
