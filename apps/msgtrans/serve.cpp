@@ -409,11 +409,6 @@ void add_serve(CLI::App& app, int& exit_status) {
                   "authenticate every connection: a JWT signed RS256/ES256, checked with this PEM public key");
   cmd->add_option("--jwt-audience", o->jwt_audience, "required JWT aud");
   cmd->add_option("--jwt-issuer", o->jwt_issuer, "required JWT iss");
-  cmd->add_option("--auth-timeout", o->auth_timeout_s, "seconds a connection may take to authenticate")
-      ->check(seconds_flag)
-      ->capture_default_str();
-  cmd->add_option("--max-pending-auth", o->max_pending_auth, "connections authenticating at once")
-      ->capture_default_str();
   cmd->add_option("--metrics", o->metrics, "serve Prometheus metrics at http://HOST:PORT/metrics");
   cmd->add_option("--log-level", o->log_level, "stderr log level: error, warn, info (connection open/close) or debug")
       ->capture_default_str();

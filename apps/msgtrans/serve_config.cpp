@@ -46,8 +46,6 @@
 //   jwt_public_key = "pub.pem"    # RS256 / ES256 public key (its type picks the algorithm)
 //   jwt_audience = "chat"         # required aud (optional)
 //   jwt_issuer = "https://id.example"  # required iss (optional)
-//   timeout = 10                  # seconds the check may take
-//   max_pending = 1024            # connections waiting for it at once
 #include "serve_config.hpp"
 
 #include <toml++/toml.h>
@@ -207,8 +205,6 @@ const std::map<std::string, key_spec>& keys() {
       {"auth.jwt_public_key", {"--jwt-public-key", text(&serve_options::jwt_public_key)}},
       {"auth.jwt_audience", {"--jwt-audience", text(&serve_options::jwt_audience)}},
       {"auth.jwt_issuer", {"--jwt-issuer", text(&serve_options::jwt_issuer)}},
-      {"auth.timeout", {"--auth-timeout", seconds(&serve_options::auth_timeout_s)}},
-      {"auth.max_pending", {"--max-pending-auth", count(&serve_options::max_pending_auth)}},
   };
   return k;
 }

@@ -52,8 +52,6 @@ struct serve_options {
   std::string jwt_secret_file;  // HS256: the shared secret
   std::string jwt_public_key;   // RS256 / ES256: a PEM public key (its type picks the algorithm)
   std::string jwt_audience, jwt_issuer;  // required aud / iss when set
-  double auth_timeout_s = 10;
-  std::size_t max_pending_auth = 1024;
 
   // Set by the supervisor for a worker, not by flags.
   bool reuse_port = false;        // listeners share their port (SO_REUSEPORT)

@@ -99,7 +99,6 @@ stop
 cat >"$work/c.toml" <<TOML
 [auth]
 jwt_secret_file = "$work/secret"
-timeout = 5
 TOML
 start --config "$work/c.toml"
 out=$("$bin" request "$tcp" "toml" --token "$good") || fail "[auth] config: valid token refused"
