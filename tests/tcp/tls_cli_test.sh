@@ -6,21 +6,7 @@
 set -euo pipefail
 bin="$1"
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d)
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; cat "$work"/err* 2>/dev/null || true; exit 1; }
-passed=0
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-
-# serve NAME LINES ARGS...: starts msgtrans serve, waits for LINES listening lines.
-serve() {
-  local name=$1 lines=$2; shift 2
-  "$bin" serve "$@" >"$work/out.$name" 2>"$work/err.$name" &
-  pids+=($!)
-  for _ in $(seq 200); do [ "$(grep -c '^listening' "$work/out.$name")" -ge "$lines" ] && return; sleep 0.05; done
-  fail "serve $name did not start: $(cat "$work/out.$name")"
-}
+. "$(dirname "$0")/../support/serve_harness.sh"  # work, pids, fail, ok, serve
 
 # A CA, and a server certificate it signed for localhost and 127.0.0.1.
 cd "$work"

@@ -3,21 +3,7 @@
 # wss://, certificate verification from the command line. Usage: ws_cli_test.sh MSGTRANS
 set -euo pipefail
 bin="$1"
-work=$(mktemp -d)
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; cat "$work"/err* 2>/dev/null || true; exit 1; }
-passed=0
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-
-# serve NAME ARGS...: starts msgtrans serve, waits for N listening lines.
-serve() {
-  local name=$1 lines=$2; shift 2
-  "$bin" serve "$@" >"$work/out.$name" 2>"$work/err.$name" &
-  pids+=($!)
-  for _ in $(seq 200); do [ "$(grep -c '^listening' "$work/out.$name")" -ge "$lines" ] && return; sleep 0.05; done
-  fail "serve $name did not start: $(cat "$work/out.$name")"
-}
+. "$(dirname "$0")/../support/serve_harness.sh"  # work, pids, fail, ok, serve
 
 serve plain 2 --tcp 127.0.0.1:0 --ws 127.0.0.1:0/chat --threads 1
 plain_pid=${pids[-1]}
