@@ -5,6 +5,8 @@
 // openssl command. Independent peers (openssl s_client) are in tls_cli_test.sh.
 #include "support/test_support.hpp"
 
+#include <msgtrans/quic.hpp>
+
 #include <boost/asio/use_future.hpp>
 
 #include <atomic>
@@ -494,4 +496,39 @@ TEST_F(tls, StalledHandshakesAreCutAtTheTimeoutAndDoNotBlockOthers) {
   EXPECT_EQ(s.stats().packets_in, 1u);
   // The notices are rate-limited per kind; the ones counted are all handshake timeouts.
   EXPECT_GE(timeouts.load(), 1);
+}
+
+// server::reload_tls: new handshakes get the files as they are now, an open connection
+// carries on, a file that cannot be loaded keeps the current certificate and is named,
+// and a QUIC listener says it does not reload.
+TEST_F(tls, ReloadTlsServesTheNewCertificateToNewHandshakes) {
+  fs::copy_file(file("server.pem"), file("live.pem"), fs::copy_options::overwrite_existing);
+  tcp_server_config c = server_config("live.pem");
+  server_builder b;
+  b.listen(c).threads(2).on_request([](request& r) { r.respond(r.payload); });
+  quic_server_config q;
+  q.bind_address = "127.0.0.1:0";
+  b.listen(q);
+  server s = b.build();
+  ASSERT_FALSE(s.start());
+  client before = client_builder{}.connect_to(client_config(s)).build();
+  ASSERT_FALSE(before.connect());
+
+  fs::copy_file(file("expired.pem"), file("live.pem"), fs::copy_options::overwrite_existing);
+  auto e = s.reload_tls();
+  ASSERT_TRUE(e);  // from the QUIC listener only
+  EXPECT_NE(e.message().find("quic"), std::string::npos) << e.message();
+  EXPECT_EQ(e.message().find("tls "), std::string::npos) << e.message();
+  auto now = connect_error(client_config(s));
+  EXPECT_NE(now.find("certificate has expired"), std::string::npos) << now;
+  auto r = before.call("still here");
+  ASSERT_TRUE(r) << r.error().message();
+
+  { std::ofstream(file("live.pem")) << "not a certificate\n"; }
+  e = s.reload_tls();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e.code, std::error_code(errc::tls_error)) << e.message();
+  EXPECT_NE(e.message().find("live.pem"), std::string::npos) << e.message();
+  now = connect_error(client_config(s));
+  EXPECT_NE(now.find("certificate has expired"), std::string::npos) << now;  // kept
 }
