@@ -5,6 +5,7 @@
 #include <jwt.h>
 #include <nlohmann/json.hpp>
 
+#include <climits>
 #include <ctime>
 #include <memory>
 #include <stdexcept>

@@ -404,3 +404,55 @@ TEST(JwtAuthenticator, ChecksAudienceIssuerNotBeforeAndSubject) {
 }
 
 }  // namespace
+
+namespace {
+
+// The WebSocket upgrade reaches the hook: path, query, headers (looked up without regard
+// to case), and the token from the query parameter or the bearer header.
+TEST(AuthWebSocket, TheHookSeesTheUpgradeRequest) {
+  std::mutex mu;
+  std::vector<auth_request> seen;
+  server s = server_builder{}
+                 .listen(ws_server_config{})
+                 .on_authenticate([&](const auth_request& r, auth_responder a) {
+                   {
+                     std::lock_guard lock(mu);
+                     seen.push_back(r);
+                   }
+                   identity who;
+                   who.user = r.token;
+                   a.accept(who);
+                 })
+                 .on_request([](request& r) { r.respond(r.identity->user); })
+                 .build();
+  ASSERT_FALSE(s.start());
+  ws_client_config q;
+  q.url = "ws://" + address_of(s) + "?room=a&token=t%2B1";
+  q.headers = {{"X-Trace", "7"}};
+  client by_query = client_builder{}.connect_to(q).build();
+  ASSERT_FALSE(by_query.connect());
+  auto r = by_query.call(as_bytes(std::string_view("who")), 5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(as_string(r->payload), "t+1");  // percent-decoded
+
+  ws_client_config h;
+  h.url = "ws://" + address_of(s);
+  client by_header = client_builder{}.connect_to(h).credentials("bearer-token").build();
+  ASSERT_FALSE(by_header.connect());
+
+  std::lock_guard lock(mu);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].protocol, "ws");
+  EXPECT_EQ(seen[0].path, "/");
+  EXPECT_EQ(seen[0].query, "room=a&token=t%2B1");
+  EXPECT_EQ(seen[0].token, "t+1");
+  ASSERT_TRUE(seen[0].header("x-trace"));
+  EXPECT_EQ(*seen[0].header("X-TRACE"), "7");
+  EXPECT_EQ(seen[0].header("authorization"), nullptr);
+  EXPECT_FALSE(seen[0].peer_address.empty());
+  EXPECT_EQ(seen[1].token, "bearer-token");
+  ASSERT_TRUE(seen[1].header("AUTHORIZATION"));
+  EXPECT_EQ(*seen[1].header("authorization"), "Bearer bearer-token");
+}
+
+}  // namespace
