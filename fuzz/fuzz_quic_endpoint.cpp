@@ -87,7 +87,9 @@ struct fixture {
 
   fixture() {
     std::string detail;
-    check(!group->cred.init_server("", "", {}, "", detail));
+    auto cred = std::make_shared<tls_credentials>();
+    check(!cred->init_server({}, {}, "", detail));
+    group->set_credentials(std::move(cred));
     sender = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
     check(sender >= 0);
     sockaddr_in a{};

@@ -83,6 +83,10 @@ bool add_ws_listener(server_builder& b, const serve_options& o, const std::strin
   c.allowed_origins = o.ws_origins;
   c.tls_cert_file = o.tls_cert;
   c.tls_key_file = o.tls_key;
+  if (!o.tls_cert.empty()) {  // wss: the same mutual TLS settings as --tls
+    c.tls_client_ca_file = o.tls_client_ca;
+    c.require_client_cert = o.require_client_cert;
+  }
   c.reuse_port = o.reuse_port;
   try {
     b.listen(c);
@@ -109,6 +113,14 @@ bool add_listeners(server_builder& b, const serve_options& o) {
     slog(log_level::error, "--tls needs --tls-cert and --tls-key");
     return false;
   }
+  if (!o.tls_client_ca.empty() && o.tls.empty() && o.quic.empty() && (o.ws.empty() || o.tls_cert.empty())) {
+    slog(log_level::error, "--tls-client-ca applies to --tls, --quic and wss listeners (--ws with --tls-cert); there is none");
+    return false;
+  }
+  if (o.require_client_cert && o.tls_client_ca.empty()) {
+    slog(log_level::error, "--require-client-cert needs --tls-client-ca (the CAs that vouch for clients)");
+    return false;
+  }
   for (auto& a : o.tls) {
     tcp_server_config c;
     c.bind_address = a;
@@ -131,7 +143,14 @@ bool add_listeners(server_builder& b, const serve_options& o) {
     q.bind_address = a;
     q.tls_cert_file = o.tls_cert;
     q.tls_key_file = o.tls_key;
-    b.listen(q);
+    q.tls_client_ca_file = o.tls_client_ca;
+    q.require_client_cert = o.require_client_cert;
+    try {
+      b.listen(q);
+    } catch (const std::invalid_argument& e) {
+      slog(log_level::error, "--quic %s: %s", a.c_str(), e.what());
+      return false;
+    }
   }
   if (o.tcp.empty() && o.tls.empty() && o.ws.empty() && o.quic.empty()) {
     slog(log_level::error, "no listener; add --tcp HOST:PORT, --tls HOST:PORT, --ws HOST:PORT/PATH or --quic HOST:PORT");
@@ -351,9 +370,9 @@ void add_serve(CLI::App& app, int& exit_status) {
                   "PEM certificate chain: for --tls, --ws listeners speak wss://, --quic uses it (QUIC default: self-signed for localhost)");
   cmd->add_option("--tls-key", o->tls_key, "PEM private key for --tls-cert");
   cmd->add_option("--tls-client-ca", o->tls_client_ca,
-                  "--tls listeners: mutual TLS, ask clients for a certificate and verify it against these CAs (PEM)");
+                  "mutual TLS on --tls, wss and --quic listeners: ask clients for a certificate and verify it against these CAs (PEM)");
   cmd->add_flag("--require-client-cert", o->require_client_cert,
-                "--tls listeners: refuse a client without a certificate (needs --tls-client-ca)");
+                "--tls, wss and --quic listeners: refuse a client without a certificate (needs --tls-client-ca)");
   cmd->add_option("--ws-keep-alive-interval,--ws-ping-interval", o->ws_keep_alive_interval_s,
                   "seconds between WebSocket pings (0 = none); --ws-ping-interval is its old name")
       ->check(seconds_flag)

@@ -24,7 +24,7 @@
 //   [tls]                         # for listeners.tls, wss (ws with a cert) and quic
 //   cert = "cert.pem"
 //   key = "key.pem"
-//   client_ca = "clients-ca.pem"  # listeners.tls: ask clients for certificates from these CAs
+//   client_ca = "clients-ca.pem"  # tls, wss and quic: ask clients for certificates from these CAs
 //   require_client_cert = false   # listeners.tls: refuse clients without one (needs client_ca)
 //   [ws]
 //   keep_alive_interval = 30      # seconds between pings; 0 = none

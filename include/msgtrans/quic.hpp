@@ -77,6 +77,14 @@ struct quic_server_config {
   /// `certificate_names`.
   std::string tls_cert_file;
   std::string tls_key_file;
+  /// Mutual TLS: PEM file of the CAs that client certificates must chain to. Set, every
+  /// client is asked for a certificate; one that is sent and does not verify fails the
+  /// handshake, and a verified one reaches on_authenticate and connection_info. Empty
+  /// (the default): no certificate is asked for.
+  std::string tls_client_ca_file;
+  /// With tls_client_ca_file: a client without a certificate is refused in the handshake.
+  /// Default false (it connects, with no certificate, for the authentication hook to judge).
+  bool require_client_cert = false;
   /// Extra DNS names (or IP addresses) of the generated self-signed certificate.
   std::vector<std::string> certificate_names;
   /// If set, the generated self-signed certificate is written there as PEM, so a client
@@ -123,6 +131,10 @@ struct quic_client_config {
   /// Accepts any server certificate. Only for tests and closed networks: anyone on the
   /// path can impersonate the server. Default false (certificates are verified).
   bool tls_insecure_skip_verify = false;
+  /// Mutual TLS: this client's PEM certificate chain and key, presented when the server
+  /// asks (both or neither). Default: none.
+  std::string tls_cert_file;
+  std::string tls_key_file;
   /// Used when `connector::connect` is given no timeout (0). Default 10 s.
   std::chrono::milliseconds connect_timeout = std::chrono::seconds(10);
   /// ALPN protocols offered. Default {"msgtrans"}; an empty list offers none (as the Rust

@@ -235,11 +235,11 @@ class server {
   /// Who a session belongs to (on_authenticate); null without authentication or when
   /// the session is gone.
   std::shared_ptr<const msgtrans::identity> identity(session_id s) const;
-  /// Reads every TLS listener's certificate and key files again (tls://, wss://): new
-  /// handshakes use them, open connections carry on. Returns the first failure (that
-  /// listener keeps its old certificate; the others are reloaded anyway), naming the
-  /// listener and the file. QUIC listeners do not reload yet (an error says so). Any
-  /// thread; `msgtrans serve` calls it on SIGHUP.
+  /// Reads every TLS listener's certificate, key and client-CA files again (tls://,
+  /// wss://, QUIC): new handshakes use them, open connections carry on. Returns the
+  /// first failure (that listener keeps its old certificate; the others are reloaded
+  /// anyway), naming the listener and the file. A QUIC listener with a generated
+  /// certificate has nothing to reload. Any thread; `msgtrans serve` calls it on SIGHUP.
   error_info reload_tls();
   server_stats stats() const;
   /// The event stream (enabled with server_builder::events).

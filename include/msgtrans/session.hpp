@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 
@@ -36,6 +37,9 @@ struct connection_info {
   std::uint64_t write_batches = 0;
   /// Who the connection belongs to, when the server authenticates (auth.hpp); else null.
   std::shared_ptr<const msgtrans::identity> identity;
+  /// Mutual TLS (tls://, wss://, QUIC), server side: the client's verified certificate;
+  /// empty when it sent none or the listener asks for none.
+  std::optional<peer_certificate> certificate;
 };
 
 /// A received packet: one-way message, or the content of a request. The views are valid

@@ -18,8 +18,9 @@ struct url_options {
   std::string tls_ca_file;               ///< trust these CAs (TLS transports)
   std::string tls_server_name;           ///< SNI / verification name, if not the URL's host
   bool tls_insecure_skip_verify = false;  ///< do not verify the server certificate (development only)
-  /// Mutual TLS, `tls://` only: this client's PEM certificate chain and key (both or
-  /// neither). Another scheme with them set is an error (not silently ignored).
+  /// Mutual TLS (`tls://`, `wss://`, `quic://`): this client's PEM certificate chain and
+  /// key (both or neither). `tcp://` or `ws://` with them set is an error (not silently
+  /// ignored).
   std::string tls_cert_file;
   std::string tls_key_file;
 };

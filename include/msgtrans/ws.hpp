@@ -85,6 +85,14 @@ struct ws_server_config {
   /// Both empty (default): ws://. One without the other is a configuration error.
   std::string tls_cert_file;
   std::string tls_key_file;
+  /// wss, mutual TLS: PEM file of the CAs that client certificates must chain to. Set,
+  /// every client is asked for a certificate; one that is sent and does not verify fails
+  /// the TLS handshake, and a verified one reaches on_authenticate and connection_info.
+  /// Empty (the default): no certificate is asked for. Needs tls_cert_file.
+  std::string tls_client_ca_file;
+  /// With tls_client_ca_file: a client without a certificate is refused in the TLS
+  /// handshake. Default false.
+  bool require_client_cert = false;
   /// SO_REUSEPORT on the listening socket: several listeners (in this process or in
   /// others of the same user) that all set it may bind the same address and port, and
   /// the kernel spreads new connections over them (`msgtrans serve --workers`).
@@ -120,6 +128,10 @@ struct ws_client_config {
   /// false: certificates are verified against the trust store and `tls_ca_file`, and the
   /// host name is checked.
   bool tls_insecure_skip_verify = false;
+  /// wss, mutual TLS: this client's PEM certificate chain and key, presented when the
+  /// server asks (both or neither). Default: none.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 /// A WebSocket listener (`protocol()` is "ws" or "wss"; `local_address()` is

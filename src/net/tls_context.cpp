@@ -7,6 +7,7 @@
 #include <openssl/x509v3.h>
 
 #include <arpa/inet.h>
+#include <openssl/x509.h>
 
 #include <mutex>
 #include <stdexcept>
@@ -138,6 +139,51 @@ std::string verify_failure(const ssl_st* s) {
   const long v = SSL_get_verify_result(s);
   if (v == X509_V_OK) return "";
   return " (" + std::string(X509_verify_cert_error_string(v)) + ")";
+}
+
+std::optional<peer_certificate> verified_peer_certificate(ssl_st* ssl) {
+  X509* x = SSL_get1_peer_certificate(ssl);
+  if (!x) return std::nullopt;
+  if (SSL_get_verify_result(ssl) != X509_V_OK) {
+    X509_free(x);
+    return std::nullopt;
+  }
+  peer_certificate c;
+  if (BIO* b = BIO_new(BIO_s_mem())) {
+    X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253);
+    char* p = nullptr;
+    const long n = BIO_get_mem_data(b, &p);
+    if (n > 0) c.subject.assign(p, static_cast<std::size_t>(n));
+    BIO_free(b);
+  }
+  if (auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr))) {
+    for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
+      const GENERAL_NAME* g = sk_GENERAL_NAME_value(names, i);
+      if (g->type == GEN_DNS || g->type == GEN_EMAIL || g->type == GEN_URI) {
+        const ASN1_IA5STRING* s = g->d.ia5;
+        c.subject_alt_names.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                                         static_cast<std::size_t>(ASN1_STRING_length(s)));
+      } else if (g->type == GEN_IPADD) {
+        const int len = ASN1_STRING_length(g->d.ip);
+        char text[INET6_ADDRSTRLEN] = {};
+        if ((len == 4 || len == 16) &&
+            inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(g->d.ip), text, sizeof text))
+          c.subject_alt_names.emplace_back(text);
+      }
+    }
+    GENERAL_NAMES_free(names);
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (X509_digest(x, EVP_sha256(), md, &len) == 1) {
+    static const char hex[] = "0123456789abcdef";
+    for (unsigned int i = 0; i < len; ++i) {
+      c.sha256_fingerprint += hex[md[i] >> 4];
+      c.sha256_fingerprint += hex[md[i] & 15];
+    }
+  }
+  X509_free(x);
+  return c;
 }
 
 }  // namespace msgtrans::net

@@ -17,10 +17,12 @@
 // that makes streams from them includes asio::ssl itself.
 #pragma once
 
+#include <msgtrans/auth.hpp>
 #include <msgtrans/error.hpp>
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 struct ssl_st;  // OpenSSL's SSL
@@ -80,5 +82,9 @@ void prepare_client_ssl(ssl_st* ssl, const std::string& name, bool verify);
 /// After a failed handshake: " (OpenSSL's verification result)", e.g. " (certificate has
 /// expired)", or "" when the certificate was not the problem.
 std::string verify_failure(const ssl_st* ssl);
+
+/// After a server handshake: the client's certificate, if it sent one and it verified
+/// (mutual TLS): subject (RFC 2253), subjectAltNames, SHA-256 fingerprint.
+std::optional<peer_certificate> verified_peer_certificate(ssl_st* ssl);
 
 }  // namespace msgtrans::net

@@ -131,7 +131,9 @@ class quic_connector final : public connector {
     port_ = std::to_string(addr->port);
     if (cfg_.tls_server_name.empty()) cfg_.tls_server_name = host_;
     cred_ = std::make_shared<tls_credentials>();
-    if (cred_->init_client(cfg_.tls_insecure_skip_verify ? std::string() : cfg_.tls_ca_file, cred_error_)) cred_.reset();
+    if (cred_->init_client(cfg_.tls_insecure_skip_verify ? std::string() : cfg_.tls_ca_file, cfg_.tls_cert_file,
+                           cfg_.tls_key_file, cred_error_))
+      cred_.reset();
   }
 
   void connect(asio::io_context& loop, std::chrono::milliseconds timeout, const transport_context& ctx,
@@ -173,6 +175,8 @@ std::unique_ptr<connector> make_connector(const quic_client_config& c) {
   std::string why;
   if (!net::address::parse_connect(c.address, why)) throw std::invalid_argument("quic_client_config.address: " + why);
   if (c.connect_timeout.count() <= 0) throw std::invalid_argument("quic_client_config.connect_timeout must be positive");
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty())
+    throw std::invalid_argument("quic_client_config: tls_cert_file and tls_key_file must be given together");
   for (const auto& a : c.alpn)
     if (a.empty() || a.size() > 255)
       throw std::invalid_argument("quic_client_config.alpn: each protocol name must be 1..255 bytes");

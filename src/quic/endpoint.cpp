@@ -43,6 +43,16 @@ endpoint::endpoint(asio::io_context& loop, const quic_server_config& cfg, std::s
   conn_cfg_.steer_index = static_cast<std::uint8_t>(index);
 }
 
+// The listener's certificate and client CAs, read from their files (or generated).
+static std::error_code load_server_credentials(const quic_server_config& cfg,
+                                               std::shared_ptr<const tls_credentials>& out, std::string& detail) {
+  auto cred = std::make_shared<tls_credentials>();
+  server_tls_files f{cfg.tls_cert_file, cfg.tls_key_file, cfg.tls_client_ca_file, cfg.require_client_cert};
+  if (auto e = cred->init_server(f, cfg.certificate_names, cfg.write_self_signed_cert_to, detail)) return e;
+  out = std::move(cred);
+  return {};
+}
+
 std::error_code bind_endpoints(const quic_server_config& cfg, const transport_context& ctx,
                                const std::vector<asio::io_context*>& loops, std::size_t n,
                                std::vector<std::shared_ptr<endpoint>>& out, bool& steer_failed,
@@ -54,9 +64,7 @@ std::error_code bind_endpoints(const quic_server_config& cfg, const transport_co
     return e.code;
   }
   auto group = std::make_shared<endpoint_group>(cfg, ctx, n);
-  if (auto e = group->cred.init_server(cfg.tls_cert_file, cfg.tls_key_file, cfg.certificate_names,
-                                       cfg.write_self_signed_cert_to, detail))
-    return e;
+  if (auto e = load_server_credentials(cfg, group->cred, detail)) return e;
   std::vector<std::shared_ptr<endpoint>> eps;
   for (std::size_t i = 0; i < n; ++i) {
     eps.push_back(std::make_shared<endpoint>(*loops[i], cfg, group, i));
@@ -193,7 +201,7 @@ void endpoint::accept_initial(const sockaddr* from, socklen_t fromlen, std::uint
   random_bytes(args.scid.data, server_cid_len);
   conn_cfg_.steer(args.scid.data);
   std::string detail;
-  auto c = quic_conn::make_server(loop_, shared_from_this(), group_->cred, conn_cfg_, reinterpret_cast<sockaddr*>(&local_),
+  auto c = quic_conn::make_server(loop_, shared_from_this(), group_->credentials(), conn_cfg_, reinterpret_cast<sockaddr*>(&local_),
                                   locallen_, from, fromlen, args, detail);
   if (!c) return;
   conns_.insert(c.get());
@@ -377,10 +385,16 @@ class quic_listener final : public listener {
     return eps_.empty() ? cfg_.bind_address : eps_.front()->local_address();
   }
   std::string protocol() const override { return "quic"; }
-  // GnuTLS credentials are shared by the live connections' sessions: replacing them
-  // would need reference-counted credentials, which this listener does not keep yet.
+  // New handshakes take the new credentials; a connection keeps the ones it was made
+  // with (quic_conn holds them). A generated self-signed certificate has no files to
+  // read again: nothing to reload.
   error_info reload_tls() override {
-    return {errc::invalid_argument, "quic: certificate reload is not supported yet (restart to change it)"};
+    if (cfg_.tls_cert_file.empty() || eps_.empty()) return {};
+    std::shared_ptr<const tls_credentials> cred;
+    std::string detail;
+    if (auto e = load_server_credentials(cfg_, cred, detail)) return {errc::tls_error, "quic: " + detail};
+    eps_.front()->group()->set_credentials(std::move(cred));
+    return {};
   }
 
  private:
@@ -402,6 +416,8 @@ std::unique_ptr<listener> make_listener(const quic_server_config& c) {
     throw std::invalid_argument("quic_server_config: tls_cert_file and tls_key_file must be given together");
   if (c.handshake_timeout.count() <= 0)
     throw std::invalid_argument("quic_server_config.handshake_timeout must be positive");
+  if (c.require_client_cert && c.tls_client_ca_file.empty())
+    throw std::invalid_argument("quic_server_config.require_client_cert needs tls_client_ca_file");
   quic_detail::validate(c.connection, "quic_server_config.connection");
   return std::make_unique<quic_detail::quic_listener>(c);
 }

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -42,7 +43,17 @@ class endpoint;
 struct endpoint_group {
   endpoint_group(const quic_server_config& cfg, const transport_context& ctx, std::size_t count);
   conn_config conn_cfg;  // one secret: any socket can check a Retry token or make a reset
-  tls_credentials cred;
+  /// The credentials new handshakes use; reload_tls replaces them (any thread).
+  std::shared_ptr<const tls_credentials> credentials() const {
+    std::lock_guard lock(cred_mu);
+    return cred;
+  }
+  void set_credentials(std::shared_ptr<const tls_credentials> c) {
+    std::lock_guard lock(cred_mu);
+    cred = std::move(c);
+  }
+  mutable std::mutex cred_mu;
+  std::shared_ptr<const tls_credentials> cred;
   std::size_t count;
   std::atomic<std::size_t> connections{0};  // handshakes included, for max_connections
   std::atomic<std::size_t> handshakes{0};   // for max_pending_handshakes
@@ -68,6 +79,7 @@ class endpoint final : public conn_host, public std::enable_shared_from_this<end
   boost::asio::io_context& loop() noexcept { return loop_; }
   boost::asio::ip::udp::endpoint bound_endpoint() const { return sock_.local_endpoint(); }
   std::string local_address() const { return local_address_; }
+  const std::shared_ptr<endpoint_group>& group() const noexcept { return group_; }
 
   // For tests and stats.
   std::size_t connection_count() const noexcept { return conns_.size(); }

@@ -119,7 +119,7 @@ bool quic_conn::init_common(const sockaddr* local, socklen_t locallen, const soc
 }
 
 std::shared_ptr<quic_conn> quic_conn::make_server(asio::io_context& loop, std::shared_ptr<conn_host> host,
-                                                  const tls_credentials& cred, const conn_config& cfg,
+                                                  std::shared_ptr<const tls_credentials> cred, const conn_config& cfg,
                                                   const sockaddr* local, socklen_t locallen, const sockaddr* remote,
                                                   socklen_t remotelen, const server_args& a, std::string& detail) {
   std::shared_ptr<quic_conn> c(new quic_conn(loop, std::move(host), cfg, true));
@@ -151,7 +151,8 @@ std::shared_ptr<quic_conn> quic_conn::make_server(asio::io_context& loop, std::s
     return nullptr;
   }
   c->ref_ = {get_conn, c->conn_};
-  c->tls_ = make_server_session(cred, &c->ref_, detail);
+  c->cred_ = std::move(cred);
+  c->tls_ = make_server_session(*c->cred_, &c->ref_, detail);
   if (!c->tls_) return nullptr;
   ngtcp2_conn_set_tls_native_handle(c->conn_, c->tls_);
   if (cfg.opts.keep_alive_interval.count() > 0)

@@ -95,7 +95,7 @@ class quic_conn : public std::enable_shared_from_this<quic_conn> {
 
   /// Creates a connection; nullptr with `detail` on failure. `local`/`remote` are copied.
   static std::shared_ptr<quic_conn> make_server(boost::asio::io_context& loop, std::shared_ptr<conn_host> host,
-                                                const tls_credentials& cred, const conn_config& cfg,
+                                                std::shared_ptr<const tls_credentials> cred, const conn_config& cfg,
                                                 const sockaddr* local, socklen_t locallen, const sockaddr* remote,
                                                 socklen_t remotelen, const server_args& args, std::string& detail);
   static std::shared_ptr<quic_conn> make_client(boost::asio::io_context& loop, std::shared_ptr<conn_host> host,
@@ -126,6 +126,8 @@ class quic_conn : public std::enable_shared_from_this<quic_conn> {
     return true;
   }
   endpoint_info info() const { return info_; }
+  /// Server: the client's verified certificate (mutual TLS), known once established.
+  const std::optional<peer_certificate>& peer_cert() const noexcept { return peer_cert_; }
 
   bool established() const noexcept { return phase_ == phase::established; }
   bool handshaking() const noexcept { return phase_ == phase::handshake; }
@@ -167,6 +169,8 @@ class quic_conn : public std::enable_shared_from_this<quic_conn> {
   phase phase_ = phase::handshake;
   ngtcp2_conn* conn_ = nullptr;
   gnutls_session_t tls_ = nullptr;
+  std::shared_ptr<const tls_credentials> cred_;  // server: what tls_ points at, kept alive
+  std::optional<peer_certificate> peer_cert_;
   ngtcp2_crypto_conn_ref ref_{};
   ngtcp2_path_storage path_{};
   boost::asio::steady_timer timer_;
@@ -221,6 +225,7 @@ class quic_connection final : public connection {
   void close(close_info info) override { c_->close(std::move(info)); }
   endpoint_info info() const override { return c_->info(); }
   bool report_acks() override { return c_->report_acks(); }
+  std::optional<peer_certificate> peer_certificate_info() const override { return c_->peer_cert(); }
 
  private:
   std::shared_ptr<quic_conn> c_;

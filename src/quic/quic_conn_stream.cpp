@@ -126,6 +126,7 @@ void quic_conn::flush() {
 
 int quic_conn::on_handshake_completed() {
   established_pending_ = true;
+  if (server_ && cred_ && cred_->client_cert_request() != GNUTLS_CERT_IGNORE) peer_cert_ = client_certificate(tls_);
   if (!server_) open_stream();
   return 0;
 }

@@ -49,11 +49,36 @@ tls_credentials::~tls_credentials() {
   if (cred_) gnutls_certificate_free_credentials(cred_);
 }
 
-std::error_code tls_credentials::init_server(const std::string& cert_file, const std::string& key_file,
-                                             const std::vector<std::string>& names,
+namespace {
+
+// Mutual TLS, server side: a client certificate that was sent must chain to the client
+// CAs; none sent is left to the request mode (REQUIRE fails the handshake itself).
+int verify_client(gnutls_session_t s) {
+  unsigned n = 0;
+  if (!gnutls_certificate_get_peers(s, &n) || n == 0) return 0;
+  unsigned status = 0;
+  if (gnutls_certificate_verify_peers2(s, &status) < 0 || status != 0) return GNUTLS_E_CERTIFICATE_ERROR;
+  return 0;
+}
+
+}  // namespace
+
+std::error_code tls_credentials::init_server(const server_tls_files& f, const std::vector<std::string>& names,
                                              const std::string& write_cert_to, std::string& detail) {
   if (int rv = gnutls_certificate_allocate_credentials(&cred_); rv != 0)
     return fail(detail, "allocating TLS credentials", rv);
+  if (!f.client_ca_file.empty()) {
+    const int rv = gnutls_certificate_set_x509_trust_file(cred_, f.client_ca_file.c_str(), GNUTLS_X509_FMT_PEM);
+    if (rv < 0) return fail(detail, "loading tls_client_ca_file " + f.client_ca_file, rv);
+    if (rv == 0) {
+      detail = "tls_client_ca_file " + f.client_ca_file + " holds no certificate";
+      return errc::tls_error;
+    }
+    gnutls_certificate_set_verify_function(cred_, verify_client);
+    request_ = f.require_client_cert ? GNUTLS_CERT_REQUIRE : GNUTLS_CERT_REQUEST;
+  }
+  const std::string& cert_file = f.cert_file;
+  const std::string& key_file = f.key_file;
   if (!cert_file.empty() || !key_file.empty()) {
     if (cert_file.empty() || key_file.empty()) {
       detail = "quic_server_config: tls_cert_file and tls_key_file must be given together";
@@ -121,9 +146,20 @@ std::error_code tls_credentials::init_server(const std::string& cert_file, const
   return {};
 }
 
-std::error_code tls_credentials::init_client(const std::string& ca_file, std::string& detail) {
+std::error_code tls_credentials::init_client(const std::string& ca_file, const std::string& cert_file,
+                                             const std::string& key_file, std::string& detail) {
   if (int rv = gnutls_certificate_allocate_credentials(&cred_); rv != 0)
     return fail(detail, "allocating TLS credentials", rv);
+  if (!cert_file.empty() || !key_file.empty()) {
+    if (cert_file.empty() || key_file.empty()) {
+      detail = "quic_client_config: tls_cert_file and tls_key_file must be given together";
+      return errc::invalid_argument;
+    }
+    if (int rv = gnutls_certificate_set_x509_key_file(cred_, cert_file.c_str(), key_file.c_str(),
+                                                      GNUTLS_X509_FMT_PEM);
+        rv < 0)
+      return fail(detail, "loading client certificate " + cert_file + " / key " + key_file, rv);
+  }
   if (ca_file.empty()) {
     if (int rv = gnutls_certificate_set_x509_system_trust(cred_); rv < 0)
       return fail(detail, "loading the system trust store", rv);
@@ -177,6 +213,8 @@ gnutls_session_t make_server_session(const tls_credentials& cred, ngtcp2_crypto_
   // client that offers no ALPN extension at all is still accepted (the Rust original).
   gnutls_datum_t p{const_cast<unsigned char*>(alpn_msgtrans), sizeof alpn_msgtrans - 1};
   gnutls_alpn_set_protocols(s, &p, 1, GNUTLS_ALPN_MANDATORY);
+  if (cred.client_cert_request() != GNUTLS_CERT_IGNORE)
+    gnutls_certificate_server_set_request(s, cred.client_cert_request());
   return s;
 }
 
@@ -199,6 +237,46 @@ gnutls_session_t make_client_session(const tls_credentials& cred, ngtcp2_crypto_
     gnutls_server_name_set(s, GNUTLS_NAME_DNS, server_name.data(), server_name.size());
   if (verify) gnutls_session_set_verify_cert(s, server_name.c_str(), 0);
   return s;
+}
+
+std::optional<peer_certificate> client_certificate(gnutls_session_t s) {
+  unsigned n = 0;
+  const gnutls_datum_t* peers = gnutls_certificate_get_peers(s, &n);
+  if (!peers || n == 0) return std::nullopt;
+  gnutls_x509_crt_t crt = nullptr;
+  if (gnutls_x509_crt_init(&crt) != 0) return std::nullopt;
+  std::unique_ptr<gnutls_x509_crt_int, void (*)(gnutls_x509_crt_t)> guard(crt, gnutls_x509_crt_deinit);
+  if (gnutls_x509_crt_import(crt, &peers[0], GNUTLS_X509_FMT_DER) != 0) return std::nullopt;
+  peer_certificate c;
+  gnutls_datum_t dn{};
+  if (gnutls_x509_crt_get_dn3(crt, &dn, 0) == 0) {
+    c.subject.assign(reinterpret_cast<const char*>(dn.data), dn.size);
+    gnutls_free(dn.data);
+  }
+  for (unsigned i = 0;; ++i) {
+    char buf[1024];
+    std::size_t size = sizeof buf;
+    unsigned type = 0;
+    const int rv = gnutls_x509_crt_get_subject_alt_name2(crt, i, buf, &size, &type, nullptr);
+    if (rv == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE) break;
+    if (rv < 0) continue;  // too long, or unreadable: skip it
+    if (type == GNUTLS_SAN_DNSNAME || type == GNUTLS_SAN_RFC822NAME || type == GNUTLS_SAN_URI) {
+      c.subject_alt_names.emplace_back(buf, size);
+    } else if (type == GNUTLS_SAN_IPADDRESS && (size == 4 || size == 16)) {
+      char text[INET6_ADDRSTRLEN] = {};
+      if (inet_ntop(size == 4 ? AF_INET : AF_INET6, buf, text, sizeof text)) c.subject_alt_names.emplace_back(text);
+    }
+  }
+  unsigned char md[32];
+  std::size_t len = sizeof md;
+  if (gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256, md, &len) == 0) {
+    static const char hex[] = "0123456789abcdef";
+    for (std::size_t i = 0; i < len; ++i) {
+      c.sha256_fingerprint += hex[md[i] >> 4];
+      c.sha256_fingerprint += hex[md[i] & 15];
+    }
+  }
+  return c;
 }
 
 }  // namespace msgtrans::quic_detail

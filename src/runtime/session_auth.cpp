@@ -44,7 +44,7 @@ void session_core::on_auth_packet(bytes_view bytes) {
   r.protocol = endpoint_.protocol;
   r.peer_address = endpoint_.peer_address;
   r.token = std::string(as_string(v->payload));
-  r.certificate = conn_->peer_certificate_info();
+  if (certificate_) r.certificate = *certificate_;
   host_.authenticate(*this, std::move(r), [w = weak_from_this()](auth_outcome o) {
     auto self = w.lock();
     if (!self) return;

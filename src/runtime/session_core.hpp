@@ -183,6 +183,7 @@ class session_core final : public connection_owner, public std::enable_shared_fr
   boost::asio::io_context& loop_;
   std::unique_ptr<connection> conn_;
   endpoint_info endpoint_;
+  std::shared_ptr<const peer_certificate> certificate_;  // mutual TLS: the client's, fixed at the handshake
   session_id id_;
   const session_options& opts_;  // the host's: it outlives its sessions
   std::chrono::system_clock::time_point established_at_;

@@ -56,37 +56,31 @@ std::unique_ptr<connector> tls_from_url(std::string_view rest, const url_options
   return made(c, error);
 }
 
-// The client certificate is tls:// only so far: elsewhere it would be ignored.
-bool no_client_cert(const url_options& o, const char* scheme, std::string& error) {
-  if (o.tls_cert_file.empty() && o.tls_key_file.empty()) return true;
-  error = std::string("a client certificate (tls_cert_file / tls_key_file) is supported on tls:// only, not ") + scheme +
-          "://";
-  return false;
-}
-
 std::unique_ptr<connector> quic_from_url(std::string_view rest, const url_options& o, std::string& error) {
   if (rest.empty() || rest.find('/') != std::string_view::npos) {
     error = "quic URL must be quic://host:port";
     return nullptr;
   }
-  if (!no_client_cert(o, "quic", error)) return nullptr;
   quic_client_config c;
   c.address = std::string(rest);
   c.tls_ca_file = o.tls_ca_file;
   c.tls_server_name = o.tls_server_name;
   c.tls_insecure_skip_verify = o.tls_insecure_skip_verify;
+  c.tls_cert_file = o.tls_cert_file;
+  c.tls_key_file = o.tls_key_file;
   return made(c, error);
 }
 
 // ws://host[:port][/path] and wss://...; the TLS settings come from url_options.
 factory ws_from_url(std::string scheme) {
   return [scheme](std::string_view rest, const url_options& o, std::string& error) -> std::unique_ptr<connector> {
-    if (!no_client_cert(o, scheme.c_str(), error)) return nullptr;
     ws_client_config c;
     c.url = scheme + "://" + std::string(rest);
     c.tls_ca_file = o.tls_ca_file;
     c.tls_server_name = o.tls_server_name;
     c.tls_insecure_skip_verify = o.tls_insecure_skip_verify;
+    c.tls_cert_file = o.tls_cert_file;
+    c.tls_key_file = o.tls_key_file;
     return made(c, error);
   };
 }

@@ -410,8 +410,12 @@ class ws_connection final : public connection {
   endpoint_info info() const override { return c_->info(); }
   std::shared_ptr<const identity> authenticated_identity() const override { return who; }
   bool sent_credentials() const override { return credentials_sent; }
+  std::optional<peer_certificate> peer_certificate_info() const override {
+    return cert ? std::optional<peer_certificate>(*cert) : std::nullopt;
+  }
 
   std::shared_ptr<const identity> who;  ///< server: what the upgrade's authentication accepted
+  std::shared_ptr<const peer_certificate> cert;  ///< server, wss: the client's verified certificate
   bool credentials_sent = false;        ///< client: the upgrade carried a bearer token
 
  private:

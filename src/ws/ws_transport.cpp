@@ -88,6 +88,8 @@ class server_handshake : public std::enable_shared_from_this<server_handshake<St
     if constexpr (std::is_same_v<Stream, tls_stream>) {
       stream_.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](boost::system::error_code ec) {
         if (ec) return self->abort();
+        if (auto c = net::verified_peer_certificate(self->stream_.native_handle()))
+          self->cert_ = std::make_shared<const peer_certificate>(std::move(*c));
         self->read_request();
       });
     } else {
@@ -140,6 +142,7 @@ class server_handshake : public std::enable_shared_from_this<server_handshake<St
     ar.path = std::string(path);
     ar.query = std::string(query);
     for (auto& [k, v] : r.fields) ar.headers.emplace_back(std::string(k), std::string(v));
+    if (cert_) ar.certificate = *cert_;
     timer_.cancel();  // from here auth_timeout bounds the wait
     pending_ = std::move(accepted);
     auto ex = lowest(stream_).get_executor();
@@ -177,6 +180,7 @@ class server_handshake : public std::enable_shared_from_this<server_handshake<St
     }
     auto c = make_connection(std::move(stream_), sh_->settings, tls_, leftover_of(buf_));
     c->who = std::move(who_);
+    c->cert = std::move(cert_);
     sh_->on_accept(std::move(c));
   }
 
@@ -194,6 +198,7 @@ class server_handshake : public std::enable_shared_from_this<server_handshake<St
   std::string response_;
   ws::upgrade_answer pending_;          // the 101, while the authentication hook decides
   std::shared_ptr<const identity> who_;  // what it accepted
+  std::shared_ptr<const peer_certificate> cert_;  // wss: the client's verified certificate
   bool done_ = false;
 
  public:
@@ -270,6 +275,8 @@ class ws_listener final : public listener {
     net::tls_server_options o;
     o.cert_file = cfg_.tls_cert_file;
     o.key_file = cfg_.tls_key_file;
+    o.client_ca_file = cfg_.tls_client_ca_file;
+    o.require_client_cert = cfg_.require_client_cert;
     return net::make_server_tls_context(o, out);
   }
 
@@ -483,6 +490,8 @@ class ws_connector final : public connector {
     net::tls_client_options o;
     o.ca_file = cfg_.tls_ca_file;
     o.insecure = cfg_.tls_insecure_skip_verify;
+    o.cert_file = cfg_.tls_cert_file;
+    o.key_file = cfg_.tls_key_file;
     return net::make_client_tls_context(o, "ws_client_config");
   }
 
@@ -503,6 +512,10 @@ std::unique_ptr<listener> make_listener(const ws_server_config& config) {
     throw std::invalid_argument("ws_server_config.tls_cert_file / tls_key_file: set both for wss, or neither");
   if (config.handshake_timeout.count() <= 0)
     throw std::invalid_argument("ws_server_config.handshake_timeout: must be positive");
+  if (!config.tls_client_ca_file.empty() && config.tls_cert_file.empty())
+    throw std::invalid_argument("ws_server_config.tls_client_ca_file: needs tls_cert_file / tls_key_file (a wss listener)");
+  if (config.require_client_cert && config.tls_client_ca_file.empty())
+    throw std::invalid_argument("ws_server_config.require_client_cert: needs tls_client_ca_file (the CAs that vouch for clients)");
   if (config.keep_alive_interval.count() < 0)
     throw std::invalid_argument("ws_server_config.keep_alive_interval: must not be negative (0 = no pings)");
   if (config.keep_alive_interval.count() > 0 && config.keep_alive_timeout.count() <= 0)
@@ -515,6 +528,10 @@ std::unique_ptr<connector> make_connector(const ws_client_config& config) {
     throw std::invalid_argument("ws_client_config.connect_timeout: must be positive");
   if (config.handshake_timeout.count() <= 0)
     throw std::invalid_argument("ws_client_config.handshake_timeout: must be positive");
+  if (config.tls_cert_file.empty() != config.tls_key_file.empty())
+    throw std::invalid_argument("ws_client_config.tls_cert_file / tls_key_file: set both for a client certificate, or neither");
+  if (!config.tls_cert_file.empty() && config.url.rfind("wss://", 0) != 0)
+    throw std::invalid_argument("ws_client_config.tls_cert_file: a client certificate needs a wss:// URL");
   return std::make_unique<ws_connector>(config);
 }
 

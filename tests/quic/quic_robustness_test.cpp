@@ -519,7 +519,7 @@ std::vector<std::vector<std::uint8_t>> genuine_initials(asio::io_context& ioc, c
   auto host = std::make_shared<capture>();
   quic_detail::tls_credentials cred;
   std::string detail;
-  EXPECT_FALSE(cred.init_client("", detail)) << detail;
+  EXPECT_FALSE(cred.init_client("", "", "", detail)) << detail;
   const auto remote = parse(server);
   const udp::endpoint local(asio::ip::make_address("127.0.0.1"), 9);
   quic_detail::conn_config cfg;

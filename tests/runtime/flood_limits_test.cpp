@@ -372,6 +372,9 @@ TEST(FloodLimits, WebSocketPerAddressLimitAndRateLimitedCloseWith1008) {
   auto c1 = make(l1), c2 = make(l2), c3 = make(l3);
   ASSERT_FALSE(c1.connect());
   ASSERT_FALSE(c2.connect());
+  // A client's connect returns on the 101, a moment before the server counts that
+  // session (on its loop): wait for both, or c3 could be counted before c2 and c2 refused.
+  ASSERT_TRUE(stats_reach(s, [&](const server_stats&) { return s.sessions().size() == 2; }));
   // The upgrade may complete; the session is refused right after it.
   const bool refused = c3.connect() || l3.wait_one(5s);
   ASSERT_TRUE(refused) << "the third connection from one address was not closed";

@@ -107,9 +107,10 @@ openssl req $ec -subj /CN=alice -keyout alice.key -out alice.csr 2>/dev/null
 openssl x509 -req -in alice.csr -CA client-ca.pem -CAkey client-ca.key -CAcreateserial -days 2 -out alice.pem 2>/dev/null
 openssl x509 -req -in alice.csr -CA rogue-ca.pem -CAkey rogue-ca.key -CAcreateserial -days 2 -out mallory.pem 2>/dev/null
 cd - >/dev/null
-serve mtls 1 --tls 127.0.0.1:0 --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" \
-  --tls-client-ca "$work/client-ca.pem" --require-client-cert --threads 1
-mport=$(cut -d' ' -f3 "$work/out.mtls" | cut -d: -f2)
+serve mtls 3 --tls 127.0.0.1:0 --ws 127.0.0.1:0/ws --quic 127.0.0.1:0 --tls-cert "$work/cert.pem" \
+  --tls-key "$work/key.pem" --tls-client-ca "$work/client-ca.pem" --require-client-cert --threads 1
+port_of() { grep "^listening $1 " "$work/out.mtls" | cut -d' ' -f3 | cut -d: -f2 | cut -d/ -f1; }
+mport=$(port_of tls)
 py() { /usr/bin/python3 "$here/mtls_client.py" 127.0.0.1 "$mport" "$work/ca.pem" "$@"; }
 out=$(py "$work/alice.pem" "$work/alice.key") || fail "python client with the right CA's certificate: $out"
 [ "$out" = "ok mutual" ] || fail "python mTLS got: $out"
@@ -131,12 +132,24 @@ set +e
   --client-key "$work/alice.key" --timeout 5 >"$work/out.mallory" 2>"$work/err.mallory"; rc=$?
 set -e
 [ $rc != 0 ] || fail "request with another CA's certificate should fail"
+ok "request tls:// --client-cert/--client-key; another CA's refused"
+# The same flags on wss:// and quic:// (one --tls-client-ca for every TLS listener).
+for url in "wss://localhost:$(port_of wss)/ws" "quic://localhost:$(port_of quic)"; do
+  [ "$("$bin" request "$url" "mtls $url" --ca "$work/ca.pem" --client-cert "$work/alice.pem" \
+    --client-key "$work/alice.key")" = "mtls $url" ] || fail "request $url --client-cert"
+  set +e
+  "$bin" request "$url" "x" --ca "$work/ca.pem" --timeout 5 >/dev/null 2>"$work/err.nocert.client"; rc=$?
+  set -e
+  [ $rc != 0 ] || fail "$url without a client certificate should be refused"
+done
+rm -f "$work/err.nocert.client"
 set +e
-"$bin" request "wss://localhost:$mport/" "x" --client-cert "$work/alice.pem" --client-key "$work/alice.key" \
+"$bin" request "ws://localhost:1/" "x" --client-cert "$work/alice.pem" --client-key "$work/alice.key" \
   2>"$work/err.certws"; rc=$?
 set -e
-[ $rc != 0 ] && grep -q "tls:// only" "$work/err.certws" || fail "--client-cert on wss:// should be refused: $(cat "$work/err.certws")"
-ok "request tls:// --client-cert/--client-key; another CA's refused; not accepted for wss://"
+[ $rc != 0 ] && grep -q "wss://" "$work/err.certws" || fail "--client-cert on ws:// should be refused: $(cat "$work/err.certws")"
+rm -f "$work/err.certws"
+ok "mutual TLS on wss:// and quic:// too: --client-cert accepted, none refused; not accepted for plain ws://"
 
 cat >"$work/mtls.toml" <<TOML
 threads = 1
