@@ -6,12 +6,14 @@
 #   - msgtrans tls:// (TLS over TCP) against msgtrans TCP, same server process;
 #   - fixed-rate open loop at half the measured closed-loop rate (TCP, WebSocket);
 #   - room fan-out, 1 node against 2 nodes on NATS (bench/room_fanout.sh; -F skips it);
-#   - @msgtrans/client in Node against a bare npm ws client (bench/js_client.sh; -J skips it).
+#   - @msgtrans/client in Node against a bare npm ws client (bench/js_client.sh; -J skips it);
+#   - TLS handshakes per second, full against resumed, msgtrans and openssl s_server
+#     (bench/tls_handshakes.sh; -H skips it).
 # Writes docs/benchmarks.md (between the generated markers; the rest of the file is kept)
 # and PNG plots in docs/bench/. Needs a release build (msgtrans_cli, raw_echo), node with
 # tests/ws/node_modules (scripts/setup.sh) and gnuplot.
 #
-# Usage: bench/compare.sh [-d SECS] [-w WARMUP] [-t SERVER_THREADS] [-F] [-J]
+# Usage: bench/compare.sh [-d SECS] [-w WARMUP] [-t SERVER_THREADS] [-F] [-J] [-H]
 # Every absolute number drifts on a shared machine; the ratios within one run are the claim.
 set -euo pipefail
 
@@ -22,14 +24,16 @@ warm=1
 threads=1
 fanout=1
 jsclient=1
-while getopts "d:w:t:FJ" opt; do
+handshakes=1
+while getopts "d:w:t:FJH" opt; do
   case "$opt" in
     d) dur="$OPTARG" ;;
     w) warm="$OPTARG" ;;
     t) threads="$OPTARG" ;;
     F) fanout=0 ;;
     J) jsclient=0 ;;
-    *) echo "usage: $0 [-d SECS] [-w WARMUP] [-t SERVER_THREADS] [-F] [-J]" >&2; exit 2 ;;
+    H) handshakes=0 ;;
+    *) echo "usage: $0 [-d SECS] [-w WARMUP] [-t SERVER_THREADS] [-F] [-J] [-H]" >&2; exit 2 ;;
   esac
 done
 
@@ -161,4 +165,10 @@ fi
 # Skipped with -J (it needs clients/js built: scripts/setup.sh).
 if [ "$jsclient" = 1 ]; then
   "$root/bench/js_client.sh" -d "$dur" -w "$warm"
+fi
+
+# --- TLS handshakes (issue 17): full against resumed, msgtrans and openssl s_server ---------
+# Skipped with -H (it needs the tls_handshakes tool of the release build).
+if [ "$handshakes" = 1 ]; then
+  "$root/bench/tls_handshakes.sh" -d "$dur"
 fi
