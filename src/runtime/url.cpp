@@ -57,7 +57,12 @@ std::unique_ptr<connector> tls_from_url(std::string_view rest, const url_options
 }
 
 // The client certificate is tls:// only so far: elsewhere it would be ignored.
+// quic_no_alpn likewise is quic:// only.
 bool no_client_cert(const url_options& o, const char* scheme, std::string& error) {
+  if (o.quic_no_alpn && std::string_view(scheme) != "quic") {
+    error = std::string("quic_no_alpn (--no-alpn) is for quic:// only, not ") + scheme + "://";
+    return false;
+  }
   if (o.tls_cert_file.empty() && o.tls_key_file.empty()) return true;
   error = std::string("a client certificate (tls_cert_file / tls_key_file) is supported on tls:// only, not ") + scheme +
           "://";
@@ -75,6 +80,7 @@ std::unique_ptr<connector> quic_from_url(std::string_view rest, const url_option
   c.tls_ca_file = o.tls_ca_file;
   c.tls_server_name = o.tls_server_name;
   c.tls_insecure_skip_verify = o.tls_insecure_skip_verify;
+  if (o.quic_no_alpn) c.alpn.clear();
   return made(c, error);
 }
 
