@@ -1,4 +1,4 @@
-// cpp_seed_client URL [--insecure | --ca FILE]: the C++ client's side of the interop
+// cpp_seed_client URL [--insecure | --ca FILE] [--expect-welcome TEXT]: the C++ client's side of the interop
 // script, the mirror of interop/rust seed_client (same step names and output), run against
 // the Rust seed_server by tests/interop/rust_interop_test.sh. quic:// offers no ALPN (the
 // original's server refuses "msgtrans", docs/interop.md).
@@ -86,11 +86,13 @@ int main(int argc, char** argv) {
   if (argc < 2) return std::fprintf(stderr, "usage: cpp_seed_client URL [--insecure | --ca FILE]\n"), 2;
   std::string url = argv[1];
   mt::url_options o;
+  std::string welcome;  // a push the server sends on connect, before this client sends anything
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--insecure") o.tls_insecure_skip_verify = true;
     else if (a == "--ca" && i + 1 < argc) o.tls_ca_file = argv[++i], o.tls_server_name = "localhost";
-    else return std::fprintf(stderr, "usage: cpp_seed_client URL [--insecure | --ca FILE]\n"), 2;
+    else if (a == "--expect-welcome" && i + 1 < argc) welcome = argv[++i];
+    else return std::fprintf(stderr, "usage: cpp_seed_client URL [--insecure | --ca FILE] [--expect-welcome TEXT]\n"), 2;
   }
   o.quic_no_alpn = url.starts_with("quic://");
   int passed = 0, failed = 0;
@@ -117,6 +119,7 @@ int main(int argc, char** argv) {
   std::string err;
   auto c = open(in, err);
   report("connect", c ? "" : err);
+  if (c && !welcome.empty()) report("welcome_before_first_send", expect(in, 0xF4, "", welcome));
   if (c) {
     report("one_way", c->send("one-way from C++") ? "send failed" : expect(in, 0, "", "one-way from C++"));
     report("request_64KiB", echo(*c, pattern(64 * 1024, 1)));

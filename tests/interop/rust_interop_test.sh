@@ -82,6 +82,19 @@ grep -q "^ok request_1MiB_plus_1 - known defect of the original" "$work/cc.tcp" 
 cpp_client ws "ws://127.0.0.1:$wp/ws"
 cpp_client quic_ca "quic://127.0.0.1:$qp" --ca "$work/seed.pem"
 cpp_client quic_insecure "quic://127.0.0.1:$qp" --insecure
+# The original's QUIC rule (its server cannot send before the client's stream exists): our
+# client opens the stream with an empty STREAM frame at once, so a push the Rust server
+# sends on connect arrives before our client has sent anything, on QUIC as on TCP.
+wt=$(free_port) wq=$(free_port)
+SEED_WELCOME=hello-first "$rbin/seed_server" --tcp 127.0.0.1:$wt --quic 127.0.0.1:$wq >"$work/out.welcome" 2>"$work/err.welcome" &
+pids+=($!)
+for _ in $(seq 300); do [ "$(grep -c '^listening' "$work/out.welcome")" -ge 2 ] && break; sleep 0.05; done
+for u in "tcp://127.0.0.1:$wt" "quic://127.0.0.1:$wq --insecure"; do
+  # shellcheck disable=SC2086
+  "$cbin" $u --expect-welcome hello-first >"$work/cc.welcome" 2>&1 || { cat "$work/cc.welcome"; fail "welcome $u"; }
+  sed -n 2p "$work/cc.welcome" | grep -qx "ok welcome_before_first_send" || { cat "$work/cc.welcome"; fail "welcome $u: not first"; }
+  ok "cpp_client.welcome_before_first_send.${u%%:*}"
+done
 echo_json() { printf '{"message_id":1,"biz_type":%s,"flags":0,"compression":0,"ext_header":"%s","payload":"%s"}' "$1" "$2" "$3"; }
 want tcp_request "$(echo_json 0 '' hello)" request "tcp://127.0.0.1:$tp" hello --json
 want tcp_biz_ext "$(echo_json 7 route:abc data)" request "tcp://127.0.0.1:$tp" data --biz-type 7 --ext route:abc --json

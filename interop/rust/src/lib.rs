@@ -12,6 +12,9 @@ pub const BIZ_ASK: u8 = 0xF2;
 /// (or `failed:` + a reason).
 pub const BIZ_ANSWERED: u8 = 0xF3;
 
+/// seed_server's push on connect (SEED_WELCOME=TEXT).
+pub const BIZ_WELCOME: u8 = 0xF4;
+
 /// Deterministic test payload of `n` bytes; `seed` makes payloads of one size differ.
 pub fn pattern(n: usize, seed: u32) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2654435761).wrapping_add(12345);

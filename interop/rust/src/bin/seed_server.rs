@@ -10,6 +10,7 @@
 //! Environment: SEED_CERT_OUT=FILE makes the QUIC listener use a self-signed certificate for
 //! "localhost" generated here (as the crate does) and writes its PEM to FILE, so that a client
 //! can trust it with a CA file; without it the crate generates its own, which nobody can see.
+//! SEED_WELCOME=TEXT: push a one-way 0xF4 TEXT to every new connection at once.
 use msgtrans::event::ServerEvent;
 use msgtrans::packet::Packet;
 use msgtrans::transport::{TransportServer, TransportServerBuilder};
@@ -104,6 +105,15 @@ async fn handle_events(server: TransportServer) {
             }
             Err(_) => return,
         };
+        if let ServerEvent::ConnectionEstablished { session_id, .. } = &ev {
+            if let Ok(text) = std::env::var("SEED_WELCOME") {
+                let (s, id) = (server.clone(), *session_id);
+                tokio::spawn(async move {
+                    let _ = s.send_to_session(id, one_way(BIZ_WELCOME, &[], text.into_bytes(), 0)).await;
+                });
+            }
+            continue;
+        }
         let ServerEvent::MessageReceived { session_id, context } = ev else { continue };
         let s = server.clone();
         let ext = context.ext_header.clone().unwrap_or_default();
