@@ -115,6 +115,8 @@ ok "cpp_client.quic_verify: the original's self-signed certificate is refused wi
 # --no-alpn is quic:// only.
 if "$bin" request "ws://127.0.0.1:$wp/ws" hello --no-alpn 2>"$work/alpnws.err"; then fail "--no-alpn on ws accepted"; fi
 grep -q "quic:// only" "$work/alpnws.err" || fail "--no-alpn ws: $(cat "$work/alpnws.err")"
+if "$bin" request "tcp://127.0.0.1:$tp" hello --no-alpn 2>"$work/alpntcp.err"; then fail "--no-alpn on tcp accepted"; fi
+grep -q "quic:// only" "$work/alpntcp.err" || fail "--no-alpn tcp: $(cat "$work/alpntcp.err")"
 ok "cpp_client.no_alpn_quic_only"
 # bench: every request answered, on the three transports.
 for u in "tcp://127.0.0.1:$tp" "ws://127.0.0.1:$wp/ws" "quic://127.0.0.1:$qp --insecure --no-alpn"; do
