@@ -6,6 +6,8 @@
 #   4. each libFuzzer target for a bounded time;
 #   5. install, and build a consumer project against the installed copy;
 #   6. the README's other quick-start command (scripts/demo.sh), as written.
+# After the release tests it runs the interop tests against the original Rust crate
+# (scripts/rust-interop.sh: cargo, pinned Cargo.lock, target folder in ~/.cache).
 # After the release tests it also builds the Doxygen API reference (warnings as errors).
 # Set MSGTRANS_FUZZ_SECONDS to change the fuzzing time per target (default 60).
 set -euo pipefail
@@ -23,6 +25,9 @@ cmake --preset release >/dev/null
 cmake --build --preset release
 step "release tests"
 ctest --preset release
+
+step "interop with the original Rust msgtrans 1.0.10 (scripts/rust-interop.sh)"
+scripts/rust-interop.sh
 
 step "API reference (Doxygen, warnings are errors)"
 cmake --build --preset release --target docs

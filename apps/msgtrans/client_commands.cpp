@@ -101,6 +101,7 @@ void add_common(CLI::App* cmd, client_options& o) {
   cmd->add_option("--ca", o.tls.tls_ca_file, "trust this CA file (tls, wss, quic)");
   cmd->add_option("--server-name", o.tls.tls_server_name, "TLS server name, if not the URL's host");
   cmd->add_flag("--insecure", o.tls.tls_insecure_skip_verify, "skip certificate verification (development only)");
+  cmd->add_flag("--no-alpn", o.tls.quic_no_alpn, "quic: offer no ALPN (needed by the Rust original's server, docs/interop.md)");
   cmd->add_option("--client-cert", o.tls.tls_cert_file, "mutual TLS (tls://, wss://, quic://): PEM client certificate chain");
   cmd->add_option("--client-key", o.tls.tls_key_file, "mutual TLS: PEM private key of --client-cert");
   cmd->add_option("--token", o.token, "credentials for a server that authenticates (a JWT, say)");

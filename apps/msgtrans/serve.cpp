@@ -200,6 +200,19 @@ void add_event_log(server_builder& b) {
   b.on_closed(log_closed);
 }
 
+// --mode interop: a one-way with biz_type 0xF0 and payload P gets a one-way 0xF1
+// "push:P", then a request 0xF2 "ask:P"; its answer A comes back as a one-way 0xF3
+// "answered:A" (or "failed:REASON"). interop/README.md is the contract.
+constexpr std::uint8_t interop_trigger = 0xF0;
+void interop_push_and_ask(server& s, session_id to, std::string_view arg) {
+  (void)s.send(to, "push:" + std::string(arg), send_options{0xF1});
+  std::string ask = "ask:" + std::string(arg);
+  s.request(to, as_bytes(ask), std::chrono::seconds(10), [&s, to](std::error_code ec, packet reply) {
+    std::string report = ec ? "failed:" + ec.message() : "answered:" + std::string(as_string(reply.payload));
+    (void)s.send(to, report, send_options{0xF3});
+  }, send_options{0xF2});
+}
+
 // The --mode handlers. `*self` is the server once it is built (before any message).
 // False (logged) for an unknown mode.
 bool add_service(server_builder& b, const std::string& mode, server* const* self) {
@@ -213,6 +226,16 @@ bool add_service(server_builder& b, const std::string& mode, server* const* self
     b.on_request([](request& r) {
       (void)r.respond(r.payload, send_options{r.biz_type(), r.ext_header, r.header.flags, r.header.compression});
     });
+  } else if (mode == "interop") {
+    // echo, and the trigger of interop/README.md (what the Rust seed_server does too).
+    b.on_message([self](const message& m) {
+      if (m.biz_type() == interop_trigger) return interop_push_and_ask(**self, m.session, m.text());
+      (void)(*self)->send(m.session, m.payload,
+                          send_options{m.biz_type(), m.ext_header, m.header.flags, m.header.compression});
+    });
+    b.on_request([](request& r) {
+      (void)r.respond(r.payload, send_options{r.biz_type(), r.ext_header, r.header.flags, r.header.compression});
+    });
   } else if (mode == "discard") {
     b.on_message([](const message&) {});
     b.on_request([](request& r) { (void)r.respond(bytes_view{}); });
@@ -220,7 +243,7 @@ bool add_service(server_builder& b, const std::string& mode, server* const* self
     b.on_message([self](const message& m) { chat_message(**self, m); });
     b.on_request([](request& r) { (void)r.respond(std::string_view("chat: send one-way messages")); });
   } else {
-    slog(log_level::error, "unknown --mode '%s' (echo, discard or chat)", mode.c_str());
+    slog(log_level::error, "unknown --mode '%s' (echo, discard, chat or interop)", mode.c_str());
     return false;
   }
   return true;
@@ -382,7 +405,7 @@ void add_serve(CLI::App& app, int& exit_status) {
       ->check(seconds_flag)
       ->capture_default_str();
   cmd->add_option("--ws-origin", o->ws_origins, "accept WebSocket handshakes from this Origin only (repeatable)");
-  cmd->add_option("--mode", o->mode, "echo: send everything back; discard: swallow messages, answer requests empty; chat: rooms (\"/join ROOM\", then text goes to the room)")
+  cmd->add_option("--mode", o->mode, "echo: send everything back; discard: swallow messages, answer requests empty; chat: rooms (\"/join ROOM\", then text goes to the room); interop: echo, and a one-way with biz_type 0xF0 makes the server push and ask (interop/README.md)")
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "event loops (0 = one per hardware thread); per worker with --workers")
       ->capture_default_str();

@@ -23,6 +23,9 @@ struct url_options {
   /// ignored).
   std::string tls_cert_file;
   std::string tls_key_file;
+  /// quic:// only: offer no ALPN instead of "msgtrans" (the Rust original's QUIC server
+  /// configures none and refuses a client that offers one: docs/interop.md).
+  bool quic_no_alpn = false;
 };
 
 /// A connector for `url`, or null with `error` saying what is wrong.

@@ -34,6 +34,10 @@ std::unique_ptr<connector> tcp_from_url(std::string_view rest, const url_options
     error = "a client certificate (tls_cert_file / tls_key_file) needs tls://, not tcp://";
     return nullptr;
   }
+  if (o.quic_no_alpn) {
+    error = "quic_no_alpn (--no-alpn) is for quic:// only, not tcp://";
+    return nullptr;
+  }
   tcp_client_config c;
   c.address = std::string(rest);
   return made(c, error);
@@ -43,6 +47,10 @@ std::unique_ptr<connector> tcp_from_url(std::string_view rest, const url_options
 std::unique_ptr<connector> tls_from_url(std::string_view rest, const url_options& o, std::string& error) {
   if (rest.empty() || rest.find('/') != std::string_view::npos) {
     error = "tls URL must be tls://host:port";
+    return nullptr;
+  }
+  if (o.quic_no_alpn) {
+    error = "quic_no_alpn (--no-alpn) is for quic:// only, not tls://";
     return nullptr;
   }
   tcp_client_config c;
@@ -68,12 +76,17 @@ std::unique_ptr<connector> quic_from_url(std::string_view rest, const url_option
   c.tls_insecure_skip_verify = o.tls_insecure_skip_verify;
   c.tls_cert_file = o.tls_cert_file;
   c.tls_key_file = o.tls_key_file;
+  if (o.quic_no_alpn) c.alpn.clear();
   return made(c, error);
 }
 
 // ws://host[:port][/path] and wss://...; the TLS settings come from url_options.
 factory ws_from_url(std::string scheme) {
   return [scheme](std::string_view rest, const url_options& o, std::string& error) -> std::unique_ptr<connector> {
+    if (o.quic_no_alpn) {
+      error = "quic_no_alpn (--no-alpn) is for quic:// only, not " + scheme + "://";
+      return nullptr;
+    }
     ws_client_config c;
     c.url = scheme + "://" + std::string(rest);
     c.tls_ca_file = o.tls_ca_file;
