@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${MSGTRANS_CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/msgtrans/cargo-target}"
+# rustup installs into ~/.cargo/bin, which a non-login shell may not have on PATH.
+command -v cargo >/dev/null || [ ! -x "$HOME/.cargo/bin/cargo" ] || export PATH="$HOME/.cargo/bin:$PATH"
 command -v cargo >/dev/null || { echo "rust-interop: cargo not found (rustup / Debian cargo >= 1.80 needed)"; exit 1; }
 t0=$(date +%s)
 cargo build --release --locked --manifest-path interop/rust/Cargo.toml
