@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -101,6 +102,8 @@ struct conn {
 
 std::unordered_map<std::string, conn*> by_cid;
 std::vector<std::unique_ptr<conn>> conns;
+
+volatile sig_atomic_t stop = 0;  // SIGINT / SIGTERM: leave the loop (profilers write their data)
 
 std::string key(const std::uint8_t* p, std::size_t n) { return {reinterpret_cast<const char*>(p), n}; }
 
@@ -334,7 +337,9 @@ int main(int argc, char** argv) {
   iovec riov[batch];
   sockaddr_storage from[batch];
   std::vector<conn*> dirty;
-  for (;;) {
+  signal(SIGINT, [](int) { stop = 1; });
+  signal(SIGTERM, [](int) { stop = 1; });
+  while (!stop) {
     // Wait for a datagram or the earliest connection timer.
     ngtcp2_tstamp expiry = UINT64_MAX;
     for (auto& k : conns) expiry = std::min(expiry, ngtcp2_conn_get_expiry(k->c));
@@ -415,4 +420,6 @@ int main(int argc, char** argv) {
       it = conns.erase(it);
     }
   }
+  conns.clear();
+  gnutls_certificate_free_credentials(cred);
 }
