@@ -2,6 +2,8 @@
 #include "runtime/host_counters.hpp"
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <cmath>
 #include <cstdio>
 #include <fcntl.h>
@@ -15,8 +17,9 @@ void atomic_histogram::record(std::chrono::nanoseconds d) noexcept {
   // from the exponent, the quarter from the mantissa m in [1, 2) against 2^(1/4), 2^(1/2),
   // 2^(3/4).
   const double us = std::max(1.0, static_cast<double>(d.count()) / 1000.0);
-  const int e = std::ilogb(us);
-  const double m = std::scalbn(us, -e);
+  const auto bits = std::bit_cast<std::uint64_t>(us);  // us >= 1: a normal double
+  const auto e = static_cast<int>(bits >> 52) - 1023;
+  const double m = std::bit_cast<double>((bits & ((std::uint64_t{1} << 52) - 1)) | (std::uint64_t{1023} << 52));
   const std::size_t q = (m >= 1.189207115002721) + (m >= 1.4142135623730951) + (m >= 1.6817928305074290);
   std::size_t i = 4 * static_cast<std::size_t>(e) + q;
   if (i >= counts.size()) i = counts.size() - 1;
