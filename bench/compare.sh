@@ -2,7 +2,8 @@
 # One run, side by side, on this machine: msgtrans against the baselines of issue 6.
 #   - msgtrans TCP against the raw epoll byte echo (bench/raw_echo.cpp);
 #   - msgtrans WebSocket against Node ws (tests/ws/node_echo_server.mjs);
-#   - msgtrans QUIC against msgtrans TCP;
+#   - msgtrans QUIC against msgtrans TCP, and against its limit (bench/quic_raw_echo.cpp: an echo
+#     server on ngtcp2 + GnuTLS directly), interleaved run by run on the same client;
 #   - msgtrans tls:// (TLS over TCP) against msgtrans TCP, same server process;
 #   - fixed-rate open loop at half the measured closed-loop rate (TCP, WebSocket);
 #   - room fan-out, 1 node against 2 nodes on NATS (bench/room_fanout.sh; -F skips it);
@@ -38,8 +39,8 @@ while getopts "d:w:t:FJH" opt; do
 done
 
 bin="$root/build/bin"
-for b in msgtrans raw_echo; do
-  [ -x "$bin/$b" ] || { echo "compare: $bin/$b missing: cmake --preset release && cmake --build build -j2 --target msgtrans_cli raw_echo" >&2; exit 1; }
+for b in msgtrans raw_echo quic_raw_echo; do
+  [ -x "$bin/$b" ] || { echo "compare: $bin/$b missing: cmake --preset release && cmake --build build -j2 --target msgtrans_cli raw_echo quic_raw_echo" >&2; exit 1; }
 done
 [ -d "$root/tests/ws/node_modules/ws" ] || { echo "compare: tests/ws/node_modules missing: bash scripts/setup.sh" >&2; exit 1; }
 command -v gnuplot >/dev/null || { echo "compare: gnuplot missing: bash scripts/setup.sh" >&2; exit 1; }
@@ -108,6 +109,8 @@ run bulk_1x4x1M raw "$u" --raw -c 1 -k 4 -s $mib
 stop_last
 
 "$bin/msgtrans" cert --out-cert "$work/cert.pem" --out-key "$work/key.pem" --name localhost 2>/dev/null
+start_server qraw "$bin/quic_raw_echo" 127.0.0.1 0 "$work/cert.pem" "$work/key.pem"
+qraw="quic://$(addr qraw quic)"
 start_server mt "$bin/msgtrans" serve --tcp 127.0.0.1:0 --ws 127.0.0.1:0/ --quic 127.0.0.1:0 \
   --tls 127.0.0.1:0 --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" --threads "$threads"
 tcp="tcp://$(addr mt tcp)"
@@ -123,16 +126,22 @@ run tcp_10x64x64 msgtrans_tls "$tls" --ca "$work/cert.pem" -c 10 -k 64 -s 64
 run ws_100x1x512 msgtrans_ws "$ws" -c 100 -k 1 -s 512
 run ws_10x64x64 msgtrans_ws "$ws" -c 10 -k 64 -s 64
 run quic_1x32x64 msgtrans_tcp "$tcp" -c 1 -k 32 -s 64
+# QUIC: each run on the raw QUIC echo (the limit) directly before the same run on msgtrans.
+run quic_1x32x64 quic_raw "$qraw" --insecure -c 1 -k 32 -s 64
 run quic_1x32x64 msgtrans_quic "$quic" --insecure -c 1 -k 32 -s 64
+run tcp_1x1x64 quic_raw "$qraw" --insecure -c 1 -k 1 -s 64
 run tcp_1x1x64 msgtrans_quic "$quic" --insecure -c 1 -k 1 -s 64
+run tcp_100x1x64 quic_raw "$qraw" --insecure -c 100 -k 1 -s 64
 run tcp_100x1x64 msgtrans_quic "$quic" --insecure -c 100 -k 1 -s 64
 run bulk_1x4x1M msgtrans_tcp "$tcp" -c 1 -k 4 -s $mib
+run bulk_1x4x1M quic_raw "$qraw" --insecure -c 1 -k 4 -s $mib
 run bulk_1x4x1M msgtrans_quic "$quic" --insecure -c 1 -k 4 -s $mib
 # Open loop at half the closed-loop rate of the same shape (100 connections, 64 B / 512 B).
 half_tcp=$(( $(rate_of tcp_100x1x64 msgtrans_tcp) / 2 ))
 half_ws=$(( $(rate_of ws_100x1x512 msgtrans_ws) / 2 ))
 run rate_tcp_half msgtrans_tcp "$tcp" -m rate -c 100 -s 64 -r "$half_tcp"
 run rate_ws_half msgtrans_ws "$ws" -m rate -c 100 -s 512 -r "$half_ws"
+stop_last
 stop_last
 
 # --- Node ws ----------------------------------------------------------------------------

@@ -87,6 +87,24 @@ goal_row("QUIC 1 x 1 x 64 B lock-step, p50", f"{m:.1f} us" if m else "n/a", f"ms
 q, t = get("tcp_100x1x64", "msgtrans_quic"), get("tcp_100x1x64", "msgtrans_tcp")
 goals.append(("QUIC 100 x 1 x 64 B", fmt_rate(q) + " msg/s", "msgtrans TCP " + fmt_rate(t),
               f"{ratio(q, t):.2f}x TCP" if q and t else "n/a", "(figure asked for, no goal)", "-"))
+# Against the QUIC limit (bench/quic_raw_echo.cpp), each run right after the raw one.
+q, b = get("quic_1x32x64", "msgtrans_quic"), get("quic_1x32x64", "quic_raw")
+r = ratio(q, b)
+t = ratio(get("quic_1x32x64", "msgtrans_quic", "p999"), get("quic_1x32x64", "quic_raw", "p999"))
+goal_row("QUIC 1 x 32 x 64 B vs raw QUIC echo", fmt_rate(q) + " msg/s", "raw QUIC echo " + fmt_rate(b),
+         f"{r:.2f}x, p99.9 {t:.2f}x" if r and t else "n/a", ">= 0.9x, p99.9 <= 2x", bool(r and r >= 0.9 and t and t <= 2))
+m, b = get("tcp_1x1x64", "msgtrans_quic", "p50"), get("tcp_1x1x64", "quic_raw", "p50")
+r = ratio(m, b)
+goal_row("QUIC lock-step p50 vs raw QUIC echo", f"{m:.1f} us" if m else "n/a", f"raw QUIC echo {b:.1f} us" if b else "n/a",
+         f"{r:.2f}x" if r else "n/a", "p50 <= 1.1x", bool(r and r <= 1.1))
+q, b = get("tcp_100x1x64", "msgtrans_quic"), get("tcp_100x1x64", "quic_raw")
+r = ratio(q, b)
+goal_row("QUIC 100 x 1 x 64 B vs raw QUIC echo", fmt_rate(q) + " msg/s", "raw QUIC echo " + fmt_rate(b),
+         f"{r:.2f}x" if r else "n/a", ">= 0.8x", bool(r and r >= 0.8))
+g, gr = gbit("bulk_1x4x1M", "msgtrans_quic"), gbit("bulk_1x4x1M", "quic_raw")
+goal_row("QUIC bulk vs raw QUIC echo", f"{g:.2f} Gbit/s" if g is not None else "n/a",
+         f"raw QUIC echo {gr:.2f} Gbit/s" if gr is not None else "n/a", f"{ratio(g, gr):.2f}x" if g and gr else "n/a",
+         ">= 6 Gbit/s", bool(g and g >= 6))
 for wid, shape, goal in (("tcp_100x1x64", "100 x 1 x 64 B", 0.7), ("tcp_10x64x64", "10 x 64 x 64 B", 0.5)):
     tl, t = get(wid, "msgtrans_tls"), get(wid, "msgtrans_tcp")
     r = ratio(tl, t)
@@ -107,6 +125,7 @@ labels = {
     "msgtrans_tcp": f"msgtrans serve TCP ({threads} thread)",
     "msgtrans_ws": f"msgtrans serve WS ({threads} thread)",
     "msgtrans_quic": f"msgtrans serve QUIC ({threads} thread)",
+    "quic_raw": "raw QUIC echo on ngtcp2 (1 thread)",
     "msgtrans_tls": f"msgtrans serve tls:// ({threads} thread)",
     "node_ws": "Node ws",
 }
@@ -168,7 +187,7 @@ open(md_path, "w").write(md)
 
 # --- plots ------------------------------------------------------------------------------
 short = {"raw": "raw echo", "msgtrans_tcp": "msgtrans TCP", "msgtrans_ws": "msgtrans WS",
-         "msgtrans_quic": "msgtrans QUIC", "msgtrans_tls": "msgtrans tls", "node_ws": "Node ws"}
+         "msgtrans_quic": "msgtrans QUIC", "quic_raw": "raw QUIC", "msgtrans_tls": "msgtrans tls", "node_ws": "Node ws"}
 with open(os.path.join(work, "throughput.dat"), "w") as f:
     for key in order:
         if key[0].startswith(("rate_", "bulk_")):

@@ -87,6 +87,7 @@ class endpoint final : public conn_host, public std::enable_shared_from_this<end
   std::uint64_t retries_sent() const noexcept { return retries_sent_; }
 
   // conn_host
+  void send_close(const ngtcp2_addr& remote, const std::uint8_t* buf, std::size_t len) override;
   void send_packets(const ngtcp2_addr& remote, const std::uint8_t* buf, const std::size_t* lens,
                     std::size_t n) override;
   void add_cid(quic_conn& c, const ngtcp2_cid& cid) override;

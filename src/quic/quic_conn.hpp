@@ -42,6 +42,11 @@ class conn_host {
  public:
   virtual void send_packets(const ngtcp2_addr& remote, const std::uint8_t* buf, const std::size_t* lens,
                             std::size_t n) = 0;
+  /// A CONNECTION_CLOSE: leaves now (after anything sent before it), never deferred to a
+  /// later loop turn that a stopping loop may not run.
+  virtual void send_close(const ngtcp2_addr& remote, const std::uint8_t* buf, std::size_t len) {
+    send_packets(remote, buf, &len, 1);
+  }
   /// True while the socket's send buffer is full (what is sent now waits in a queue):
   /// connections stop producing packets until `wait_writable` calls them back.
   virtual bool send_blocked() const { return false; }

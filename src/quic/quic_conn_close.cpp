@@ -144,7 +144,7 @@ void quic_conn::send_connection_close(const ngtcp2_connection_close_error& ccerr
   }
   close_pkt_.resize(static_cast<std::size_t>(n));
   std::size_t len = close_pkt_.size();
-  host_->send_packets(ps.path.remote, close_pkt_.data(), &len, 1);
+  host_->send_close(ps.path.remote, close_pkt_.data(), len);
   phase_ = phase::closing;
   close_resend_budget_ = close_resends;
   timer_armed_ = false;

@@ -170,10 +170,7 @@ void quic_conn::acked_up_to(std::uint64_t offset) {
 void quic_conn::write(std::span<const bytes_view> packets) {
   if (phase_ > phase::established) return;  // closing: the runtime fails its sends itself
   for (const bytes_view& p : packets) {
-    const auto len = static_cast<std::uint32_t>(p.size());
-    const std::byte prefix[4] = {std::byte(len >> 24), std::byte(len >> 16), std::byte(len >> 8), std::byte(len)};
-    sendq_.append({prefix, 4});
-    sendq_.append(p);
+    sendq_.append_framed(p);
     if (report_acks_) ack_marks_.push_back(sendq_.end());
   }
   // The runtime already gathers a loop turn's sends into one write(), so the packets go

@@ -36,6 +36,23 @@ class send_buffer {
     }
   }
 
+  /// Appends one msgtrans frame: the u32 big-endian length of `b`, then `b`. One call per
+  /// message, so the common case (both fit in the last chunk) is two inline copies.
+  void append_framed(bytes_view b) {
+    const auto len = static_cast<std::uint32_t>(b.size());
+    const std::byte prefix[4] = {std::byte(len >> 24), std::byte(len >> 16), std::byte(len >> 8), std::byte(len)};
+    if (!chunks_.empty() && chunk_size - chunks_.back().used >= 4 + b.size()) {
+      chunk& c = chunks_.back();
+      std::memcpy(c.data.get() + c.used, prefix, 4);
+      if (!b.empty()) std::memcpy(c.data.get() + c.used + 4, b.data(), b.size());
+      c.used += 4 + b.size();
+      end_ += 4 + b.size();
+      return;
+    }
+    append({prefix, 4});
+    append(b);
+  }
+
   /// Up to `max` views of the bytes not yet handed to ngtcp2.
   std::size_t unsent(ngtcp2_vec* v, std::size_t max) const {
     std::size_t cnt = 0;

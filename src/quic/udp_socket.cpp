@@ -3,6 +3,7 @@
 #include "net/close_on_exec.hpp"
 #include "quic/udp_socket.hpp"
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/socket_base.hpp>
 
 #include <linux/filter.h>
@@ -176,6 +177,7 @@ udp::endpoint udp_socket::local_endpoint() const {
 }
 
 void udp_socket::close() {
+  flush_staged();  // a CONNECTION_CLOSE may be among them
   boost::system::error_code ignored;
   sock_.close(ignored);
 }
@@ -238,7 +240,33 @@ std::size_t udp_socket::try_send(const sockaddr* to, socklen_t tolen, const std:
 }
 
 bool udp_socket::send(const sockaddr* to, socklen_t tolen, const std::uint8_t* buf, const std::size_t* lens,
-                      std::size_t n) {
+                      std::size_t n, bool coalesce) {
+  auto keep = coalesce && coalesce_ && pending_.empty() && sock_.is_open() ? owner_.lock() : nullptr;
+  if (keep) {
+    std::size_t bytes = 0;
+    for (std::size_t k = 0; k < n; ++k) bytes += lens[k];
+    if (bytes <= coalesce_bytes && staged_.size() + n <= max_staged) {
+      for (std::size_t k = 0; k < n; ++k) {
+        staged_datagram d;
+        std::memcpy(&d.to, to, tolen);
+        d.tolen = tolen;
+        d.offset = staged_bytes_.size();
+        d.len = lens[k];
+        staged_bytes_.insert(staged_bytes_.end(), buf, buf + lens[k]);
+        buf += lens[k];
+        staged_.push_back(d);
+      }
+      if (!flush_posted_) {
+        flush_posted_ = true;
+        asio::post(sock_.get_executor(), [this, keep = std::move(keep)] {
+          flush_posted_ = false;
+          flush_staged();
+        });
+      }
+      return true;
+    }
+  }
+  flush_staged();  // what was staged goes first
   if (!pending_.empty()) {  // keep the order: behind what waits already
     keep_pending(to, tolen, buf, lens, n);
     return false;
@@ -251,6 +279,48 @@ bool udp_socket::send(const sockaddr* to, socklen_t tolen, const std::uint8_t* b
   ++send_blocks_;
   wait_writable();
   return false;
+}
+
+void udp_socket::flush_staged() {
+  if (staged_.empty()) return;
+  if (!sock_.is_open()) {
+    staged_.clear();
+    staged_bytes_.clear();
+    return;
+  }
+  std::array<mmsghdr, max_staged> msgs;
+  std::array<iovec, max_staged> iov;
+  for (std::size_t i = 0; i < staged_.size(); ++i) {
+    iov[i] = {staged_bytes_.data() + staged_[i].offset, staged_[i].len};
+    msgs[i] = {};
+    msgs[i].msg_hdr.msg_name = &staged_[i].to;
+    msgs[i].msg_hdr.msg_namelen = staged_[i].tolen;
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  std::size_t sent = 0;
+  while (sent < staged_.size()) {
+    ++send_calls_;
+    int rv = sendmmsg_impl(sock_.native_handle(), msgs.data() + sent, static_cast<unsigned>(staged_.size() - sent), 0);
+    if (rv >= 0) {
+      sent += static_cast<std::size_t>(rv);
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+      // Full: the rest waits, in order, like any refused send.
+      for (std::size_t i = sent; i < staged_.size(); ++i)
+        keep_pending(reinterpret_cast<const sockaddr*>(&staged_[i].to), staged_[i].tolen,
+                     staged_bytes_.data() + staged_[i].offset, &staged_[i].len, 1);
+      ++send_blocks_;
+      wait_writable();
+      break;
+    }
+    ++send_drops_;  // a per-destination error: drop that datagram; QUIC resends if it matters
+    ++sent;
+  }
+  staged_.clear();
+  staged_bytes_.clear();
 }
 
 void udp_socket::keep_pending(const sockaddr* to, socklen_t tolen, const std::uint8_t* buf, const std::size_t* lens,

@@ -45,8 +45,15 @@ class udp_socket {
   /// (`blocked()`): callers should stop producing packets until `on_writable`. A datagram
   /// the kernel refuses for good (an error for that destination) is dropped and counted.
   bool send(const sockaddr* to, socklen_t tolen, const std::uint8_t* buf, const std::size_t* lens,
-            std::size_t n);
+            std::size_t n, bool coalesce = false);
   bool blocked() const noexcept { return !pending_.empty(); }
+  /// Server sockets: small sends marked `coalesce` (up to `coalesce_bytes` per call) are copied and leave
+  /// together, in one sendmmsg per loop turn (a posted handler, after the turn's other
+  /// handlers), instead of one system call per connection. Order is kept: a send that is
+  /// not coalesced, and close(), send what is staged first.
+  void set_coalesce(bool on) noexcept { coalesce_ = on; }
+  static constexpr std::size_t coalesce_bytes = 16 * 1024;
+  static constexpr std::size_t max_staged = 64;  // datagrams per coalesced sendmmsg
   void set_on_writable(std::function<void()> f) { on_writable_ = std::move(f); }
 
   /// Test hook: replaces ::sendmmsg for every socket (nullptr restores it).
@@ -73,6 +80,7 @@ class udp_socket {
   void keep_pending(const sockaddr* to, socklen_t tolen, const std::uint8_t* buf, const std::size_t* lens,
                     std::size_t n);
   void wait_writable();
+  void flush_staged();
   void on_writable_ready();
 
   struct pending_run {  // datagrams to one address, back to back
@@ -88,6 +96,15 @@ class udp_socket {
   std::function<void()> on_writable_;
   std::weak_ptr<void> owner_;  // what start_receive was given: kept alive by a pending wait
   std::deque<pending_run> pending_;
+  struct staged_datagram {
+    sockaddr_storage to;
+    socklen_t tolen;
+    std::size_t offset, len;  // in staged_bytes_
+  };
+  std::vector<staged_datagram> staged_;
+  std::vector<std::uint8_t> staged_bytes_;
+  bool coalesce_ = false;
+  bool flush_posted_ = false;
   std::size_t pending_bytes_ = 0;
   bool waiting_writable_ = false;
   bool gso_ = false;  // UDP_SEGMENT sends

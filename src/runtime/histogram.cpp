@@ -2,6 +2,8 @@
 #include "runtime/host_counters.hpp"
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <cmath>
 #include <cstdio>
 #include <fcntl.h>
@@ -10,9 +12,16 @@
 namespace msgtrans::detail {
 
 void atomic_histogram::record(std::chrono::nanoseconds d) noexcept {
-  // Log-linear: 4 buckets per power of two of microseconds.
+  // Log-linear: 4 buckets per power of two of microseconds, i = floor(4 log2(us)). This
+  // runs per message, so without log2 (2% of a QUIC echo's instructions): the power of two
+  // from the exponent, the quarter from the mantissa m in [1, 2) against 2^(1/4), 2^(1/2),
+  // 2^(3/4).
   const double us = std::max(1.0, static_cast<double>(d.count()) / 1000.0);
-  std::size_t i = static_cast<std::size_t>(std::floor(std::log2(us) * 4.0));
+  const auto bits = std::bit_cast<std::uint64_t>(us);  // us >= 1: a normal double
+  const auto e = static_cast<int>(bits >> 52) - 1023;
+  const double m = std::bit_cast<double>((bits & ((std::uint64_t{1} << 52) - 1)) | (std::uint64_t{1023} << 52));
+  const std::size_t q = (m >= 1.189207115002721) + (m >= 1.4142135623730951) + (m >= 1.6817928305074290);
+  std::size_t i = 4 * static_cast<std::size_t>(e) + q;
   if (i >= counts.size()) i = counts.size() - 1;
   counts[i].fetch_add(1, std::memory_order_relaxed);
   sum_ns.fetch_add(static_cast<std::uint64_t>(std::max<std::int64_t>(0, d.count())), std::memory_order_relaxed);

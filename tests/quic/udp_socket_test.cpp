@@ -119,5 +119,48 @@ TEST(udp_socket, full_buffer_keeps_datagrams_until_writable) {
   s.close();
 }
 
+// A server socket's small sends of one loop turn, to several peers, leave in one sendmmsg
+// (from a posted handler); a send that is not coalesced, and close(), send them first.
+TEST(udp_socket, coalesced_sends_leave_together_and_in_order) {
+  boost::asio::io_context ioc;
+  udp_socket s(ioc);
+  ASSERT_FALSE(s.open(boost::asio::ip::udp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0), 1 << 20, false));
+  auto owner = std::make_shared<int>(0);
+  s.start_receive([](const sockaddr*, socklen_t, std::uint8_t*, std::size_t) {}, nullptr, owner);
+  s.set_coalesce(true);
+  gro_receiver a, b;
+  auto to = [](gro_receiver& r) { return reinterpret_cast<const sockaddr*>(&r.addr); };
+  auto send = [&](gro_receiver& r, std::uint8_t tag, bool coalesce) {
+    std::vector<std::uint8_t> d(100, tag);
+    const std::size_t len = d.size();
+    return s.send(to(r), sizeof r.addr, d.data(), &len, 1, coalesce);
+  };
+  auto next_tag = [](gro_receiver& r) {
+    std::vector<char> d(2048);
+    const auto n = ::recv(r.fd, d.data(), d.size(), 0);
+    return n == 100 ? static_cast<int>(static_cast<std::uint8_t>(d[0])) : -1;
+  };
+  EXPECT_TRUE(send(a, 1, true));
+  EXPECT_TRUE(send(b, 2, true));
+  EXPECT_TRUE(send(a, 3, true));
+  EXPECT_EQ(s.send_calls(), 0u);  // staged until the loop runs the posted flush
+  ioc.poll();
+  EXPECT_EQ(s.send_calls(), 1u);  // three datagrams, two peers, one system call
+  EXPECT_EQ(next_tag(a), 1);
+  EXPECT_EQ(next_tag(a), 3);
+  EXPECT_EQ(next_tag(b), 2);
+  // Not coalesced (a large or urgent send): what is staged goes first.
+  EXPECT_TRUE(send(a, 4, true));
+  EXPECT_TRUE(send(a, 5, false));
+  EXPECT_EQ(next_tag(a), 4);
+  EXPECT_EQ(next_tag(a), 5);
+  // Closing sends what is staged (a CONNECTION_CLOSE may be among it).
+  EXPECT_TRUE(send(b, 6, true));
+  s.close();
+  EXPECT_EQ(next_tag(b), 6);
+  ioc.poll();  // the posted flush finds nothing left
+  EXPECT_EQ(s.send_drops(), 0u);
+}
+
 }  // namespace
 }  // namespace msgtrans::quic_detail
