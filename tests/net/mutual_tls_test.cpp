@@ -35,31 +35,22 @@ class mutual_tls : public ::testing::TestWithParam<std::string> {
   // A listener of the parameter's protocol with the server certificate, asking for
   // client certificates from ca.pem.
   static void listen(server_builder& b, const std::string& proto, bool require, const char* cert = "server.pem") {
+    auto set = [&](auto c) {  // the fields every TLS listener names alike
+      c.bind_address = "127.0.0.1:0";
+      c.tls_cert_file = file(cert);
+      c.tls_key_file = file("server.key");
+      c.tls_client_ca_file = file("ca.pem");
+      c.require_client_cert = require;
+      return c;
+    };
     if (proto == "tls") {
-      tcp_server_config c;
-      c.bind_address = "127.0.0.1:0";
-      c.tls_cert_file = file(cert);
-      c.tls_key_file = file("server.key");
-      c.tls_client_ca_file = file("ca.pem");
-      c.require_client_cert = require;
-      b.listen(c);
+      b.listen(set(tcp_server_config{}));
     } else if (proto == "wss") {
-      ws_server_config c;
-      c.bind_address = "127.0.0.1:0";
-      c.path = "/ws";
-      c.tls_cert_file = file(cert);
-      c.tls_key_file = file("server.key");
-      c.tls_client_ca_file = file("ca.pem");
-      c.require_client_cert = require;
-      b.listen(c);
+      ws_server_config w;
+      w.path = "/ws";
+      b.listen(set(w));
     } else {
-      quic_server_config c;
-      c.bind_address = "127.0.0.1:0";
-      c.tls_cert_file = file(cert);
-      c.tls_key_file = file("server.key");
-      c.tls_client_ca_file = file("ca.pem");
-      c.require_client_cert = require;
-      b.listen(c);
+      b.listen(set(quic_server_config{}));
     }
   }
 
