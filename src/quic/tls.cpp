@@ -43,6 +43,21 @@ void add_san(gnutls_x509_crt_t crt, const std::string& name) {
   }
 }
 
+// A certificate chain and its key from PEM files, both or neither (`config` names the
+// config in the error, `what` the certificate).
+std::error_code load_key_pair(gnutls_certificate_credentials_t cred, const std::string& cert_file,
+                              const std::string& key_file, const char* config, const char* what,
+                              std::string& detail) {
+  if (cert_file.empty() || key_file.empty()) {
+    detail = std::string(config) + ": tls_cert_file and tls_key_file must be given together";
+    return errc::invalid_argument;
+  }
+  if (int rv = gnutls_certificate_set_x509_key_file(cred, cert_file.c_str(), key_file.c_str(), GNUTLS_X509_FMT_PEM);
+      rv < 0)
+    return fail(detail, std::string("loading ") + what + " " + cert_file + " / key " + key_file, rv);
+  return {};
+}
+
 }  // namespace
 
 tls_credentials::~tls_credentials() {
@@ -77,19 +92,8 @@ std::error_code tls_credentials::init_server(const server_tls_files& f, const st
     gnutls_certificate_set_verify_function(cred_, verify_client);
     request_ = f.require_client_cert ? GNUTLS_CERT_REQUIRE : GNUTLS_CERT_REQUEST;
   }
-  const std::string& cert_file = f.cert_file;
-  const std::string& key_file = f.key_file;
-  if (!cert_file.empty() || !key_file.empty()) {
-    if (cert_file.empty() || key_file.empty()) {
-      detail = "quic_server_config: tls_cert_file and tls_key_file must be given together";
-      return errc::invalid_argument;
-    }
-    if (int rv = gnutls_certificate_set_x509_key_file(cred_, cert_file.c_str(), key_file.c_str(),
-                                                      GNUTLS_X509_FMT_PEM);
-        rv < 0)
-      return fail(detail, "loading certificate " + cert_file + " / key " + key_file, rv);
-    return {};
-  }
+  if (!f.cert_file.empty() || !f.key_file.empty())
+    return load_key_pair(cred_, f.cert_file, f.key_file, "quic_server_config", "certificate", detail);
 
   // Self-signed ECDSA P-256 certificate, valid from an hour ago for ten years.
   gnutls_x509_privkey_t key = nullptr;
@@ -151,14 +155,8 @@ std::error_code tls_credentials::init_client(const std::string& ca_file, const s
   if (int rv = gnutls_certificate_allocate_credentials(&cred_); rv != 0)
     return fail(detail, "allocating TLS credentials", rv);
   if (!cert_file.empty() || !key_file.empty()) {
-    if (cert_file.empty() || key_file.empty()) {
-      detail = "quic_client_config: tls_cert_file and tls_key_file must be given together";
-      return errc::invalid_argument;
-    }
-    if (int rv = gnutls_certificate_set_x509_key_file(cred_, cert_file.c_str(), key_file.c_str(),
-                                                      GNUTLS_X509_FMT_PEM);
-        rv < 0)
-      return fail(detail, "loading client certificate " + cert_file + " / key " + key_file, rv);
+    if (auto e = load_key_pair(cred_, cert_file, key_file, "quic_client_config", "client certificate", detail))
+      return e;
   }
   if (ca_file.empty()) {
     if (int rv = gnutls_certificate_set_x509_system_trust(cred_); rv < 0)
